@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""PyTorch CPU baseline timings of the hybridnas proxies on NAS-Bench-201 networks.
+
+The proxies are computed the way their official codes do it (float32, train-mode BN, torch's
+own modules and RNG), so the numbers say what the published implementations cost on this CPU:
+- naswot: forward hooks on every module whose type name contains "ReLU";
+  x = (inp > 0).float(); K += x @ x.T + (1 - x) @ (1 - x).T; slogdet.
+- ni: a clean and a noisy (x + 0.05 * N(0,1)) forward; -sum of squared logit differences.
+- naswot+ni: the same, sharing the clean forward.
+- entropy (MAE-DET): per repeat, Gaussian re-init of the weights and a Gaussian input, BN and ReLU
+  skipped, every block output divided by its std; sum of log stds + log 64, mean over repeats.
+- entropy_seed: weights N(0,1)/sqrt(k*k*Cout), Gaussian input, one forward with hooks summing
+  |inp| per hooked module (max(inp, 0) for the head ReLU); sum of log(1 + a_l).
+
+Timing only: weights and inputs come from torch's RNG, not the engine's Philox bank. Each timed
+call covers one proxy on an already built network, including the per-call weight re-init the
+official entropy codes do. Usage:
+  /usr/bin/python3 bench/torch_bench.py --threads 2 --runs 5 --json bench/results/torch_cpu.json
+"""
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+DEFAULT_ARCHS = (
+    # NB201 6111 (CIFAR-10 optimum)
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+    # NB201 0
+    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+    # NB201 3160 (the fixture's architecture)
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
+    # all 3x3 convolutions: the most expensive cell
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+)
+
+
+def parse_arch(arch):
+    ops = []
+    for part in arch.strip().strip("|").split("|+|"):
+        ops.extend(item.split("~")[0] for item in part.split("|") if item)
+    assert len(ops) == 6 and all(op in OPS for op in ops), arch
+    return ops
+
+
+# ---------------------------------------------------------------------------------------------
+# The NB201 network with stock modules. `skip` flags let the entropy pass drop BN and ReLU the
+# way MAE-DET's scorer does, without rebuilding the network.
+
+class SkippableBN(nn.BatchNorm2d):
+    skip = False
+
+    def forward(self, x):
+        return x if self.skip else super().forward(x)
+
+
+class SkippableReLU(nn.ReLU):
+    skip = False
+
+    def forward(self, x):
+        return x if self.skip else super().forward(x)
+
+
+class ReLUConvBN(nn.Module):
+    def __init__(self, cin, cout, k, stride):
+        super().__init__()
+        self.op = nn.Sequential(SkippableReLU(), nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
+                                SkippableBN(cout))
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class Zero(nn.Module):
+    def forward(self, x):
+        return x.mul(0.0)
+
+
+def make_op(op, c):
+    if op == "none":
+        return Zero()
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    return ReLUConvBN(c, c, 1 if op == "nor_conv_1x1" else 3, 1)
+
+
+class Cell(nn.Module):
+    def __init__(self, ops, c):
+        super().__init__()
+        self.layers = nn.ModuleList([make_op(op, c) for op in ops])
+
+    def forward(self, x):
+        nodes = [x]
+        for node in (1, 2, 3):
+            nodes.append(sum(self.layers[e](nodes[src]) for e, (dst, src) in enumerate(EDGES) if dst == node))
+        return nodes[3]
+
+
+class ReductionBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv_a = ReLUConvBN(cin, cout, 3, 2)
+        self.conv_b = ReLUConvBN(cout, cout, 3, 1)
+        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, bias=False))
+
+    def forward(self, x):
+        return self.conv_b(self.conv_a(x)) + self.downsample(x)
+
+
+class Network(nn.Module):
+    def __init__(self, ops, num_classes=10, C=16, N=5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, C, 3, 1, 1, bias=False), SkippableBN(C))
+        cells, chans = [], (C, 2 * C, 4 * C)
+        for stage, c in enumerate(chans):
+            if stage:
+                cells.append(ReductionBlock(chans[stage - 1], c))
+            cells.extend(Cell(ops, c) for _ in range(N))
+        self.cells = nn.ModuleList(cells)
+        self.lastact = nn.Sequential(SkippableBN(chans[-1]), SkippableReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(chans[-1], num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for cell in self.cells:
+            x = cell(x)
+        return self.classifier(self.pool(self.lastact(x)).flatten(1))
+
+    def set_skip(self, skip):
+        for m in self.modules():
+            if isinstance(m, (SkippableBN, SkippableReLU)):
+                m.skip = skip
+
+
+def relu_modules(net):
+    return [m for _, m in net.named_modules() if "ReLU" in str(type(m))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Proxies
+
+class NaswotHooks:
+    def __init__(self, net, batch):
+        self.K = np.zeros((batch, batch))
+        self.active = True
+        self.handles = [m.register_forward_hook(self.hook) for m in relu_modules(net)]
+
+    def hook(self, module, inp, out):
+        if not self.active:
+            return
+        x = (inp[0].view(inp[0].size(0), -1) > 0).float()
+        self.K = self.K + (x @ x.t()).numpy() + ((1.0 - x) @ (1.0 - x).t()).numpy()
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def naswot(net, x):
+    hooks = NaswotHooks(net, x.shape[0])
+    net(x)
+    hooks.remove()
+    return np.linalg.slogdet(hooks.K)[1]
+
+
+def ni(net, x):
+    o = net(x)
+    o2 = net(x + 0.05 * torch.randn_like(x))
+    return -float(((o.double() - o2.double()) ** 2).sum())
+
+
+def naswot_ni(net, x):
+    hooks = NaswotHooks(net, x.shape[0])
+    o = net(x)
+    hooks.active = False
+    o2 = net(x + 0.05 * torch.randn_like(x))
+    hooks.remove()
+    return np.linalg.slogdet(hooks.K)[1], -float(((o.double() - o2.double()) ** 2).sum())
+
+
+def entropy(net, batch, repeats):
+    net.set_skip(True)
+    values = []
+    for _ in range(repeats):
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(m.weight)
+        out = net.stem(torch.randn(batch, 3, 32, 32))
+        total = 0.0
+        for block in [None] + list(net.cells):
+            if block is not None:
+                out = block(out)
+            s = out.std()
+            total += math.log(float(s))
+            out = out / s
+        values.append(total + math.log(64.0))
+    net.set_skip(False)
+    return float(np.mean(values))
+
+
+def entropy_seed(net, batch):
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt(k))
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt(m.out_features))
+            nn.init.zeros_(m.bias)
+    head = net.lastact[1]
+    acts = []
+
+    def hook(module, inp, out):
+        v = inp[0].clamp(min=0) if module is head else inp[0].abs()
+        acts.append(float(v.flatten(1).sum(1).mean()))
+    handles = [m.register_forward_hook(hook) for m in relu_modules(net)]
+    net(torch.randn(batch, 3, 32, 32))
+    for h in handles:
+        h.remove()
+    return sum(math.log1p(a) for a in acts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS))
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--entropy-batch", type=int, default=32)
+    ap.add_argument("--entropy-repeats", type=int, default=4)
+    ap.add_argument("--num-classes", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--proxies", nargs="+", default=["naswot", "ni", "naswot+ni", "entropy", "entropy_seed"])
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    nets = [Network(parse_arch(a), args.num_classes) for a in args.arch]
+    x = torch.randn(args.batch, 3, 32, 32)  # timing only: real images would cost the same
+    fns = {
+        "naswot": lambda net: naswot(net, x),
+        "ni": lambda net: ni(net, x),
+        "naswot+ni": lambda net: naswot_ni(net, x),
+        "entropy": lambda net: entropy(net, args.entropy_batch, args.entropy_repeats),
+        "entropy_seed": lambda net: entropy_seed(net, args.batch),
+    }
+    print("torch %s, %d threads, batch %d, entropy %dx%d, %d archs, %d warmup + %d runs" % (
+        torch.__version__, args.threads, args.batch, args.entropy_batch, args.entropy_repeats,
+        len(nets), args.warmup, args.runs), flush=True)
+    results = {}
+    with torch.no_grad():
+        for name in args.proxies:
+            fn = fns[name]
+            per_arch = []  # mean seconds per architecture, one value per run
+            for run in range(args.warmup + args.runs):
+                t0 = time.perf_counter()
+                for net in nets:
+                    fn(net)
+                dt = (time.perf_counter() - t0) / len(nets)
+                if run >= args.warmup:
+                    per_arch.append(dt)
+            med = statistics.median(per_arch)
+            results[name] = {"median_s": med, "archs_per_s": 1.0 / med, "runs_s": per_arch}
+            print("%-13s median %.4f s/arch  %.2f archs/s" % (name, med, 1.0 / med), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
+                       "entropy_batch": args.entropy_batch, "entropy_repeats": args.entropy_repeats,
+                       "archs": args.arch, "warmup": args.warmup, "runs": args.runs,
+                       "proxies": results}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+// `hybridnas bench`: archs/s of each proxy at SPEC.md's default batch sizes.
+#pragma once
+#include "cli/common.hpp"
+
+namespace hn::cli {
+
+struct BenchCommand {
+  ScoringOptions scoring;
+  ArchOptions archs;
+  int warmup = 1;
+  int runs = 5;
+  bool once = false;
+  std::string json;
+
+  void add_to(CLI::App& app);
+  int run();
+};
+
+}  // namespace hn::cli

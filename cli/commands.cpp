@@ -1,0 +1,265 @@
+#include "cli/commands.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <set>
+
+#include "cli/bench.hpp"
+#include "cli/common.hpp"
+#include "net/sampling.hpp"
+
+namespace hn::cli {
+
+using engine::Proxy;
+
+namespace {
+
+struct ScoreCommand {
+  ScoringOptions scoring;
+  ArchOptions archs;
+  std::string format = "jsonl";
+  std::string out;
+  bool resume = false;
+  std::string stats_file;
+  int reference_sample = 50;
+  uint64_t search_seed = 0;
+
+  void add_to(CLI::App& app) {
+    archs.add_to(app);
+    scoring.add_to(app);
+    app.add_option("--format", format, "Output format: jsonl or csv")
+        ->check(CLI::IsMember({"jsonl", "csv"}));
+    app.add_option("--out", out, "Output file (default: stdout)");
+    app.add_flag("--resume", resume,
+                 "With --out (jsonl): keep the records already there, score only the rest, append");
+    app.add_option("--stats", stats_file, "ninaswot: z statistics from `hybridnas stats`");
+    app.add_option("--reference-sample", reference_sample,
+                   "ninaswot without --stats: z statistics over R sampled architectures (50)");
+    app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)");
+  }
+
+  // Architectures already in a JSONL output file (for --resume).
+  std::set<int> already_scored() const {
+    std::set<int> done;
+    std::ifstream in(out);
+    if (!in) return done;
+    std::string line;
+    int lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (line.empty()) continue;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const std::exception&) {
+        // A run killed mid-write leaves at most a partial last line; anything else is corrupt.
+        if (in.peek() == EOF) break;
+        throw CliError(kExitData, "--resume: line " + std::to_string(lineno) + " of '" + out +
+                                      "' is not JSON; refusing to append to it");
+      }
+      if (j.contains("arch")) done.insert(net::genes_code(net::parse_arch(j["arch"].get<std::string>())));
+    }
+    return done;
+  }
+
+  int run() {
+    std::string backend;
+    const engine::ScoreSettings s = scoring.settings(&backend, nullptr);
+    if (archs.empty())
+      throw CliError(kExitUsage, "no architectures given: use --arch, --index, --archs or --all");
+    if (resume && (out.empty() || format != "jsonl"))
+      throw CliError(kExitUsage, "--resume needs --out FILE with --format jsonl");
+    const auto table = load_table(scoring.table);
+    std::vector<ArchItem> items = resolve_archs(archs, table.get());
+    engine::ScoreInputs inputs;
+    try {
+      inputs = engine::load_inputs(s);
+    } catch (const net::DataError& e) {
+      throw CliError(kExitData, e.what());
+    } catch (const std::invalid_argument& e) {
+      throw CliError(kExitUsage, e.what());
+    }
+    const bool want_ninaswot =
+        std::find(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot) != s.proxies.end();
+    engine::ZStats stats;
+    if (want_ninaswot)
+      stats = ninaswot_stats(s, inputs, backend, stats_file, reference_sample, search_seed,
+                             scoring.quiet);
+
+    std::set<int> skip;
+    if (resume) skip = already_scored();
+    std::ofstream file;
+    std::ostream* os = &std::cout;
+    if (!out.empty()) {
+      file.open(out, resume ? std::ios::app : std::ios::trunc);
+      if (!file) throw CliError(kExitData, "cannot write --out file '" + out + "'");
+      os = &file;
+    }
+    RecordWriter writer(*os, format == "csv" ? Format::kCsv : Format::kJsonl, s.proxies);
+    if (!scoring.quiet)
+      std::cerr << "[score] backend " << backend << ", proxies " << engine::proxy_list_string(s.proxies)
+                << ", batch " << s.batch << ", entropy " << s.entropy_batch << "x" << s.entropy_repeats
+                << ", " << engine::precision_name(s.precision) << ", score seed " << s.score_seed
+                << ", input " << inputs.identity << "\n";
+
+    // Error records are written in input order, ahead of the architecture that follows them.
+    std::vector<net::Genes> work;
+    std::vector<size_t> work_item;
+    size_t errors = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!items[i].error.empty()) {
+        ++errors;
+        continue;
+      }
+      if (skip.count(net::genes_code(*items[i].genes))) continue;
+      work.push_back(*items[i].genes);
+      work_item.push_back(i);
+    }
+    size_t next_item = 0;
+    auto flush_errors_before = [&](size_t item) {
+      for (; next_item < item; ++next_item)
+        if (!items[next_item].error.empty()) {
+          Record r;
+          r.input = items[next_item].input;
+          r.line = items[next_item].line;
+          r.error = items[next_item].error;
+          writer.write(r);
+        }
+    };
+    auto scorer = make_scorer(backend, s, inputs);
+    Progress progress("score", work.size(), scoring.quiet);
+    scorer->score(work, [&](size_t w, engine::ArchScore&& a) {
+      const size_t item = work_item[w];
+      flush_errors_before(item);
+      next_item = item + 1;
+      if (want_ninaswot) a[Proxy::kNinaswot] = engine::ninaswot_value(*a[Proxy::kNaswot], *a[Proxy::kNi], stats);
+      Record r;
+      r.index = items[item].index;
+      r.score = std::move(a);
+      writer.write(r);
+      progress.step(w + 1);
+    });
+    flush_errors_before(items.size());
+    progress.finish(work.size());
+    if (!*os) throw CliError(kExitData, "writing the output failed");
+    if (errors) {
+      std::cerr << "hybridnas score: " << errors << " of " << items.size()
+                << " inputs could not be scored (see their error records)\n";
+      return kExitBadInput;
+    }
+    return kExitOk;
+  }
+};
+
+struct StatsCommand {
+  ScoringOptions scoring;
+  ArchOptions archs;
+  int reference_sample = 50;
+  uint64_t search_seed = 0;
+  std::string out;
+
+  void add_to(CLI::App& app) {
+    scoring.add_to(app);
+    archs.add_to(app);
+    app.add_option("--reference-sample", reference_sample,
+                   "Architectures to sample (without --arch/--index/--archs/--all) (50)");
+    app.add_option("--search-seed", search_seed, "Seed of the sample (0)");
+    app.add_option("--out", out, "Statistics file to write (JSON); default: stdout");
+  }
+
+  int run() {
+    std::string backend;
+    engine::ScoreSettings s = scoring.settings(&backend, nullptr);
+    engine::ScoreInputs inputs;
+    try {
+      inputs = engine::load_inputs(s);
+    } catch (const net::DataError& e) {
+      throw CliError(kExitData, e.what());
+    } catch (const std::invalid_argument& e) {
+      throw CliError(kExitUsage, e.what());
+    }
+    std::vector<net::Genes> sample;
+    if (archs.empty()) {
+      if (reference_sample < 2) throw CliError(kExitUsage, "--reference-sample must be at least 2");
+      sample = net::sample_distinct(reference_sample, search_seed, Purpose::kReferenceSample, true);
+    } else {
+      const auto table = load_table(scoring.table);
+      for (const auto& it : resolve_archs(archs, table.get())) {
+        if (!it.error.empty()) throw CliError(kExitBadInput, it.error);
+        if (!net::is_degenerate(*it.genes)) sample.push_back(*it.genes);  // SPEC.md 4
+      }
+    }
+    std::vector<Proxy> raw = engine::raw_proxies(s.proxies);
+    raw.erase(std::remove(raw.begin(), raw.end(), Proxy::kNinaswot), raw.end());
+    engine::ScoreSettings rs = s;
+    rs.proxies = raw;
+    auto scorer = make_scorer(backend, rs, inputs);
+    std::vector<std::vector<double>> values(raw.size());
+    Progress progress("stats", sample.size(), scoring.quiet);
+    scorer->score(sample, [&](size_t i, engine::ArchScore&& a) {
+      for (size_t k = 0; k < raw.size(); ++k) values[k].push_back(a[raw[k]]->value);
+      progress.step(i + 1);
+    });
+    progress.finish(sample.size());
+    engine::ZStats stats;
+    try {
+      for (size_t k = 0; k < raw.size(); ++k)
+        stats[raw[k]] = engine::compute_zstat(raw[k], values[k],
+                                              engine::settings_key(raw[k], s, inputs.identity),
+                                              s.score_seed);
+      if (out.empty()) {
+        nlohmann::json j;
+        for (const auto& [p, st] : stats)
+          j[engine::proxy_name(p)] = {{"mean", st.mean}, {"std", st.std}, {"n", st.n},
+                                      {"settings", st.settings}, {"score_seed", st.score_seed}};
+        std::cout << j.dump(1) << "\n";
+      } else {
+        engine::write_stats_file(out, stats);
+      }
+    } catch (const std::runtime_error& e) {
+      throw CliError(kExitData, e.what());
+    }
+    return kExitOk;
+  }
+};
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "hybridnas: training-free neural architecture search on NAS-Bench-201.\n"
+      "Scores architectures with proxies computed on randomly initialised networks."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "hybridnas 0.1.0");
+  ScoreCommand score;
+  score.add_to(*app.add_subcommand("score", "Score architectures with training-free proxies"));
+  StatsCommand stats;
+  stats.add_to(*app.add_subcommand(
+      "stats", "z statistics (mean, std) of proxies over a reference sample, for ninaswot"));
+  BenchCommand bench;
+  bench.add_to(*app.add_subcommand("bench", "Time each proxy (archs/s) on this machine"));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    if (app.got_subcommand("score")) return score.run();
+    if (app.got_subcommand("stats")) return stats.run();
+    if (app.got_subcommand("bench")) return bench.run();
+  } catch (const CliError& e) {
+    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    return e.code;
+  } catch (const net::DataError& e) {
+    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    return kExitData;
+  } catch (const std::exception& e) {
+    std::cerr << "hybridnas: internal error: " << e.what() << "\n";
+    return kExitInternal;
+  }
+  return kExitUsage;
+}
+
+}  // namespace hn::cli

@@ -1,0 +1,290 @@
+#include "cli/common.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "net/sampling.hpp"
+
+namespace hn::cli {
+
+using engine::Proxy;
+
+void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
+  o_proxies = app.add_option("--proxies", proxies,
+                             "Comma-separated proxies: naswot, naswot_once, ni, ninaswot, entropy, "
+                             "entropy_seed (default: the preset's)");
+  app.add_option("--data", data, "CIFAR binary data: a file or a directory of batch files");
+  app.add_option("--dataset", dataset, "Data format and normalisation: cifar10 or cifar100")
+      ->check(CLI::IsMember({"cifar10", "cifar100"}));
+  app.add_option("--image-offset", image_offset, "First record of the data to use")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--gaussian-input", gaussian_input, "Use N(0,1) images instead of --data");
+  o_batch = app.add_option("--batch", batch, "Real-image batch of naswot, ni, entropy_seed (128)");
+  o_entropy_batch = app.add_option("--entropy-batch", entropy_batch, "Batch of entropy (32)");
+  o_entropy_repeats =
+      app.add_option("--entropy-repeats", entropy_repeats, "Repeats of entropy (4)");
+  o_num_classes = app.add_option("--num-classes", num_classes,
+                                 "Logits of the head (default: 10 for cifar10, 100 for cifar100; "
+                                 "1 = the NASWOT convention)");
+  app.add_option("--score-seed", score_seed, "Seed of every random tensor of scoring (0)");
+  app.add_option("--precision", precision, "Activations: fp32 or fp64 (CPU only)")
+      ->check(CLI::IsMember({"fp32", "fp64"}));
+  app.add_option("--backend", backend, "cpu, cuda or auto (the GPU when there is one)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  if (with_preset)
+    app.add_option("--preset", preset,
+                   "Scoring preset: full (SPEC batch sizes), cpu-quick (small batches), or auto "
+                   "(cpu-quick on the CPU backend, full on CUDA); flags override it");
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--table", table,
+                 "NB201 table (CSV with arch_index,arch_str) for indices (default: $HYBRIDNAS_TABLE "
+                 "or the build's data directory)");
+  app.add_flag("-q,--quiet", quiet, "No progress lines on stderr");
+}
+
+engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
+                                               std::string* preset_out) const {
+  engine::ScoreSettings s;
+  const std::string be = select_backend(backend);
+  std::string pname = preset;
+  if (pname == "auto") pname = be == "cpu" ? "cpu-quick" : "full";
+  const engine::RunPreset* pre = nullptr;
+  try {
+    pre = &engine::run_preset(pname);
+    s.proxies = engine::parse_proxy_list(o_proxies && o_proxies->count() ? proxies : pre->proxies);
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, e.what());
+  }
+  s.batch = o_batch && o_batch->count() ? batch : pre->batch;
+  s.entropy_batch = o_entropy_batch && o_entropy_batch->count() ? entropy_batch : pre->entropy_batch;
+  s.entropy_repeats =
+      o_entropy_repeats && o_entropy_repeats->count() ? entropy_repeats : pre->entropy_repeats;
+  s.dataset = dataset == "cifar100" ? net::DatasetKind::kCifar100 : net::DatasetKind::kCifar10;
+  s.num_classes = o_num_classes && o_num_classes->count() ? num_classes : net::dataset_classes(s.dataset);
+  s.score_seed = score_seed;
+  s.precision = precision == "fp64" ? engine::Precision::kFp64 : engine::Precision::kFp32;
+  s.threads = threads;
+  s.data_path = data;
+  s.image_offset = image_offset;
+  s.gaussian_input = gaussian_input;
+  if (s.gaussian_input && !data.empty())
+    throw CliError(kExitUsage, "give either --data or --gaussian-input, not both");
+  if (be == "cuda" && s.precision == engine::Precision::kFp64)
+    throw CliError(kExitUsage, "--precision fp64 is a CPU-backend reference mode");
+  try {
+    s.validate();
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, e.what());
+  }
+  if (backend_out) *backend_out = be;
+  if (preset_out) *preset_out = pname;
+  return s;
+}
+
+void ArchOptions::add_to(CLI::App& app) {
+  app.add_option("--arch", arch, "An architecture string (repeatable)");
+  app.add_option("--index", index, "An NB201 index (repeatable; needs a table)");
+  app.add_option("--archs", archs_file,
+                 "File with one arch string or NB201 index per line ('-' = stdin; # comments)");
+  app.add_flag("--all", all, "Every architecture of the space (in NB201 index order with a table)");
+}
+
+std::unique_ptr<net::ArchTable> load_table(const std::string& path) {
+  const std::string p = path.empty() ? net::default_table_path() : path;
+  if (p.empty()) return nullptr;
+  try {
+    return std::make_unique<net::ArchTable>(net::ArchTable::load(p));
+  } catch (const std::exception& e) {
+    throw CliError(kExitData, e.what());
+  }
+}
+
+namespace {
+ArchItem resolve_text(const std::string& raw, int line, const net::ArchTable* table) {
+  ArchItem it;
+  it.input = raw;
+  it.line = line;
+  std::string t = raw;
+  t.erase(0, t.find_first_not_of(" \t\r"));
+  t.erase(t.find_last_not_of(" \t\r") + 1);
+  const bool numeric = !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
+  try {
+    if (numeric) {
+      if (!table)
+        throw std::runtime_error("'" + t + "' is an NB201 index, which needs a table (--table FILE)");
+      if (t.size() > 9) throw std::out_of_range("NB201 index " + t + " is out of range");
+      it.index = std::stoi(t);
+      it.genes = table->genes_of(*it.index);
+    } else {
+      it.genes = net::parse_arch(t);
+      if (table) it.index = table->index_of(*it.genes);
+    }
+  } catch (const std::exception& e) {
+    it.genes.reset();
+    it.index.reset();
+    it.error = e.what();
+  }
+  return it;
+}
+}  // namespace
+
+std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table) {
+  std::vector<ArchItem> items;
+  for (const auto& a : o.arch) items.push_back(resolve_text(a, 0, table));
+  for (int i : o.index) items.push_back(resolve_text(std::to_string(i), 0, table));
+  if (!o.archs_file.empty()) {
+    std::ifstream file;
+    std::istream* in = &std::cin;
+    if (o.archs_file != "-") {
+      file.open(o.archs_file);
+      if (!file) throw CliError(kExitData, "cannot open --archs file '" + o.archs_file + "'");
+      in = &file;
+    }
+    std::string line;
+    int lineno = 0;
+    while (std::getline(*in, line)) {
+      ++lineno;
+      const auto first = line.find_first_not_of(" \t\r");
+      if (first == std::string::npos || line[first] == '#') continue;
+      items.push_back(resolve_text(line, lineno, table));
+    }
+  }
+  if (o.all) {
+    if (table && table->size() == static_cast<size_t>(net::kNumArchs)) {
+      for (int i = 0; i < net::kNumArchs; ++i) {
+        ArchItem it;
+        it.index = i;
+        it.genes = table->genes_of(i);
+        it.input = std::to_string(i);
+        items.push_back(it);
+      }
+    } else {
+      for (int c = 0; c < net::kNumArchs; ++c) {
+        ArchItem it;
+        it.genes = net::genes_from_code(c);
+        if (table) it.index = table->index_of(*it.genes);
+        it.input = net::arch_string(*it.genes);
+        items.push_back(it);
+      }
+    }
+  }
+  return items;
+}
+
+std::string select_backend(const std::string& requested) {
+  if (requested == "cpu" || requested == "auto") return "cpu";
+  throw CliError(kExitBackend,
+                 "the CUDA backend is not available in this build yet; use --backend cpu "
+                 "(or auto)");
+}
+
+std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
+                                            const engine::ScoreSettings& s,
+                                            const engine::ScoreInputs& in) {
+  try {
+    if (backend == "cpu") return engine::make_cpu_scorer(s, in);
+  } catch (const engine::BackendUnavailable& e) {
+    throw CliError(kExitBackend, e.what());
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, e.what());
+  }
+  throw CliError(kExitBackend, "unknown backend '" + backend + "'");
+}
+
+engine::ZStats ninaswot_stats(const engine::ScoreSettings& s, const engine::ScoreInputs& in,
+                              const std::string& backend, const std::string& stats_file,
+                              int reference_sample, uint64_t search_seed, bool quiet) {
+  const std::string key_naswot = engine::settings_key(Proxy::kNaswot, s, in.identity);
+  const std::string key_ni = engine::settings_key(Proxy::kNi, s, in.identity);
+  engine::ZStats stats;
+  if (!stats_file.empty()) {
+    try {
+      const engine::ZStats file = engine::read_stats_file(stats_file);
+      stats[Proxy::kNaswot] = engine::require_stat(file, Proxy::kNaswot, key_naswot, s.score_seed);
+      stats[Proxy::kNi] = engine::require_stat(file, Proxy::kNi, key_ni, s.score_seed);
+    } catch (const std::runtime_error& e) {
+      throw CliError(kExitData, "--stats " + stats_file + ": " + e.what());
+    }
+    return stats;
+  }
+  if (reference_sample < 2) throw CliError(kExitUsage, "--reference-sample must be at least 2");
+  const auto sample =
+      net::sample_distinct(reference_sample, search_seed, Purpose::kReferenceSample, true);
+  engine::ScoreSettings rs = s;
+  rs.proxies = {Proxy::kNaswot, Proxy::kNi};
+  auto scorer = make_scorer(backend, rs, in);
+  std::vector<double> naswot, ni;
+  Progress progress("reference sample", sample.size(), quiet);
+  scorer->score(sample, [&](size_t i, engine::ArchScore&& a) {
+    naswot.push_back(a[Proxy::kNaswot]->value);
+    ni.push_back(a[Proxy::kNi]->value);
+    progress.step(i + 1);
+  });
+  progress.finish(sample.size());
+  try {
+    stats[Proxy::kNaswot] = engine::compute_zstat(Proxy::kNaswot, naswot, key_naswot, s.score_seed);
+    stats[Proxy::kNi] = engine::compute_zstat(Proxy::kNi, ni, key_ni, s.score_seed);
+  } catch (const std::runtime_error& e) {
+    throw CliError(kExitData, e.what());
+  }
+  return stats;
+}
+
+Progress::Progress(std::string what, size_t total, bool quiet)
+    : what_(std::move(what)), total_(total), quiet_(quiet || total < 2) {
+  start_ = last_ = std::chrono::steady_clock::now();
+}
+
+namespace {
+std::string duration_text(double s) {
+  char buf[64];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, (int(s) % 3600) / 60);
+  return buf;
+}
+}  // namespace
+
+void Progress::step(size_t done) {
+  if (quiet_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (std::chrono::duration<double>(now - last_).count() < 2.0) return;
+  last_ = now;
+  const double el = std::chrono::duration<double>(now - start_).count();
+  const double rate = done / std::max(el, 1e-9);
+  std::fprintf(stderr, "[%s] %zu/%zu architectures, %.2f archs/s, elapsed %s, ETA %s\n",
+               what_.c_str(), done, total_, rate, duration_text(el).c_str(),
+               duration_text((total_ - done) / std::max(rate, 1e-9)).c_str());
+}
+
+void Progress::finish(size_t done) {
+  if (quiet_) return;
+  const double el =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  std::fprintf(stderr, "[%s] %zu/%zu architectures in %s (%.2f archs/s)\n", what_.c_str(), done,
+               total_, duration_text(el).c_str(), done / std::max(el, 1e-9));
+}
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto c = line.find(':');
+      if (c != std::string::npos) return line.substr(line.find_first_not_of(" \t", c + 1));
+    }
+  return "unknown CPU";
+}
+
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace hn::cli

@@ -1,0 +1,118 @@
+// Shared pieces of the hybridnas subcommands: exit codes, the scoring options every command that
+// runs networks takes, architecture inputs, backend selection and progress lines.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/output.hpp"
+#include "engine/scorer.hpp"
+#include "engine/settings.hpp"
+#include "engine/zstats.hpp"
+#include "net/arch_table.hpp"
+
+namespace hn::cli {
+
+// Documented in README.md ("Exit codes").
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitBadInput = 1,       // some architectures could not be parsed; the rest were scored
+  kExitUsage = 2,          // invalid command line or option value
+  kExitData = 3,           // data, table, statistics or output file missing / malformed
+  kExitBackend = 4,        // the requested backend is not available (no CUDA build / no GPU)
+  kExitInternal = 5,       // an unexpected internal error
+};
+
+// Thrown by commands to leave with a given exit code and message.
+struct CliError : std::runtime_error {
+  CliError(int c, const std::string& m) : std::runtime_error(m), code(c) {}
+  int code;
+};
+
+// Options of every command that scores networks.
+struct ScoringOptions {
+  std::string proxies;
+  std::string data;
+  std::string dataset = "cifar10";
+  int64_t image_offset = 0;
+  bool gaussian_input = false;
+  int batch = 128;
+  int entropy_batch = 32;
+  int entropy_repeats = 4;
+  int num_classes = 10;
+  uint64_t score_seed = 0;
+  std::string precision = "fp32";
+  std::string backend = "auto";
+  std::string preset = "auto";
+  int threads = 0;
+  std::string table;
+  bool quiet = false;
+
+  CLI::Option* o_proxies = nullptr;
+  CLI::Option* o_batch = nullptr;
+  CLI::Option* o_entropy_batch = nullptr;
+  CLI::Option* o_entropy_repeats = nullptr;
+  CLI::Option* o_num_classes = nullptr;
+
+  void add_to(CLI::App& app, bool with_preset = true);
+  // Resolves backend and preset, applies the preset's values where no flag was given.
+  engine::ScoreSettings settings(std::string* backend_out, std::string* preset_out) const;
+};
+
+// Architectures named on the command line.
+struct ArchOptions {
+  std::vector<std::string> arch;
+  std::vector<int> index;
+  std::string archs_file;
+  bool all = false;
+  void add_to(CLI::App& app);
+  bool empty() const { return arch.empty() && index.empty() && archs_file.empty() && !all; }
+};
+
+// One requested architecture, or why it could not be resolved.
+struct ArchItem {
+  std::optional<net::Genes> genes;
+  std::optional<int> index;
+  std::string input;
+  int line = 0;
+  std::string error;
+};
+
+// Loads --table (or the default table, if any); nullptr when there is none and none was asked for.
+std::unique_ptr<net::ArchTable> load_table(const std::string& path);
+std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table);
+
+// "cpu" or "cuda" from --backend cpu|cuda|auto; throws CliError(kExitBackend) for cuda when
+// this build or machine has no usable GPU.
+std::string select_backend(const std::string& requested);
+std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
+                                            const engine::ScoreSettings& s,
+                                            const engine::ScoreInputs& in);
+
+// z statistics for ninaswot: from a statistics file, else from a reference sample of R
+// architectures drawn with the search seed and scored with the run's settings.
+engine::ZStats ninaswot_stats(const engine::ScoreSettings& s, const engine::ScoreInputs& in,
+                              const std::string& backend, const std::string& stats_file,
+                              int reference_sample, uint64_t search_seed, bool quiet);
+
+// A progress line on stderr at most every 2 s (and a last one at the end).
+class Progress {
+ public:
+  Progress(std::string what, size_t total, bool quiet);
+  void step(size_t done);
+  void finish(size_t done);
+
+ private:
+  std::string what_;
+  size_t total_;
+  bool quiet_;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+std::string cpu_model_name();
+std::string utc_timestamp();
+
+}  // namespace hn::cli

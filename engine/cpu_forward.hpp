@@ -1,0 +1,73 @@
+// The CPU executor of a network plan: the semantic reference every other backend is checked
+// against. Templated on the activation type (float: the default; double: --precision fp64).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "net/plan.hpp"
+#include "net/weight_bank.hpp"
+
+namespace hn::engine {
+
+// One init scheme's weights converted to T once per run (all slots, shared by all architectures).
+template <typename T>
+class TypedBank {
+ public:
+  explicit TypedBank(const net::WeightBank& bank);
+  const T* slot(int s) const { return slots_[s].data(); }
+  int num_classes() const { return num_classes_; }
+
+ private:
+  int num_classes_;
+  std::vector<std::vector<T>> slots_;
+};
+
+struct ForwardOptions {
+  bool batch_norm = true;       // false: BN steps are the identity (entropy)
+  bool relu = true;             // false: ReLU steps are the identity and report no site (entropy)
+  bool rescale_blocks = false;  // entropy: at each block end, s = std, output /= s
+  bool need_logits = true;      // false: the head runs only as far as sites need it
+  bool report_sites = true;     // call on_site for every ReLU site (codes, entropy_seed)
+  bool keep_values = false;     // keep every activation and BN statistic (for a backward pass)
+};
+
+template <typename T>
+struct SiteView {
+  int site;
+  const T* pre;   // batch x units pre-activations
+  int batch;
+  int64_t units;
+};
+
+template <typename T>
+struct ForwardResult {
+  std::vector<T> logits;          // batch x num_classes (when need_logits)
+  std::vector<double> block_std;  // rescale_blocks: the s of each block end reached
+  bool zero_variance = false;     // rescale_blocks: some s was 0 or not finite (stopped there)
+  // keep_values: activations by value id (null where a value was never produced) and, per BN
+  // layer, its FP64 mean and invstd.
+  std::vector<std::unique_ptr<T[]>> values;
+  std::vector<std::vector<double>> bn_mean, bn_invstd;
+};
+
+// MAE-DET entropy's network: no BN, no ReLU, std-rescaled block outputs, no head.
+inline ForwardOptions entropy_options() {
+  ForwardOptions o;
+  o.batch_norm = false;
+  o.relu = false;
+  o.rescale_blocks = true;
+  o.need_logits = false;
+  o.report_sites = false;
+  return o;
+}
+
+template <typename T>
+using SiteCallback = std::function<void(const SiteView<T>&)>;
+
+template <typename T>
+ForwardResult<T> cpu_forward(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int batch,
+                             const ForwardOptions& opt, const SiteCallback<T>& on_site = {});
+
+}  // namespace hn::engine

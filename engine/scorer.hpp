@@ -1,0 +1,45 @@
+// The scorer seam: a list of architectures, a backend and settings in; per-architecture proxy
+// values out. Backends compute the raw proxies (everything but ninaswot, which needs statistics
+// over many architectures: engine/zstats.hpp).
+#pragma once
+#include <array>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/proxy.hpp"
+#include "engine/settings.hpp"
+#include "net/nb201.hpp"
+
+namespace hn::engine {
+
+struct ArchScore {
+  net::Genes genes;
+  std::array<std::optional<ProxyValue>, kNumProxies> values;
+  const std::optional<ProxyValue>& operator[](Proxy p) const { return values[static_cast<int>(p)]; }
+  std::optional<ProxyValue>& operator[](Proxy p) { return values[static_cast<int>(p)]; }
+};
+
+class Scorer {
+ public:
+  virtual ~Scorer() = default;
+  virtual const char* backend_name() const = 0;
+  // Scores `archs` in order, calling `done` after each (results stream out as they finish).
+  // Degenerate cells get every proxy's worst value with flag `degenerate`, without running.
+  virtual void score(const std::vector<net::Genes>& archs,
+                     const std::function<void(size_t i, ArchScore&&)>& done) = 0;
+  std::vector<ArchScore> score_all(const std::vector<net::Genes>& archs);
+};
+
+// Raw proxies of settings.proxies on the CPU (ninaswot is expanded to naswot and ni and left out).
+std::unique_ptr<Scorer> make_cpu_scorer(const ScoreSettings& settings, const ScoreInputs& inputs);
+
+// Which backends exist in this build, and the thrown error for an unavailable one.
+class BackendUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace hn::engine

@@ -1,0 +1,128 @@
+#include "engine/settings.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "kernels/philox.cuh"
+#include "net/plan.hpp"
+#include "net/weight_bank.hpp"
+
+namespace hn::engine {
+
+const char* precision_name(Precision p) { return p == Precision::kFp32 ? "fp32" : "fp64"; }
+
+void ScoreSettings::validate() const {
+  auto bad = [](const std::string& m) { throw std::invalid_argument(m); };
+  if (proxies.empty()) bad("no proxies requested (--proxies)");
+  if (batch < 2 || batch > 4096) bad("--batch must be in 2..4096, got " + std::to_string(batch));
+  if (entropy_batch < 1 || entropy_batch > 4096)
+    bad("--entropy-batch must be in 1..4096, got " + std::to_string(entropy_batch));
+  if (entropy_repeats < 1 || entropy_repeats > 1000)
+    bad("--entropy-repeats must be in 1..1000, got " + std::to_string(entropy_repeats));
+  if (num_classes < 1 || num_classes > 1000)
+    bad("--num-classes must be in 1..1000, got " + std::to_string(num_classes));
+  if (image_offset < 0) bad("--image-offset must be >= 0");
+  if (threads < 0) bad("--threads must be >= 0");
+}
+
+std::vector<Proxy> raw_proxies(const std::vector<Proxy>& wanted) {
+  std::vector<Proxy> raw;
+  auto add = [&](Proxy p) {
+    if (std::find(raw.begin(), raw.end(), p) == raw.end()) raw.push_back(p);
+  };
+  for (Proxy p : wanted) {
+    if (p == Proxy::kNinaswot) {
+      add(Proxy::kNaswot);
+      add(Proxy::kNi);
+    } else {
+      add(p);
+    }
+  }
+  return raw;
+}
+
+bool needs_images(const std::vector<Proxy>& raw) {
+  for (Proxy p : raw)
+    if (p == Proxy::kNaswot || p == Proxy::kNaswotOnce || p == Proxy::kNi || p == Proxy::kNtk ||
+        p == Proxy::kNtkFast || p == Proxy::kNinaswot)
+      return true;
+  return false;
+}
+
+ScoreInputs load_inputs(const ScoreSettings& s) {
+  ScoreInputs in;
+  if (!needs_images(raw_proxies(s.proxies))) {
+    in.identity = "none";
+    return in;
+  }
+  if (s.gaussian_input) {
+    const auto g = net::gaussian_images(s.score_seed, Purpose::kGaussianInput, 0, s.batch);
+    in.images.assign(g.begin(), g.end());
+    in.identity = "gaussian";
+    return in;
+  }
+  if (s.data_path.empty())
+    throw std::invalid_argument(
+        "these proxies need input images: give --data FILE|DIR (CIFAR binary format) or "
+        "--gaussian-input");
+  const net::CifarReader reader(s.data_path, s.dataset);
+  in.images = reader.normalized(s.image_offset, s.batch);
+  in.identity = reader.identity(s.image_offset, s.batch);
+  return in;
+}
+
+std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& input_identity) {
+  std::string k = std::string(proxy_name(p)) + ";precision=" + precision_name(s.precision);
+  switch (p) {
+    case Proxy::kNaswot:
+    case Proxy::kNaswotOnce:
+      k += ";batch=" + std::to_string(s.batch) + ";input=" + input_identity;
+      break;
+    case Proxy::kNi:
+    case Proxy::kNinaswot:
+      k += ";batch=" + std::to_string(s.batch) + ";classes=" + std::to_string(s.num_classes) +
+           ";input=" + input_identity;
+      break;
+    case Proxy::kEntropy:
+      k += ";entropy_batch=" + std::to_string(s.entropy_batch) +
+           ";repeats=" + std::to_string(s.entropy_repeats);
+      break;
+    case Proxy::kEntropySeed:
+      k += ";batch=" + std::to_string(s.batch);
+      break;
+    case Proxy::kNtk:
+    case Proxy::kNtkFast:
+      k += ";batch=" + std::to_string(std::min(64, s.batch)) +
+           ";classes=" + std::to_string(s.num_classes) + ";input=" + input_identity;
+      break;
+    case Proxy::kCount: break;
+  }
+  return k;
+}
+
+}  // namespace hn::engine
+
+namespace hn::engine {
+
+namespace {
+const RunPreset kPresets[] = {
+    {"full", "naswot,naswot_once,ni,entropy,entropy_seed", 128, 32, 4},
+    {"cpu-quick", "naswot,ni,entropy", 32, 16, 2},
+};
+}
+
+const RunPreset& run_preset(const std::string& name) {
+  for (const auto& p : kPresets)
+    if (name == p.name) return p;
+  std::string known;
+  for (const auto& p : kPresets) known += std::string(known.empty() ? "" : ", ") + p.name;
+  throw std::invalid_argument("unknown preset '" + name + "' (known: auto, " + known + ")");
+}
+
+std::vector<std::string> run_preset_names() {
+  std::vector<std::string> n;
+  for (const auto& p : kPresets) n.push_back(p.name);
+  return n;
+}
+
+}  // namespace hn::engine

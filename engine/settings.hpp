@@ -1,0 +1,69 @@
+// What a scoring run computes and on which inputs (SPEC.md 2-3).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/proxy.hpp"
+#include "net/cifar.hpp"
+
+namespace hn::engine {
+
+enum class Precision : uint8_t { kFp32, kFp64 };
+const char* precision_name(Precision p);
+
+struct ScoreSettings {
+  std::vector<Proxy> proxies;  // what to report; dependencies (ninaswot -> naswot, ni) are implied
+  int batch = 128;             // naswot, naswot_once, ni, entropy_seed; ntk: min(64, batch)
+  int entropy_batch = 32;
+  int entropy_repeats = 4;
+  int num_classes = 10;
+  uint64_t score_seed = 0;
+  Precision precision = Precision::kFp32;
+  int threads = 0;             // 0: all cores
+  // Real images (records [image_offset, image_offset + batch) of data_path), or N(0,1) images.
+  std::string data_path;
+  net::DatasetKind dataset = net::DatasetKind::kCifar10;
+  int64_t image_offset = 0;
+  bool gaussian_input = false;
+
+  // Throws std::invalid_argument naming the bad setting.
+  void validate() const;
+};
+
+// The proxies a backend must compute to report `wanted` (ninaswot needs naswot and ni).
+std::vector<Proxy> raw_proxies(const std::vector<Proxy>& wanted);
+bool needs_images(const std::vector<Proxy>& raw);
+
+// The images a run feeds its networks, normalised, batch x 3 x 32 x 32 in double.
+struct ScoreInputs {
+  std::vector<double> images;
+  std::string identity;  // data content hash + offset, or "gaussian"; part of settings_key
+};
+// Reads the data (or draws Gaussian images). Throws net::DataError, or std::invalid_argument
+// when the proxies need images and neither --data nor --gaussian-input was given.
+ScoreInputs load_inputs(const ScoreSettings& s);
+
+// Everything that determines proxy p's value besides the architecture: compared by statistics
+// files and used as the score cache key.
+std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& input_identity);
+
+}  // namespace hn::engine
+
+namespace hn::engine {
+
+// Named scoring configurations. `full`: SPEC.md's default batch sizes and every proxy the
+// backend has. `cpu-quick`: small batches and the proxies the hybrid fitness needs, so that a
+// 2-core machine scores a search's worth of architectures in minutes.
+struct RunPreset {
+  const char* name;
+  const char* proxies;
+  int batch;
+  int entropy_batch;
+  int entropy_repeats;
+};
+// Throws std::invalid_argument for an unknown name.
+const RunPreset& run_preset(const std::string& name);
+std::vector<std::string> run_preset_names();
+
+}  // namespace hn::engine

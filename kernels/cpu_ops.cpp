@@ -1,0 +1,240 @@
+#include "kernels/cpu_ops.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/elementwise.cuh"
+
+namespace hn::kernels {
+
+extern "C" void openblas_set_num_threads(int);
+
+void cpu_kernels_init() { openblas_set_num_threads(1); }
+
+template <>
+void gemm<float>(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
+                 const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+              k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda,
+                  const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+              k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+namespace {
+
+// Rows (ci, ky, kx) x columns (oy, ox) of one image; zero where the window leaves the image.
+template <typename T>
+void im2col(const ConvShape& s, const T* x, T* col) {
+  const int oh = s.oh(), ow = s.ow();
+  for (int ci = 0; ci < s.cin; ++ci)
+    for (int ky = 0; ky < s.k; ++ky)
+      for (int kx = 0; kx < s.k; ++kx) {
+        T* dst = col + ((static_cast<int64_t>(ci) * s.k + ky) * s.k + kx) * oh * ow;
+        const T* src = x + static_cast<int64_t>(ci) * s.h * s.w;
+        for (int oy = 0; oy < oh; ++oy) {
+          const int iy = oy * s.stride - s.pad + ky;
+          T* row = dst + static_cast<int64_t>(oy) * ow;
+          if (iy < 0 || iy >= s.h) {
+            std::fill(row, row + ow, T(0));
+            continue;
+          }
+          for (int ox = 0; ox < ow; ++ox) {
+            const int ix = ox * s.stride - s.pad + kx;
+            row[ox] = (ix >= 0 && ix < s.w) ? src[static_cast<int64_t>(iy) * s.w + ix] : T(0);
+          }
+        }
+      }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward(const ConvShape& s, const T* x, const T* w, T* y) {
+  const int64_t in_img = static_cast<int64_t>(s.cin) * s.h * s.w;
+  const int64_t out_hw = static_cast<int64_t>(s.oh()) * s.ow();
+  const int kdim = s.cin * s.k * s.k;
+  const bool direct = s.k == 1 && s.stride == 1 && s.pad == 0;
+#pragma omp parallel
+  {
+    std::vector<T> col(direct ? 0 : static_cast<size_t>(kdim) * out_hw);
+#pragma omp for schedule(static)
+    for (int n = 0; n < s.batch; ++n) {
+      const T* xn = x + n * in_img;
+      const T* b = xn;
+      if (!direct) {
+        im2col(s, xn, col.data());
+        b = col.data();
+      }
+      gemm<T>(false, false, s.cout, static_cast<int>(out_hw), kdim, T(1), w, kdim, b,
+              static_cast<int>(out_hw), T(0), y + n * s.cout * out_hw, static_cast<int>(out_hw));
+    }
+  }
+}
+
+template <typename T>
+void batchnorm_stats(const T* x, int batch, int c, int64_t hw, double eps, double* mean,
+                     double* invstd) {
+  const double count = static_cast<double>(batch) * hw;
+#pragma omp parallel for schedule(static)
+  for (int ch = 0; ch < c; ++ch) {
+    double sum = 0.0;
+    for (int n = 0; n < batch; ++n) {
+      const T* p = x + (static_cast<int64_t>(n) * c + ch) * hw;
+      for (int64_t i = 0; i < hw; ++i) sum += static_cast<double>(p[i]);
+    }
+    const double m = sum / count;
+    double sq = 0.0;
+    for (int n = 0; n < batch; ++n) {
+      const T* p = x + (static_cast<int64_t>(n) * c + ch) * hw;
+      for (int64_t i = 0; i < hw; ++i) {
+        const double d = static_cast<double>(p[i]) - m;
+        sq += d * d;
+      }
+    }
+    mean[ch] = m;
+    invstd[ch] = 1.0 / std::sqrt(sq / count + eps);
+  }
+}
+
+template <typename T>
+void batchnorm_apply(const T* x, int batch, int c, int64_t hw, const double* mean,
+                     const double* invstd, T* y) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < batch; ++n)
+    for (int ch = 0; ch < c; ++ch) {
+      const int64_t off = (static_cast<int64_t>(n) * c + ch) * hw;
+      const T m = static_cast<T>(mean[ch]), is = static_cast<T>(invstd[ch]);
+      for (int64_t i = 0; i < hw; ++i) y[off + i] = bn_normalize(x[off + i], m, is);
+    }
+}
+
+template <typename T>
+void relu_forward(const T* x, int64_t n, T* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = relu(x[i]);
+}
+
+template <typename T>
+void add_forward(const T* a, const T* b, int64_t n, T* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+template <typename T>
+void avgpool3_forward(const T* x, int batch, int c, int h, int w, T* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < static_cast<int64_t>(batch) * c; ++p) {
+    const T* src = x + p * h * w;
+    T* dst = y + p * h * w;
+    for (int oy = 0; oy < h; ++oy)
+      for (int ox = 0; ox < w; ++ox) {
+        T sum = 0;
+        int cnt = 0;
+        for (int iy = std::max(oy - 1, 0); iy <= std::min(oy + 1, h - 1); ++iy)
+          for (int ix = std::max(ox - 1, 0); ix <= std::min(ox + 1, w - 1); ++ix) {
+            sum += src[iy * w + ix];
+            ++cnt;
+          }
+        dst[oy * w + ox] = sum / static_cast<T>(cnt);
+      }
+  }
+}
+
+template <typename T>
+void avgpool2_forward(const T* x, int batch, int c, int h, int w, T* y) {
+  const int oh = h / 2, ow = w / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < static_cast<int64_t>(batch) * c; ++p) {
+    const T* src = x + p * h * w;
+    T* dst = y + p * oh * ow;
+    for (int oy = 0; oy < oh; ++oy)
+      for (int ox = 0; ox < ow; ++ox) {
+        const T* s0 = src + (2 * oy) * w + 2 * ox;
+        dst[oy * ow + ox] = (s0[0] + s0[1] + s0[w] + s0[w + 1]) / T(4);
+      }
+  }
+}
+
+template <typename T>
+void global_avgpool_forward(const T* x, int batch, int c, int64_t hw, T* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < static_cast<int64_t>(batch) * c; ++p) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < hw; ++i) sum += static_cast<double>(x[p * hw + i]);
+    y[p] = static_cast<T>(sum / static_cast<double>(hw));
+  }
+}
+
+template <typename T>
+void linear_forward(const T* x, int batch, int in, int out, const T* w, const T* b, T* y) {
+  for (int n = 0; n < batch; ++n)
+    for (int o = 0; o < out; ++o) {
+      double acc = static_cast<double>(b[o]);
+      for (int i = 0; i < in; ++i)
+        acc += static_cast<double>(w[static_cast<int64_t>(o) * in + i]) * x[static_cast<int64_t>(n) * in + i];
+      y[static_cast<int64_t>(n) * out + o] = static_cast<T>(acc);
+    }
+}
+
+namespace {
+constexpr int64_t kReduceChunk = 1 << 16;
+
+template <typename T, typename F>
+double chunked_sum(int64_t n, F term) {
+  const int64_t chunks = (n + kReduceChunk - 1) / kReduceChunk;
+  std::vector<double> part(chunks, 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    double s = 0.0;
+    for (int64_t i = ch * kReduceChunk; i < std::min(n, (ch + 1) * kReduceChunk); ++i) s += term(i);
+    part[ch] = s;
+  }
+  double total = 0.0;
+  for (double p : part) total += p;
+  return total;
+}
+}  // namespace
+
+template <typename T>
+double tensor_std(const T* x, int64_t n) {
+  if (n < 2) return 0.0;
+  const double mean = chunked_sum<T>(n, [&](int64_t i) { return static_cast<double>(x[i]); }) / n;
+  const double sq = chunked_sum<T>(n, [&](int64_t i) {
+    const double d = static_cast<double>(x[i]) - mean;
+    return d * d;
+  });
+  return std::sqrt(sq / static_cast<double>(n - 1));
+}
+
+template <typename T>
+void divide_inplace(T* x, int64_t n, double s) {
+  const T d = static_cast<T>(s);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / d;
+}
+
+#define HN_INSTANTIATE(T)                                                                        \
+  template void conv2d_forward<T>(const ConvShape&, const T*, const T*, T*);                      \
+  template void batchnorm_stats<T>(const T*, int, int, int64_t, double, double*, double*);         \
+  template void batchnorm_apply<T>(const T*, int, int, int64_t, const double*, const double*, T*); \
+  template void relu_forward<T>(const T*, int64_t, T*);                                           \
+  template void add_forward<T>(const T*, const T*, int64_t, T*);                                  \
+  template void avgpool3_forward<T>(const T*, int, int, int, int, T*);                            \
+  template void avgpool2_forward<T>(const T*, int, int, int, int, T*);                            \
+  template void global_avgpool_forward<T>(const T*, int, int, int64_t, T*);                       \
+  template void linear_forward<T>(const T*, int, int, int, const T*, const T*, T*);               \
+  template double tensor_std<T>(const T*, int64_t);                                               \
+  template void divide_inplace<T>(T*, int64_t, double);
+HN_INSTANTIATE(float)
+HN_INSTANTIATE(double)
+#undef HN_INSTANTIATE
+
+}  // namespace hn::kernels

@@ -1,0 +1,259 @@
+#include "net/plan.hpp"
+
+#include <stdexcept>
+
+namespace hn::net {
+
+int slot_edge_conv(int g, int e, Op op) {
+  if (!is_conv(op)) throw std::invalid_argument("slot_edge_conv: not a conv op");
+  return 1 + (g * kNumEdges + e) * 2 + (op == Op::kConv3x3 ? 1 : 0);
+}
+
+int slot_reduction(int r, int part) { return 181 + 3 * r + part; }
+
+SlotInfo slot_info(int slot, int num_classes) {
+  if (slot == kSlotStem) return {SlotKind::kConvWeight, kStemChannels, kImageChannels, 3};
+  if (slot >= 1 && slot <= 180) {
+    const int rel = slot - 1;
+    const int g = rel / (kNumEdges * 2);
+    const int c = kStemChannels << (g / kCellsPerStage);
+    return {SlotKind::kConvWeight, c, c, (rel % 2) ? 3 : 1};
+  }
+  if (slot >= 181 && slot <= 186) {
+    const int r = (slot - 181) / 3, part = (slot - 181) % 3;
+    const int cin = kStemChannels << r, cout = cin * 2;
+    if (part == 0) return {SlotKind::kConvWeight, cout, cin, 3};
+    if (part == 1) return {SlotKind::kConvWeight, cout, cout, 3};
+    return {SlotKind::kConvWeight, cout, cin, 1};
+  }
+  const int head = kStemChannels << (kStages - 1);
+  if (slot == kSlotLinearWeight) return {SlotKind::kLinearWeight, num_classes, head, 1};
+  if (slot == kSlotLinearBias) return {SlotKind::kLinearBias, num_classes, 1, 1};
+  throw std::out_of_range("no parameter slot " + std::to_string(slot));
+}
+
+namespace {
+// xautodl numbering of `cells`: 0-4, reduction 5, 6-10, reduction 11, 12-16.
+int module_cell_index(int stage, int cell) { return stage * (kCellsPerStage + 1) + cell; }
+}  // namespace
+
+std::string slot_name(int slot) {
+  if (slot == kSlotStem) return "stem.0.weight";
+  if (slot >= 1 && slot <= 180) {
+    const int rel = slot - 1, g = rel / (kNumEdges * 2), e = (rel / 2) % kNumEdges;
+    return "cells." + std::to_string(module_cell_index(g / kCellsPerStage, g % kCellsPerStage)) +
+           ".layers." + std::to_string(e) + ".op.1.weight" + ((rel % 2) ? " (3x3)" : " (1x1)");
+  }
+  if (slot >= 181 && slot <= 186) {
+    const int r = (slot - 181) / 3, part = (slot - 181) % 3;
+    const std::string cell = "cells." + std::to_string(module_cell_index(r + 1, -1));
+    const char* names[] = {".conv_a.op.1.weight", ".conv_b.op.1.weight", ".downsample.1.weight"};
+    return cell + names[part];
+  }
+  if (slot == kSlotLinearWeight) return "classifier.weight";
+  if (slot == kSlotLinearBias) return "classifier.bias";
+  throw std::out_of_range("no parameter slot " + std::to_string(slot));
+}
+
+const char* step_kind_name(StepKind k) {
+  switch (k) {
+    case StepKind::kInput: return "input";
+    case StepKind::kZero: return "zero";
+    case StepKind::kConv: return "conv";
+    case StepKind::kBatchNorm: return "batch_norm";
+    case StepKind::kRelu: return "relu";
+    case StepKind::kAdd: return "add";
+    case StepKind::kAvgPool3: return "avg_pool_3x3";
+    case StepKind::kAvgPool2: return "avg_pool_2x2";
+    case StepKind::kGlobalAvgPool: return "global_avg_pool";
+    case StepKind::kLinear: return "linear";
+    case StepKind::kBlockEnd: return "block_end";
+  }
+  return "?";
+}
+
+int64_t Plan::weighted_units() const {
+  int64_t n = 0;
+  for (const auto& s : sites) n += s.units * s.hooked_modules;
+  return n;
+}
+
+int64_t Plan::unweighted_units() const {
+  int64_t n = 0;
+  for (const auto& s : sites) n += s.units * s.relu_modules;
+  return n;
+}
+
+namespace {
+
+class Builder {
+ public:
+  explicit Builder(Plan& p) : p_(p) {}
+
+  int value(Shape s) {
+    p_.values.push_back(s);
+    return static_cast<int>(p_.values.size()) - 1;
+  }
+  Shape shape(int v) const { return p_.values[v]; }
+
+  int input() {
+    const int out = value({kImageChannels, kImageSize, kImageSize});
+    p_.steps.push_back(Step{StepKind::kInput, out});
+    return out;
+  }
+  int zero(Shape s) {
+    const int out = value(s);
+    p_.steps.push_back(Step{StepKind::kZero, out});
+    return out;
+  }
+  int conv(int in, int slot, int stride) {
+    const SlotInfo info = slot_info(slot, p_.num_classes);
+    const Shape si = shape(in);
+    const int pad = info.k / 2;
+    const Shape so{info.cout, (si.h + 2 * pad - info.k) / stride + 1,
+                   (si.w + 2 * pad - info.k) / stride + 1};
+    const int out = value(so);
+    Step st{StepKind::kConv, out, in};
+    st.slot = slot;
+    st.k = info.k;
+    st.stride = stride;
+    st.pad = pad;
+    p_.steps.push_back(st);
+    p_.param_count += info.numel();
+    p_.flops += 2 * info.numel() * so.hw();
+    return out;
+  }
+  int batch_norm(int in) {
+    const int out = value(shape(in));
+    Step st{StepKind::kBatchNorm, out, in};
+    st.bn = static_cast<int>(p_.bn_channels.size());
+    p_.bn_channels.push_back(shape(in).c);
+    p_.steps.push_back(st);
+    p_.param_count += 2 * shape(in).c;
+    return out;
+  }
+  // A new ReLU site on `in`: `hooked` = modules the official NASWOT code hooks per nn.ReLU.
+  int relu(int in, const std::string& module, int hooked) {
+    const int out = value(shape(in));
+    Step st{StepKind::kRelu, out, in};
+    st.site = static_cast<int>(p_.sites.size());
+    p_.sites.push_back(Site{in, shape(in).numel(), 1, hooked});
+    p_.relu_modules.push_back(ReluModule{module, st.site});
+    p_.steps.push_back(st);
+    return out;
+  }
+  // Another nn.ReLU module reading the same tensor as an existing site's ReLU step.
+  void share_relu(int relu_out, const std::string& module, int hooked) {
+    for (const auto& st : p_.steps)
+      if (st.kind == StepKind::kRelu && st.out == relu_out) {
+        p_.sites[st.site].relu_modules += 1;
+        p_.sites[st.site].hooked_modules += hooked;
+        p_.relu_modules.push_back(ReluModule{module, st.site});
+        return;
+      }
+    throw std::logic_error("share_relu: no such ReLU step");
+  }
+  int binary(StepKind kind, int a, int b) {
+    const int out = value(shape(a));
+    p_.steps.push_back(Step{kind, out, a, b});
+    return out;
+  }
+  int unary(StepKind kind, int in, Shape so) {
+    const int out = value(so);
+    p_.steps.push_back(Step{kind, out, in});
+    return out;
+  }
+  void block_end(int v) {
+    Step st{StepKind::kBlockEnd, -1, v};
+    st.block = blocks_++;
+    p_.steps.push_back(st);
+  }
+
+  int cell(int x, int stage, int cell_in_stage) {
+    const int g = stage * kCellsPerStage + cell_in_stage;
+    const std::string prefix = "cells." + std::to_string(module_cell_index(stage, cell_in_stage));
+    std::array<int, 4> node{x, -1, -1, -1};
+    std::array<int, 4> relu_of{-1, -1, -1, -1};  // shared ReLU output per source node
+    int e = 0;
+    for (int j = 1; j <= 3; ++j) {
+      int sum = -1;
+      for (int i = 0; i < j; ++i, ++e) {
+        const Op op = p_.genes[e];
+        int term = -1;
+        const std::string module = prefix + ".layers." + std::to_string(e) + ".op.0";
+        switch (op) {
+          case Op::kNone: break;
+          case Op::kSkip: term = node[i]; break;
+          case Op::kAvgPool: term = unary(StepKind::kAvgPool3, node[i], shape(node[i])); break;
+          case Op::kConv1x1:
+          case Op::kConv3x3:
+            // The ReLU module and its ReLU-Conv-BN parent both see this input: weight 2.
+            if (relu_of[i] < 0) relu_of[i] = relu(node[i], module, 2);
+            else share_relu(relu_of[i], module, 2);
+            term = batch_norm(conv(relu_of[i], slot_edge_conv(g, e, op), 1));
+            break;
+        }
+        if (term < 0) continue;
+        sum = sum < 0 ? term : binary(StepKind::kAdd, sum, term);
+      }
+      node[j] = sum >= 0 ? sum : zero(shape(x));
+    }
+    return node[3];
+  }
+
+  int reduction(int x, int r) {
+    const std::string prefix = "cells." + std::to_string(module_cell_index(r + 1, -1));
+    const int a = batch_norm(conv(relu(x, prefix + ".conv_a.op.0", 2), slot_reduction(r, 0), 2));
+    const int b = batch_norm(conv(relu(a, prefix + ".conv_b.op.0", 2), slot_reduction(r, 1), 1));
+    const Shape sx = shape(x);
+    const int pooled = unary(StepKind::kAvgPool2, x, {sx.c, sx.h / 2, sx.w / 2});
+    const int shortcut = conv(pooled, slot_reduction(r, 2), 1);
+    return binary(StepKind::kAdd, b, shortcut);
+  }
+
+  void build() {
+    p_.input = input();
+    int x = batch_norm(conv(p_.input, kSlotStem, 1));
+    block_end(x);
+    for (int stage = 0; stage < kStages; ++stage) {
+      if (stage > 0) {
+        x = reduction(x, stage - 1);
+        block_end(x);
+      }
+      for (int c = 0; c < kCellsPerStage; ++c) {
+        x = cell(x, stage, c);
+        block_end(x);
+      }
+    }
+    // Head: BN -> ReLU (hooked once: lastact is a Sequential) -> GAP -> linear.
+    const int h = relu(batch_norm(x), "lastact.1", 1);
+    p_.sites.back().inplace = true;
+    const Shape sh = shape(h);
+    const int pooled = unary(StepKind::kGlobalAvgPool, h, {sh.c, 1, 1});
+    p_.logits = unary(StepKind::kLinear, pooled, {p_.num_classes, 1, 1});
+    p_.param_count += int64_t(p_.num_classes) * sh.c + p_.num_classes;
+    p_.flops += 2LL * p_.num_classes * sh.c;
+  }
+
+ private:
+  Plan& p_;
+  int blocks_ = 0;
+};
+
+}  // namespace
+
+Plan build_plan(const Genes& genes, int num_classes) {
+  if (num_classes < 1 || num_classes > 100000)
+    throw std::invalid_argument("num_classes must be in 1..100000, got " +
+                                std::to_string(num_classes));
+  if (is_degenerate(genes))
+    throw std::invalid_argument("degenerate cell " + arch_string(genes) +
+                                ": node 3 is unreachable; it has no network to run");
+  Plan p;
+  p.genes = genes;
+  p.num_classes = num_classes;
+  Builder(p).build();
+  return p;
+}
+
+}  // namespace hn::net

@@ -1,0 +1,114 @@
+// The network plan of one NB201 architecture (SPEC.md 1): a flat list of steps over value ids,
+// with shapes, parameter slots and ReLU sites. Backends execute it; nothing here allocates
+// activations. Parameter slots are keyed by position in the network, not by architecture, so one
+// weight bank (net/weight_bank.hpp) serves every architecture.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "net/nb201.hpp"
+
+namespace hn::net {
+
+inline constexpr int kStemChannels = 16;
+inline constexpr int kCellsPerStage = 5;
+inline constexpr int kStages = 3;
+inline constexpr int kImageSize = 32;
+inline constexpr int kImageChannels = 3;
+inline constexpr int kImageNumel = kImageChannels * kImageSize * kImageSize;
+inline constexpr int kBlockOutputs = 18;  // stem, 15 cells, 2 reduction blocks
+inline constexpr double kBnEps = 1e-5;
+
+// ---- parameter slots (SPEC.md 2) -------------------------------------------------------------
+inline constexpr int kSlotStem = 0;
+inline constexpr int kSlotLinearWeight = 187;
+inline constexpr int kSlotLinearBias = 188;
+inline constexpr int kNumSlots = 189;
+// g = stage * 5 + cell (0..14), e = edge, op = nor_conv_1x1 or nor_conv_3x3.
+int slot_edge_conv(int g, int e, Op op);
+// r = 0 (16->32) or 1 (32->64); part 0 = conv_a, 1 = conv_b, 2 = shortcut conv1x1.
+int slot_reduction(int r, int part);
+
+enum class SlotKind : uint8_t { kConvWeight, kLinearWeight, kLinearBias };
+struct SlotInfo {
+  SlotKind kind;
+  int cout = 0, cin = 0, k = 1;  // linear: cout = num_classes, cin = 64
+  int64_t numel() const { return int64_t(cout) * cin * k * k; }
+  int fan_in() const { return cin * k * k; }
+};
+SlotInfo slot_info(int slot, int num_classes);
+std::string slot_name(int slot);  // xautodl-style parameter name, for messages and fixtures
+
+// ---- steps -----------------------------------------------------------------------------------
+struct Shape {
+  int c = 0, h = 0, w = 0;
+  int64_t numel() const { return int64_t(c) * h * w; }
+  int64_t hw() const { return int64_t(h) * w; }
+};
+
+enum class StepKind : uint8_t {
+  kInput,          // out = the network input
+  kZero,           // out = 0 (a node with only `none` inputs)
+  kConv,           // out = conv(in0; slot, k, stride, pad), no bias
+  kBatchNorm,      // out = train-mode BN(in0), gamma = 1, beta = 0; `bn` numbers the layer
+  kRelu,           // out = max(in0, 0); in0 is ReLU site `site`
+  kAdd,            // out = in0 + in1
+  kAvgPool3,       // out = 3x3 average, stride 1, pad 1, padded cells not counted
+  kAvgPool2,       // out = 2x2 average, stride 2
+  kGlobalAvgPool,  // out[c] = mean over H x W
+  kLinear,         // out = W in0 + b (slots kSlotLinearWeight, kSlotLinearBias)
+  kBlockEnd,       // marks in0 as block output `block` (entropy's measuring points); no output
+};
+const char* step_kind_name(StepKind k);
+
+struct Step {
+  StepKind kind;
+  int out = -1, in0 = -1, in1 = -1;
+  int slot = -1;                  // kConv
+  int k = 1, stride = 1, pad = 0; // kConv
+  int bn = -1;                    // kBatchNorm: index of the layer (its gamma is a parameter)
+  int site = -1;                  // kRelu
+  int block = -1;                 // kBlockEnd
+};
+
+// A tensor whose ReLU codes the naswot kernel reads. Several conv edges leaving one node share it.
+struct Site {
+  int value = -1;        // the pre-activation value
+  int64_t units = 0;     // per image
+  int relu_modules = 0;  // nn.ReLU modules reading it: its weight in naswot_once
+  int hooked_modules = 0;// modules the official NASWOT code hooks on it: its weight in naswot
+  bool inplace = false;  // the head's in-place ReLU: hooks see max(x, 0) (entropy_seed)
+};
+
+// Each nn.ReLU module of the reference network, in execution order (xautodl names).
+struct ReluModule {
+  std::string name;
+  int site = -1;
+};
+
+struct Plan {
+  Genes genes;
+  int num_classes = 10;
+  std::vector<Shape> values;     // per-image shape of every value id
+  std::vector<Step> steps;
+  std::vector<Site> sites;
+  std::vector<ReluModule> relu_modules;
+  std::vector<int> bn_channels;  // channels of each BN layer
+  int input = -1, logits = -1;
+  int64_t param_count = 0;       // conv + BN (gamma, beta) + linear (weight, bias), as PyTorch counts
+  int64_t flops = 0;             // 2 x multiply-accumulates of convolutions and the linear layer, per image
+
+  // Weighted units per image, sum of site units x hooked modules (N_A, the naswot K diagonal).
+  int64_t weighted_units() const;
+  int64_t unweighted_units() const;  // the naswot_once diagonal
+};
+
+// Throws std::invalid_argument for a degenerate cell (callers must not run those) or a bad
+// num_classes.
+Plan build_plan(const Genes& genes, int num_classes);
+
+// N_A for a cell with n_conv conv edges (SPEC.md 1): 286,720 * n_conv + 77,824.
+inline int64_t expected_weighted_units(int n_conv) { return 286720LL * n_conv + 77824; }
+
+}  // namespace hn::net

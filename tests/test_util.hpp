@@ -1,0 +1,62 @@
+// Helpers shared by the tests: data paths, temporary directories, running the CLI.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace hn::test {
+
+inline std::string data_path(const std::string& rel) {
+  return std::string(HYBRIDNAS_DATA_DIR) + "/" + rel;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hybridnas_test_XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string write(const std::string& name, const std::string& content) const {
+    const std::string p = path_ + "/" + name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code;
+  std::string out, err;
+};
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Runs the hybridnas binary with `args` (a shell-quoted string), capturing stdout and stderr.
+inline CommandResult run_cli(const std::string& args, const std::string& stdin_text = "") {
+  TempDir d;
+  const std::string in = d.write("stdin", stdin_text);
+  const std::string cmd = std::string(HYBRIDNAS_BINARY) + " " + args + " <" + in + " >" +
+                          d.path() + "/out 2>" + d.path() + "/err";
+  const int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(d.path() + "/out");
+  r.err = slurp(d.path() + "/err");
+  return r;
+}
+
+}  // namespace hn::test
