@@ -1,6 +1,7 @@
 #include "cli/commands.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -39,26 +40,46 @@ struct ScoreCommand {
     app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)");
   }
 
-  // Architectures already in a JSONL output file (for --resume).
+  // Architectures already in a JSONL output file (for --resume). A run killed mid-write leaves
+  // at most a partial last line: it is cut off so that appending starts on a fresh line.
   std::set<int> already_scored() const {
     std::set<int> done;
-    std::ifstream in(out);
+    std::ifstream in(out, std::ios::binary);
     if (!in) return done;
-    std::string line;
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    size_t pos = 0, good_end = 0;
     int lineno = 0;
-    while (std::getline(in, line)) {
+    while (pos < text.size()) {
+      const size_t nl = text.find('\n', pos);
       ++lineno;
-      if (line.empty()) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception&) {
-        // A run killed mid-write leaves at most a partial last line; anything else is corrupt.
-        if (in.peek() == EOF) break;
-        throw CliError(kExitData, "--resume: line " + std::to_string(lineno) + " of '" + out +
-                                      "' is not JSON; refusing to append to it");
+      if (nl == std::string::npos) break;  // unterminated last line: partial
+      const std::string line = text.substr(pos, nl - pos);
+      if (!line.empty()) {
+        nlohmann::json j;
+        try {
+          j = nlohmann::json::parse(line);
+        } catch (const std::exception&) {
+          throw CliError(kExitData, "--resume: line " + std::to_string(lineno) + " of '" + out +
+                                        "' is not JSON; refusing to append to it");
+        }
+        if (j.contains("arch")) {
+          try {
+            done.insert(net::genes_code(net::parse_arch(j["arch"].get<std::string>())));
+          } catch (const std::exception& e) {
+            throw CliError(kExitData, "--resume: line " + std::to_string(lineno) + " of '" + out +
+                                          "': " + e.what());
+          }
+        }
       }
-      if (j.contains("arch")) done.insert(net::genes_code(net::parse_arch(j["arch"].get<std::string>())));
+      pos = good_end = nl + 1;
+    }
+    if (good_end < text.size()) {
+      std::error_code ec;
+      std::filesystem::resize_file(out, good_end, ec);
+      if (ec) throw CliError(kExitData, "--resume: cannot trim the partial last line of '" + out + "'");
+      if (!scoring.quiet)
+        std::cerr << "[score] --resume: dropped a partial last line of " << out << "\n";
     }
     return done;
   }

@@ -1,0 +1,137 @@
+// The hybridnas binary: records, error records, exit codes, formats, resume.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "test_util.hpp"
+
+using hn::test::run_cli;
+
+namespace {
+const std::string kGood =
+    "'|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|'";
+const std::string kDegenerate = "'|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'";
+const std::string kQuick = " --backend cpu --batch 8 --entropy-batch 4 --entropy-repeats 1 -q ";
+std::string data() { return " --data " + hn::test::data_path("cifar10/cifar10_sample.bin") + " "; }
+
+std::vector<nlohmann::json> lines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::istringstream in(out);
+  std::string l;
+  while (std::getline(in, l))
+    if (!l.empty()) v.push_back(nlohmann::json::parse(l));
+  return v;
+}
+}  // namespace
+
+TEST(Cli, ScoresGoodLinesAndReportsBadOnesWithNonZeroExit) {
+  const auto r = run_cli("score --archs -" + kQuick + data() + "--proxies naswot,ni",
+                         "# a comment\n" + kGood.substr(1, kGood.size() - 2) +
+                             "\n|nor_conv_3x3~0|+|bogus~0|\n6111\n\n99999\n");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto recs = lines(r.out);
+  ASSERT_EQ(recs.size(), 4u) << r.out;
+  EXPECT_EQ(recs[0]["index"], 3160);
+  EXPECT_TRUE(recs[0]["naswot"].is_number());
+  EXPECT_TRUE(recs[0]["ni"].is_number());
+  EXPECT_EQ(recs[1]["line"], 3);
+  EXPECT_NE(recs[1]["error"].get<std::string>().find("unknown op 'bogus'"), std::string::npos);
+  EXPECT_EQ(recs[2]["index"], 6111);
+  EXPECT_EQ(recs[3]["line"], 6);
+  EXPECT_NE(recs[3]["error"].get<std::string>().find("99999"), std::string::npos);
+  EXPECT_NE(r.err.find("2 of 4 inputs could not be scored"), std::string::npos) << r.err;
+}
+
+TEST(Cli, DegenerateCellsGetWorstValuesAsStrings) {
+  const auto r = run_cli("score --arch " + kDegenerate + kQuick + data() + "--proxies naswot,entropy");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto recs = lines(r.out);
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0]["naswot"], "-inf");
+  EXPECT_EQ(recs[0]["entropy"], "-inf");
+  EXPECT_EQ(recs[0]["flags"]["naswot"], "degenerate");
+}
+
+TEST(Cli, CsvHasAHeaderAndOneRowPerArchitecture) {
+  const auto r = run_cli("score --arch " + kGood + " --arch " + kDegenerate + kQuick + data() +
+                         "--proxies naswot --format csv");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream in(r.out);
+  std::string header, a, b;
+  std::getline(in, header);
+  std::getline(in, a);
+  std::getline(in, b);
+  EXPECT_EQ(header, "arch,index,naswot,flags,seconds_naswot,error");
+  EXPECT_EQ(a.rfind(kGood.substr(1, kGood.size() - 2) + ",3160,", 0), 0u) << a;
+  EXPECT_NE(b.find(",-inf,naswot:degenerate,"), std::string::npos) << b;
+}
+
+TEST(Cli, ExitCodes) {
+  // No images for proxies that need them: usage error naming both options.
+  auto r = run_cli("score --arch " + kGood + kQuick + "--proxies naswot");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--gaussian-input"), std::string::npos) << r.err;
+  // Missing data file.
+  r = run_cli("score --arch " + kGood + kQuick + "--proxies naswot --data /nonexistent.bin");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+  // Unavailable backend.
+  r = run_cli("score --arch " + kGood + " --backend cuda --gaussian-input --proxies naswot");
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_NE(r.err.find("--backend cpu"), std::string::npos) << r.err;
+  // Bad option value.
+  r = run_cli("score --arch " + kGood + kQuick + "--gaussian-input --proxies naswot,bogus");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown proxy 'bogus'"), std::string::npos) << r.err;
+  r = run_cli("score" + kQuick + "--gaussian-input");
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_cli("frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_cli("score --index 5" + kQuick + "--gaussian-input --table /nonexistent.csv");
+  EXPECT_EQ(r.exit_code, 3);
+}
+
+TEST(Cli, NinaswotFromAReferenceSampleOrAStatsFile) {
+  hn::test::TempDir d;
+  const std::string common = kQuick + data() + "--search-seed 2 ";
+  auto r = run_cli("stats --proxies ninaswot --reference-sample 4 --out " + d.path() + "/st.json" + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto a = run_cli("score --arch " + kGood + " --proxies ninaswot --stats " + d.path() + "/st.json" + common);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto b = run_cli("score --arch " + kGood + " --proxies ninaswot --reference-sample 4" + common);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const auto ra = lines(a.out), rb = lines(b.out);
+  ASSERT_TRUE(ra[0]["ninaswot"].is_number());
+  EXPECT_EQ(ra[0]["ninaswot"], rb[0]["ninaswot"]);  // same sample, same statistics
+  // Statistics made with other settings are refused.
+  r = run_cli("score --arch " + kGood + " --proxies ninaswot --stats " + d.path() + "/st.json" +
+              common + "--num-classes 1");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("other settings"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ResumeScoresOnlyWhatIsMissing) {
+  hn::test::TempDir d;
+  const std::string out = d.path() + "/s.jsonl";
+  auto r = run_cli("score --index 1 --index 2" + kQuick + data() + "--proxies naswot --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // A kill mid-write leaves a partial last line; resume drops nothing it needs.
+  std::ofstream(out, std::ios::app) << "{\"arch\":\"|nor_co";
+  r = run_cli("score --index 1 --index 2 --index 3" + kQuick + data() + "--proxies naswot --resume --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string text = hn::test::slurp(out);
+  int records = 0, idx3 = 0;
+  std::istringstream in(text);
+  std::string l;
+  while (std::getline(in, l)) {
+    try {
+      const auto j = nlohmann::json::parse(l);
+      ++records;
+      idx3 += j["index"] == 3;
+    } catch (...) {
+    }
+  }
+  EXPECT_EQ(records, 3);
+  EXPECT_EQ(idx3, 1);
+}

@@ -1,0 +1,125 @@
+// CPU kernels against naive double-precision references: exact for integer outputs (codes,
+// Hamming counts), tolerance for floating point.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kernels/cpu_ops.hpp"
+#include "kernels/hamming.hpp"
+#include "kernels/linalg.hpp"
+
+using namespace hn::kernels;
+
+namespace {
+std::vector<double> random_vec(size_t n, unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<double> d;
+  std::vector<double> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+}  // namespace
+
+TEST(Kernels, HammingKernelEqualsNaiveAgreementCount) {
+  const int B = 7;
+  for (const int64_t units : {64, 100, 4096}) {
+    const auto x = random_vec(B * units, 1 + units);
+    std::vector<uint64_t> codes(B * code_words(units));
+    pack_relu_codes(x.data(), B, units, codes.data());
+    std::vector<int64_t> k(B * B, 5);
+    hamming_accumulate(codes.data(), B, units, 3, k.data());
+    for (int n = 0; n < B; ++n)
+      for (int m = 0; m < B; ++m) {
+        int64_t agree = 0;
+        for (int64_t u = 0; u < units; ++u) agree += (x[n * units + u] > 0) == (x[m * units + u] > 0);
+        ASSERT_EQ(k[n * B + m], 5 + 3 * agree) << n << "," << m << " units " << units;
+      }
+  }
+}
+
+TEST(Kernels, CodesTreatZeroAndNegativeZeroAsInactive) {
+  const std::vector<float> x = {0.0f, -0.0f, 1e-30f, -1e-30f};
+  std::vector<uint64_t> c(1);
+  pack_relu_codes(x.data(), 1, 4, c.data());
+  EXPECT_EQ(c[0], 0b0100u);
+}
+
+TEST(Kernels, CholeskyLogDetAndSingularity) {
+  const std::vector<double> k = {4, 2, 2, 3};  // det 8
+  const LogDet ld = cholesky_logdet(k.data(), 2);
+  EXPECT_FALSE(ld.singular);
+  EXPECT_NEAR(ld.value, std::log(8.0), 1e-15);
+  const std::vector<double> s = {1, 1, 1, 1};  // rank 1
+  EXPECT_TRUE(cholesky_logdet(s.data(), 2).singular);
+  const std::vector<double> tiny = {1e6, 0, 0, 1e-7};  // pivot^2 below 1e-12 * max diag
+  EXPECT_TRUE(cholesky_logdet(tiny.data(), 2).singular);
+  const std::vector<double> neg = {1, 2, 2, 1};  // indefinite
+  EXPECT_TRUE(cholesky_logdet(neg.data(), 2).singular);
+}
+
+TEST(Kernels, ConvolutionMatchesDirectSum) {
+  for (const auto& s : {ConvShape{2, 3, 9, 7, 4, 3, 1, 1}, ConvShape{2, 3, 8, 8, 5, 3, 2, 1},
+                        ConvShape{3, 4, 5, 5, 2, 1, 1, 0}}) {
+    const auto x = random_vec(size_t(s.batch) * s.cin * s.h * s.w, 7);
+    const auto w = random_vec(size_t(s.cout) * s.cin * s.k * s.k, 8);
+    std::vector<double> y(size_t(s.batch) * s.cout * s.oh() * s.ow());
+    conv2d_forward(s, x.data(), w.data(), y.data());
+    for (int n = 0; n < s.batch; ++n)
+      for (int co = 0; co < s.cout; ++co)
+        for (int oy = 0; oy < s.oh(); ++oy)
+          for (int ox = 0; ox < s.ow(); ++ox) {
+            double acc = 0;
+            for (int ci = 0; ci < s.cin; ++ci)
+              for (int ky = 0; ky < s.k; ++ky)
+                for (int kx = 0; kx < s.k; ++kx) {
+                  const int iy = oy * s.stride - s.pad + ky, ix = ox * s.stride - s.pad + kx;
+                  if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
+                  acc += x[((size_t(n) * s.cin + ci) * s.h + iy) * s.w + ix] *
+                         w[((size_t(co) * s.cin + ci) * s.k + ky) * s.k + kx];
+                }
+            const double got = y[((size_t(n) * s.cout + co) * s.oh() + oy) * s.ow() + ox];
+            ASSERT_NEAR(got, acc, 1e-12);
+          }
+  }
+}
+
+TEST(Kernels, AvgPool3ExcludesPaddingFromTheDivisor) {
+  // 3x3 image of ones: every output is exactly 1 (a divisor of 9 at the border would give 4/9).
+  std::vector<double> x(9, 1.0), y(9);
+  avgpool3_forward(x.data(), 1, 1, 3, 3, y.data());
+  for (double v : y) EXPECT_DOUBLE_EQ(v, 1.0);
+  std::vector<double> r = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  avgpool3_forward(r.data(), 1, 1, 3, 3, y.data());
+  EXPECT_DOUBLE_EQ(y[0], (1 + 2 + 4 + 5) / 4.0);
+  EXPECT_DOUBLE_EQ(y[4], 5.0);
+  avgpool2_forward(r.data(), 1, 1, 2, 2, y.data());  // reads the top-left 2x2 of a 2x2 view
+  EXPECT_DOUBLE_EQ(y[0], (1 + 2 + 3 + 4) / 4.0);
+}
+
+TEST(Kernels, BatchNormStatisticsAreTwoPassBiased) {
+  const int B = 3, C = 2, HW = 5;
+  const auto x = random_vec(B * C * HW, 11);
+  std::vector<double> mean(C), invstd(C), y(x.size());
+  batchnorm_stats(x.data(), B, C, HW, 1e-5, mean.data(), invstd.data());
+  batchnorm_apply(x.data(), B, C, HW, mean.data(), invstd.data(), y.data());
+  for (int c = 0; c < C; ++c) {
+    double m = 0, v = 0;
+    for (int n = 0; n < B; ++n)
+      for (int i = 0; i < HW; ++i) m += x[(n * C + c) * HW + i];
+    m /= B * HW;
+    for (int n = 0; n < B; ++n)
+      for (int i = 0; i < HW; ++i) v += std::pow(x[(n * C + c) * HW + i] - m, 2);
+    v /= B * HW;
+    EXPECT_NEAR(mean[c], m, 1e-15);
+    EXPECT_NEAR(invstd[c], 1 / std::sqrt(v + 1e-5), 1e-12);
+    EXPECT_NEAR(y[c * HW], (x[c * HW] - m) / std::sqrt(v + 1e-5), 1e-12);
+  }
+}
+
+TEST(Kernels, TensorStdIsUnbiasedOverAllElements) {
+  const std::vector<double> x = {1, 2, 3, 4};
+  EXPECT_NEAR(tensor_std(x.data(), 4), std::sqrt(5.0 / 3.0), 1e-15);
+  const std::vector<float> c(10, 2.5f);
+  EXPECT_EQ(tensor_std(c.data(), 10), 0.0);
+}
