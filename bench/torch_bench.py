@@ -11,11 +11,19 @@ own modules and RNG), so the numbers say what the published implementations cost
   skipped, every block output divided by its std; sum of log stds + log 64, mean over repeats.
 - entropy_seed: weights N(0,1)/sqrt(k*k*Cout), Gaussian input, one forward with hooks summing
   |inp| per hooked module (max(inp, 0) for the head ReLU); sum of log(1 + a_l).
+- ntk (TE-NAS get_ntk_n, float32): one forward on --ntk-batch images, then per image
+  logits[i].sum().backward(retain_graph=True), gradients of every parameter with 'weight' in its
+  name concatenated, zero_grad; Theta = G G^T (einsum), eigvalsh, kappa = max / min.
+- ntk_fast: the same loop with the BN batch statistics detached (constants in the backward pass).
+- ntk_fast_vmap: ntk_fast's gradients vectorised with functorch (vmap over images of grad of the
+  per-image summed logits, BN statistics of the whole batch frozen); only if functorch imports.
+The ntk proxies are slow, so they are not in the default --proxies list: name them.
 
 Timing only: weights and inputs come from torch's RNG, not the engine's Philox bank. Each timed
 call covers one proxy on an already built network, including the per-call weight re-init the
 official entropy codes do. Usage:
   /usr/bin/python3 bench/torch_bench.py --threads 2 --runs 5 --json bench/results/torch_cpu.json
+  /usr/bin/python3 bench/torch_bench.py --proxies ntk ntk_fast ntk_fast_vmap --ntk-batch 64 --runs 1
 """
 
 import argparse
@@ -27,6 +35,12 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+try:
+    import functorch  # shipped with torch 1.13; torch.func from 2.0 on
+except ImportError:  # pragma: no cover
+    functorch = None
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -55,10 +69,28 @@ def parse_arch(arch):
 # way MAE-DET's scorer does, without rebuilding the network.
 
 class SkippableBN(nn.BatchNorm2d):
+    """Train-mode BN. `skip`: identity (entropy). `detach_stats`: the batch statistics are
+    constants in the backward pass (ntk_fast); with `record_stats` they are also kept in `frozen`,
+    and while `frozen` is set they are used as they are (ntk_fast_vmap's per-image calls)."""
+
     skip = False
+    detach_stats = False
+    record_stats = False
+    frozen = None
 
     def forward(self, x):
-        return x if self.skip else super().forward(x)
+        if self.skip:
+            return x
+        if self.frozen is not None:
+            mean, var = self.frozen
+        elif self.detach_stats:
+            with torch.no_grad():
+                var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+            if self.record_stats:
+                self.frozen = (mean, var)
+        else:
+            return super().forward(x)
+        return F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps)
 
 
 class SkippableReLU(nn.ReLU):
@@ -140,6 +172,9 @@ class Network(nn.Module):
         for m in self.modules():
             if isinstance(m, (SkippableBN, SkippableReLU)):
                 m.skip = skip
+
+    def bns(self):
+        return [m for m in self.modules() if isinstance(m, SkippableBN)]
 
 
 def relu_modules(net):
@@ -229,12 +264,69 @@ def entropy_seed(net, batch):
     return sum(math.log1p(a) for a in acts)
 
 
+def ntk_condition(grads):
+    """TE-NAS: Theta = einsum('nc,mc->nm') in float32, eigenvalues ascending, kappa = max / min."""
+    theta = torch.einsum("nc,mc->nm", [grads, grads])
+    ev = torch.linalg.eigvalsh(theta)
+    return float(ev[-1] / ev[0])
+
+
+def ntk_loop(net, x, detach_stats):
+    """TE-NAS get_ntk_n: one forward, one backward per image (retain_graph), 'weight' grads."""
+    for m in net.bns():
+        m.detach_stats = detach_stats
+    try:
+        with torch.enable_grad():
+            net.zero_grad()
+            logits = net(x)
+            grads = []
+            for i in range(x.shape[0]):
+                logits[i:i + 1].backward(torch.ones_like(logits[i:i + 1]), retain_graph=True)
+                grads.append(torch.cat([p.grad.view(-1) for n, p in net.named_parameters()
+                                        if "weight" in n and p.grad is not None], -1))
+                net.zero_grad()
+    finally:
+        for m in net.bns():
+            m.detach_stats = False
+    return ntk_condition(torch.stack(grads, 0))
+
+
+def ntk_fast_vmap(net, x):
+    """ntk_fast with functorch: freeze the batch's BN statistics in one no-grad forward, then
+    vmap over images of grad(sum of the image's logits) w.r.t. the 'weight' parameters."""
+    bns = net.bns()
+    for m in bns:
+        m.detach_stats, m.record_stats, m.frozen = True, True, None
+    try:
+        with torch.no_grad():
+            net(x)
+        fmodel, params, buffers = functorch.make_functional_with_buffers(net)
+        names = [n for n, _ in net.named_parameters()]
+        sel = [i for i, n in enumerate(names) if "weight" in n]
+
+        def f(wparams, others, xi):
+            full = list(others)
+            for i, w in zip(sel, wparams):
+                full[i] = w
+            return fmodel(full, buffers, xi.unsqueeze(0)).sum()
+
+        wparams = tuple(params[i] for i in sel)
+        with torch.enable_grad():
+            per_image = functorch.vmap(functorch.grad(f), in_dims=(None, None, 0))(wparams, params, x)
+        grads = torch.cat([g.reshape(x.shape[0], -1) for g in per_image], 1)
+    finally:
+        for m in bns:
+            m.detach_stats, m.record_stats, m.frozen = False, False, None
+    return ntk_condition(grads)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS))
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--entropy-batch", type=int, default=32)
     ap.add_argument("--entropy-repeats", type=int, default=4)
+    ap.add_argument("--ntk-batch", type=int, default=64, help="images of the ntk proxies")
     ap.add_argument("--num-classes", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1)
@@ -247,16 +339,24 @@ def main():
 
     nets = [Network(parse_arch(a), args.num_classes) for a in args.arch]
     x = torch.randn(args.batch, 3, 32, 32)  # timing only: real images would cost the same
+    x_ntk = torch.randn(args.ntk_batch, 3, 32, 32)
     fns = {
         "naswot": lambda net: naswot(net, x),
         "ni": lambda net: ni(net, x),
         "naswot+ni": lambda net: naswot_ni(net, x),
         "entropy": lambda net: entropy(net, args.entropy_batch, args.entropy_repeats),
         "entropy_seed": lambda net: entropy_seed(net, args.batch),
+        "ntk": lambda net: ntk_loop(net, x_ntk, False),
+        "ntk_fast": lambda net: ntk_loop(net, x_ntk, True),
     }
-    print("torch %s, %d threads, batch %d, entropy %dx%d, %d archs, %d warmup + %d runs" % (
+    if functorch is not None:
+        fns["ntk_fast_vmap"] = lambda net: ntk_fast_vmap(net, x_ntk)
+    unknown = [p for p in args.proxies if p not in fns]
+    if unknown:
+        ap.error("unknown or unavailable proxies: %s (choose from %s)" % (" ".join(unknown), " ".join(fns)))
+    print("torch %s, %d threads, batch %d, entropy %dx%d, ntk batch %d, %d archs, %d warmup + %d runs" % (
         torch.__version__, args.threads, args.batch, args.entropy_batch, args.entropy_repeats,
-        len(nets), args.warmup, args.runs), flush=True)
+        args.ntk_batch, len(nets), args.warmup, args.runs), flush=True)
     results = {}
     with torch.no_grad():
         for name in args.proxies:
@@ -276,6 +376,7 @@ def main():
         with open(args.json, "w") as fh:
             json.dump({"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
                        "entropy_batch": args.entropy_batch, "entropy_repeats": args.entropy_repeats,
+                       "ntk_batch": args.ntk_batch,
                        "archs": args.arch, "warmup": args.warmup, "runs": args.runs,
                        "proxies": results}, fh, indent=1)
 

@@ -9,6 +9,7 @@ struct BenchCommand {
   ArchOptions archs;
   int warmup = 1;
   int runs = 5;
+  double max_seconds = 120;
   bool once = false;
   std::string json;
 

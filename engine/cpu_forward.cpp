@@ -26,17 +26,8 @@ TypedBank<T>::TypedBank(const net::WeightBank& bank) : num_classes_(bank.num_cla
   }
 }
 
-namespace {
-
-struct Lowered {
-  std::vector<Step> steps;       // with inputs renamed to their representatives
-  std::vector<int> rep;          // value id -> the value id holding its data
-  std::vector<int> last_use;     // by representative value id: index into steps, -1 if unused
-  std::vector<char> materialize; // per step: does its output need to exist
-};
-
-Lowered lower(const net::Plan& plan, const ForwardOptions& opt) {
-  Lowered L;
+LoweredPlan lower_plan(const net::Plan& plan, const ForwardOptions& opt) {
+  LoweredPlan L;
   const int nv = static_cast<int>(plan.values.size());
   L.rep.resize(nv);
   for (int v = 0; v < nv; ++v) L.rep[v] = v;
@@ -79,15 +70,13 @@ Lowered lower(const net::Plan& plan, const ForwardOptions& opt) {
   return L;
 }
 
-}  // namespace
-
 template <typename T>
 ForwardResult<T> cpu_forward(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int batch,
                              const ForwardOptions& opt, const SiteCallback<T>& on_site) {
   if (batch < 1) throw std::invalid_argument("batch must be at least 1");
   if (bank.num_classes() != plan.num_classes)
     throw std::invalid_argument("weight bank and plan disagree on num_classes");
-  const Lowered L = lower(plan, opt);
+  const LoweredPlan L = lower_plan(plan, opt);
   ForwardResult<T> res;
   std::vector<std::unique_ptr<T[]>> buf(plan.values.size());
   if (opt.keep_values) {
@@ -99,7 +88,7 @@ ForwardResult<T> cpu_forward(const net::Plan& plan, const TypedBank<T>& bank, co
     buf[v].reset(new T[static_cast<size_t>(numel(v))]);
     return buf[v].get();
   };
-  std::vector<double> mean, invstd;
+  std::vector<double> mean, invstd, scale;
 
   for (size_t i = 0; i < L.steps.size(); ++i) {
     const Step& st = L.steps[i];
@@ -124,7 +113,10 @@ ForwardResult<T> cpu_forward(const net::Plan& plan, const TypedBank<T>& bank, co
         mean.resize(si.c);
         invstd.resize(si.c);
         kernels::batchnorm_stats(a, batch, si.c, si.hw(), net::kBnEps, mean.data(), invstd.data());
-        kernels::batchnorm_apply(a, batch, si.c, si.hw(), mean.data(), invstd.data(), alloc(st.out));
+        scale = invstd;
+        if (opt.bn_gamma)
+          for (int c = 0; c < si.c; ++c) scale[c] *= (*opt.bn_gamma)[st.bn][c];
+        kernels::batchnorm_apply(a, batch, si.c, si.hw(), mean.data(), scale.data(), alloc(st.out));
         if (opt.keep_values) {
           res.bn_mean[st.bn] = mean;
           res.bn_invstd[st.bn] = invstd;

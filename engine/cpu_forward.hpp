@@ -17,6 +17,7 @@ class TypedBank {
  public:
   explicit TypedBank(const net::WeightBank& bank);
   const T* slot(int s) const { return slots_[s].data(); }
+  T* mutable_slot(int s) { return slots_[s].data(); }  // finite-difference tests
   int num_classes() const { return num_classes_; }
 
  private:
@@ -31,7 +32,19 @@ struct ForwardOptions {
   bool need_logits = true;      // false: the head runs only as far as sites need it
   bool report_sites = true;     // call on_site for every ReLU site (codes, entropy_seed)
   bool keep_values = false;     // keep every activation and BN statistic (for a backward pass)
+  // BN gammas other than 1 (finite-difference tests): bn_gamma[layer][channel]; null = all 1.
+  const std::vector<std::vector<double>>* bn_gamma = nullptr;
 };
+
+// A plan lowered for one set of options: skipped BN / ReLU steps become aliases (rep), and steps
+// that feed neither the logits, a reported site nor an entropy block end are dropped.
+struct LoweredPlan {
+  std::vector<net::Step> steps;   // inputs renamed to their representatives
+  std::vector<int> rep;           // value id -> the value id holding its data
+  std::vector<int> last_use;      // by value id: index into steps, -1 if unused
+  std::vector<char> materialize;  // per step: does its output need to exist
+};
+LoweredPlan lower_plan(const net::Plan& plan, const ForwardOptions& opt);
 
 template <typename T>
 struct SiteView {

@@ -4,10 +4,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <optional>
 
 #include "engine/cpu_forward.hpp"
+#include "engine/cpu_ntk.hpp"
 #include "engine/cpu_proxies.hpp"
+#include "kernels/linalg.hpp"
 #include "engine/scorer.hpp"
 #include "kernels/cpu_ops.hpp"
 #include "net/weight_bank.hpp"
@@ -50,7 +53,8 @@ class CpuScorer final : public Scorer {
     kernels::cpu_kernels_init();
     if (s_.threads > 0) omp_set_num_threads(s_.threads);
     const bool forward_default = has(raw_, Proxy::kNaswot) || has(raw_, Proxy::kNaswotOnce) ||
-                                 has(raw_, Proxy::kNi);
+                                 has(raw_, Proxy::kNi) || has(raw_, Proxy::kNtk) ||
+                                 has(raw_, Proxy::kNtkFast);
     if (forward_default) {
       if (in.images.size() != static_cast<size_t>(s_.batch) * net::kImageNumel)
         throw std::invalid_argument("scorer inputs do not hold --batch images");
@@ -78,17 +82,43 @@ class CpuScorer final : public Scorer {
       eseed_input_ = to_type<T>(
           net::gaussian_images(s_.score_seed, Purpose::kEntropySeedInput, 0, s_.batch));
     }
-    for (Proxy p : raw_)
-      if (p == Proxy::kNtk || p == Proxy::kNtkFast)
-        throw BackendUnavailable(std::string("proxy ") + proxy_name(p) +
-                                 " is not implemented on the CPU backend yet");
   }
 
   const char* backend_name() const override { return "cpu"; }
 
+  // With at least as many architectures as threads, each thread scores whole architectures
+  // (no per-kernel barriers); otherwise the kernels split each network over images. Every
+  // kernel's result is independent of how it is split, so the scores are the same either way.
+  // `done` is called in input order.
   void score(const std::vector<net::Genes>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override {
-    for (size_t i = 0; i < archs.size(); ++i) done(i, score_one(archs[i]));
+    const int threads = omp_get_max_threads();
+    if (archs.size() < 2 || static_cast<int>(archs.size()) < threads || threads < 2) {
+      for (size_t i = 0; i < archs.size(); ++i) done(i, score_one(archs[i]));
+      return;
+    }
+    std::vector<std::optional<ArchScore>> ready(archs.size());
+    size_t next = 0;
+    std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < archs.size(); ++i) {
+      if (error) continue;
+      try {
+        ArchScore a = score_one(archs[i]);
+#pragma omp critical(hn_cpu_scorer_emit)
+        {
+          ready[i] = std::move(a);
+          for (; next < archs.size() && ready[next]; ++next) {
+            done(next, std::move(*ready[next]));
+            ready[next].reset();
+          }
+        }
+      } catch (...) {
+#pragma omp critical(hn_cpu_scorer_emit)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
   }
 
  private:
@@ -104,6 +134,8 @@ class CpuScorer final : public Scorer {
       naswot_and_ni(plan, out);
     if (has(raw_, Proxy::kEntropy)) out[Proxy::kEntropy] = entropy(plan);
     if (has(raw_, Proxy::kEntropySeed)) out[Proxy::kEntropySeed] = entropy_seed(plan);
+    if (has(raw_, Proxy::kNtkFast)) out[Proxy::kNtkFast] = ntk(plan, false);
+    if (has(raw_, Proxy::kNtk)) out[Proxy::kNtk] = ntk(plan, true);
     for (Proxy p : raw_) out[p] = sanitize(p, *out[p]);
     return out;
   }
@@ -154,6 +186,20 @@ class CpuScorer final : public Scorer {
     EntropySeedSum<T> sum(plan);
     cpu_forward<T>(plan, *bank_eseed_, eseed_input_.data(), s_.batch, opt, std::ref(sum));
     return ProxyValue{sum.value, "", seconds_since(t0)};
+  }
+
+  // kappa of the FP64 Gram of the first min(64, B) images' gradients (SPEC.md 3).
+  ProxyValue ntk(const net::Plan& plan, bool exact) {
+    const auto t0 = Clock::now();
+    const Proxy p = exact ? Proxy::kNtk : Proxy::kNtkFast;
+    NtkOptions opt;
+    opt.exact = exact;
+    const int n = std::min(64, s_.batch);
+    const auto grads = cpu_ntk_gradients<T>(plan, *bank_default_, images_.data(), n, opt);
+    const kernels::Condition c = kernels::condition_number(gram_fp64(grads), n);
+    ProxyValue v = c.ill_conditioned ? worst(p, kFlagIllConditioned) : ProxyValue{c.kappa, "", 0.0};
+    v.seconds = seconds_since(t0);
+    return v;
   }
 
   ScoreSettings s_;

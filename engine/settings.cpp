@@ -106,7 +106,7 @@ namespace hn::engine {
 
 namespace {
 const RunPreset kPresets[] = {
-    {"full", "naswot,naswot_once,ni,entropy,entropy_seed", 128, 32, 4},
+    {"full", "naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast,ntk", 128, 32, 4},
     {"cpu-quick", "naswot,ni,entropy", 32, 16, 2},
 };
 }

@@ -1,18 +1,23 @@
 #include "kernels/cpu_ops.hpp"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu_backward.hpp"
 #include "kernels/elementwise.cuh"
 
 namespace hn::kernels {
 
 extern "C" void openblas_set_num_threads(int);
 
-void cpu_kernels_init() { openblas_set_num_threads(1); }
+void cpu_kernels_init() {
+  openblas_set_num_threads(1);
+  omp_set_max_active_levels(1);  // kernels inside an architecture-parallel loop run serially
+}
 
 template <>
 void gemm<float>(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
@@ -31,14 +36,18 @@ void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const dou
 namespace {
 
 // Rows (ci, ky, kx) x columns (oy, ox) of one image; zero where the window leaves the image.
+// The valid ox range of each (kx, oy) row is computed once, so the inner loop is a plain copy.
 template <typename T>
-void im2col(const ConvShape& s, const T* x, T* col) {
+void im2col_impl(const ConvShape& s, const T* x, T* col) {
   const int oh = s.oh(), ow = s.ow();
   for (int ci = 0; ci < s.cin; ++ci)
     for (int ky = 0; ky < s.k; ++ky)
       for (int kx = 0; kx < s.k; ++kx) {
         T* dst = col + ((static_cast<int64_t>(ci) * s.k + ky) * s.k + kx) * oh * ow;
         const T* src = x + static_cast<int64_t>(ci) * s.h * s.w;
+        // ox valid when 0 <= ox * stride - pad + kx < w.
+        const int lo = std::min(ow, std::max(0, (s.pad - kx + s.stride - 1) / s.stride));
+        const int hi = std::max(lo, std::min(ow, (s.w - 1 + s.pad - kx) / s.stride + 1));
         for (int oy = 0; oy < oh; ++oy) {
           const int iy = oy * s.stride - s.pad + ky;
           T* row = dst + static_cast<int64_t>(oy) * ow;
@@ -46,10 +55,14 @@ void im2col(const ConvShape& s, const T* x, T* col) {
             std::fill(row, row + ow, T(0));
             continue;
           }
-          for (int ox = 0; ox < ow; ++ox) {
-            const int ix = ox * s.stride - s.pad + kx;
-            row[ox] = (ix >= 0 && ix < s.w) ? src[static_cast<int64_t>(iy) * s.w + ix] : T(0);
+          std::fill(row, row + lo, T(0));
+          const T* in = src + static_cast<int64_t>(iy) * s.w - s.pad + kx;
+          if (s.stride == 1) {
+            std::copy(in + lo, in + hi, row + lo);
+          } else {
+            for (int ox = lo; ox < hi; ++ox) row[ox] = in[ox * s.stride];
           }
+          std::fill(row + hi, row + ow, T(0));
         }
       }
 }
@@ -70,7 +83,7 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, T* y) {
       const T* xn = x + n * in_img;
       const T* b = xn;
       if (!direct) {
-        im2col(s, xn, col.data());
+        im2col_impl(s, xn, col.data());
         b = col.data();
       }
       gemm<T>(false, false, s.cout, static_cast<int>(out_hw), kdim, T(1), w, kdim, b,
@@ -79,6 +92,24 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, T* y) {
   }
 }
 
+namespace {
+// Sum of a block in FP64 with 4 independent accumulators (a fixed order, so deterministic,
+// but not one long dependency chain).
+template <typename T, typename F>
+double block_sum(const T* p, int64_t n, F f) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += f(static_cast<double>(p[i]));
+    a1 += f(static_cast<double>(p[i + 1]));
+    a2 += f(static_cast<double>(p[i + 2]));
+    a3 += f(static_cast<double>(p[i + 3]));
+  }
+  for (; i < n; ++i) a0 += f(static_cast<double>(p[i]));
+  return (a0 + a1) + (a2 + a3);
+}
+}  // namespace
+
 template <typename T>
 void batchnorm_stats(const T* x, int batch, int c, int64_t hw, double eps, double* mean,
                      double* invstd) {
@@ -86,19 +117,15 @@ void batchnorm_stats(const T* x, int batch, int c, int64_t hw, double eps, doubl
 #pragma omp parallel for schedule(static)
   for (int ch = 0; ch < c; ++ch) {
     double sum = 0.0;
-    for (int n = 0; n < batch; ++n) {
-      const T* p = x + (static_cast<int64_t>(n) * c + ch) * hw;
-      for (int64_t i = 0; i < hw; ++i) sum += static_cast<double>(p[i]);
-    }
+    for (int n = 0; n < batch; ++n)
+      sum += block_sum(x + (static_cast<int64_t>(n) * c + ch) * hw, hw, [](double v) { return v; });
     const double m = sum / count;
     double sq = 0.0;
-    for (int n = 0; n < batch; ++n) {
-      const T* p = x + (static_cast<int64_t>(n) * c + ch) * hw;
-      for (int64_t i = 0; i < hw; ++i) {
-        const double d = static_cast<double>(p[i]) - m;
-        sq += d * d;
-      }
-    }
+    for (int n = 0; n < batch; ++n)
+      sq += block_sum(x + (static_cast<int64_t>(n) * c + ch) * hw, hw, [m](double v) {
+        const double d = v - m;
+        return d * d;
+      });
     mean[ch] = m;
     invstd[ch] = 1.0 / std::sqrt(sq / count + eps);
   }
@@ -106,12 +133,12 @@ void batchnorm_stats(const T* x, int batch, int c, int64_t hw, double eps, doubl
 
 template <typename T>
 void batchnorm_apply(const T* x, int batch, int c, int64_t hw, const double* mean,
-                     const double* invstd, T* y) {
+                     const double* scale, T* y) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < batch; ++n)
     for (int ch = 0; ch < c; ++ch) {
       const int64_t off = (static_cast<int64_t>(n) * c + ch) * hw;
-      const T m = static_cast<T>(mean[ch]), is = static_cast<T>(invstd[ch]);
+      const T m = static_cast<T>(mean[ch]), is = static_cast<T>(scale[ch]);
       for (int64_t i = 0; i < hw; ++i) y[off + i] = bn_normalize(x[off + i], m, is);
     }
 }
@@ -221,7 +248,13 @@ void divide_inplace(T* x, int64_t n, double s) {
   for (int64_t i = 0; i < n; ++i) x[i] = x[i] / d;
 }
 
+template <typename T>
+void im2col_image(const ConvShape& s, const T* x, T* col) {
+  im2col_impl(s, x, col);
+}
+
 #define HN_INSTANTIATE(T)                                                                        \
+  template void im2col_image<T>(const ConvShape&, const T*, T*);                                  \
   template void conv2d_forward<T>(const ConvShape&, const T*, const T*, T*);                      \
   template void batchnorm_stats<T>(const T*, int, int, int64_t, double, double*, double*);         \
   template void batchnorm_apply<T>(const T*, int, int, int64_t, const double*, const double*, T*); \

@@ -32,10 +32,11 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, T* y);
 template <typename T>
 void batchnorm_stats(const T* x, int batch, int c, int64_t hw, double eps, double* mean,
                      double* invstd);
-// y = (x - mean) * invstd with mean, invstd rounded to T (kernels/elementwise.cuh).
+// y = (x - mean) * scale with mean, scale rounded to T (kernels/elementwise.cuh); scale =
+// invstd * gamma (gamma is 1 at init).
 template <typename T>
 void batchnorm_apply(const T* x, int batch, int c, int64_t hw, const double* mean,
-                     const double* invstd, T* y);
+                     const double* scale, T* y);
 
 template <typename T>
 void relu_forward(const T* x, int64_t n, T* y);

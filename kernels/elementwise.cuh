@@ -24,3 +24,14 @@ HN_HD bool relu_code(T x) {
 }
 
 }  // namespace hn::kernels
+
+namespace hn::kernels {
+
+// Train-mode BN backward per element (gamma = 1): the batch-statistics terms mean(dy) and
+// mean(dy * xhat) come from FP64 reductions, rounded to T; frozen statistics pass zeros.
+template <typename T>
+HN_HD T bn_backward(T dy, T xhat, T mean_dy, T mean_dy_xhat, T invstd) {
+  return invstd * (dy - mean_dy - xhat * mean_dy_xhat);
+}
+
+}  // namespace hn::kernels

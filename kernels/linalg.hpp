@@ -14,3 +14,20 @@ struct LogDet {
 LogDet cholesky_logdet(const double* k, int n);
 
 }  // namespace hn::kernels
+
+namespace hn::kernels {
+
+// Eigenvalues of a symmetric n x n matrix (row-major, FP64), ascending (LAPACK dsyevd).
+// Throws std::runtime_error if LAPACK reports a failure.
+std::vector<double> symmetric_eigenvalues(const double* a, int n);
+
+// kappa = lambda_max / lambda_min of a Gram matrix; ill-conditioned (SPEC.md 3) when
+// lambda_min <= 1e-10 * lambda_max or anything is non-finite.
+struct Condition {
+  double kappa = 0.0;
+  bool ill_conditioned = false;
+  std::vector<double> eigenvalues;  // ascending
+};
+Condition condition_number(const std::vector<double>& gram, int n);
+
+}  // namespace hn::kernels

@@ -81,6 +81,10 @@ class TrainBN(nn.BatchNorm2d):
     """
 
     skip = False
+    # The batch statistics are part of the autograd graph (images coupled through them, as in
+    # TE-NAS's NTK). detach_stats = True makes them constants in the backward pass (ntk_fast);
+    # the forward values are unchanged. Set it per module or with set_detach_bn_stats.
+    detach_stats = False
 
     def forward(self, x):
         if self.skip:
@@ -89,6 +93,8 @@ class TrainBN(nn.BatchNorm2d):
         mean = xd.mean(dim=(0, 2, 3), keepdim=True)
         var = (xd - mean).pow(2).mean(dim=(0, 2, 3), keepdim=True)
         inv = 1.0 / torch.sqrt(var + BN_EPS)
+        if self.detach_stats:
+            mean, inv = mean.detach(), inv.detach()
         w = self.weight.double().view(1, -1, 1, 1)
         b = self.bias.double().view(1, -1, 1, 1)
         if x.dtype == torch.float64:
@@ -196,6 +202,12 @@ class NB201Net(nn.Module):
             x = cell(x)
         x = self.global_pooling(self.lastact(x)).flatten(1)
         return self.classifier(x)
+
+    def set_detach_bn_stats(self, detach):
+        """BN batch statistics as constants in the backward pass (True) or in the graph (False)."""
+        for m in self.modules():
+            if isinstance(m, TrainBN):
+                m.detach_stats = detach
 
     def set_skip_bn_relu(self, skip):
         for m in self.modules():

@@ -1,0 +1,48 @@
+// The NTK proxies on the CPU (SPEC.md 3): per-image gradients of the summed logits with respect
+// to every conv weight, BN gamma and the linear weight, their FP64 Gram matrix and its condition
+// number.
+//   ntk (exact): BN batch statistics are part of the graph, so every image's gradient depends on
+//     all images. All cotangents go through one batched backward, in chunks of cotangents
+//     (rows = cotangents x images), never one backward per image from scratch.
+//   ntk_fast: BN statistics are constants in the backward, so each image's gradient depends only
+//     on its own path: one batched backward of the images plus per-image weight-gradient products.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/cpu_forward.hpp"
+
+namespace hn::engine {
+
+struct NtkOptions {
+  bool exact = true;        // false: ntk_fast
+  bool frozen_bn = false;   // exact path with BN statistics as constants (tests: equals ntk_fast)
+  int max_rows = 512;       // exact: cotangents per chunk = max(1, max_rows / images)
+};
+
+// Where each parameter tensor sits in a gradient row.
+struct ParamBlock {
+  enum Kind { kConv, kGamma, kLinear } kind;
+  int slot = -1;  // kConv: weight slot
+  int bn = -1;    // kGamma: BN layer
+  int64_t offset = 0, size = 0;
+};
+
+template <typename T>
+struct NtkGradients {
+  std::vector<ParamBlock> layout;
+  int64_t params = 0;
+  int images = 0;
+  std::vector<T> g;  // images x params: row i = d(sum_c logit_c(x_i)) / d(parameters)
+};
+
+template <typename T>
+NtkGradients<T> cpu_ntk_gradients(const net::Plan& plan, const TypedBank<T>& bank, const T* x,
+                                  int images, const NtkOptions& opt);
+
+// Theta = G G^T in FP64: FP32 rows are converted in chunks of <= 4,096 columns and the chunk
+// products summed in FP64.
+template <typename T>
+std::vector<double> gram_fp64(const NtkGradients<T>& grads);
+
+}  // namespace hn::engine
