@@ -73,18 +73,26 @@ def ntk_gradients(model, x, detach_stats):
     return G, logits.detach().to(torch.float64)
 
 
+def finite_or_none(values):
+    """JSON has no NaN or infinities: a non-finite entry is written as null."""
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
 def condition(G):
     """Theta = G G^T (float64), ascending eigenvalues, kappa (or '+inf') and flag."""
     G = G.to(torch.float64)
     theta = (G @ G.T).numpy()
     theta = 0.5 * (theta + theta.T)  # exactly symmetric (the product already is, up to rounding)
+    if not np.isfinite(theta).all():
+        return {"gram": [finite_or_none(row) for row in theta], "eigenvalues": [],
+                "kappa": "+inf", "flag": "ill_conditioned"}
     ev = np.linalg.eigvalsh(theta)
     lo, hi = float(ev[0]), float(ev[-1])
-    if not (np.all(np.isfinite(ev)) and np.isfinite(theta).all()) or lo <= ILL_CONDITIONED_RATIO * hi:
+    if not np.all(np.isfinite(ev)) or lo <= ILL_CONDITIONED_RATIO * hi:
         kappa, flag = "+inf", "ill_conditioned"
     else:
         kappa, flag = hi / lo, ""
-    return {"gram": theta.tolist(), "eigenvalues": [float(v) for v in ev], "kappa": kappa, "flag": flag}
+    return {"gram": theta.tolist(), "eigenvalues": finite_or_none(ev), "kappa": kappa, "flag": flag}
 
 
 def score_arch(arch, args, bank, images, dtype):
@@ -98,14 +106,14 @@ def score_arch(arch, args, bank, images, dtype):
     res = {"arch": arch, "degenerate": False, "n": N}
     G, logits = ntk_gradients(model, x, detach_stats=False)
     res["ntk"] = condition(G)
-    res["grad_norms"] = [float(v) for v in torch.linalg.norm(G, dim=1)]
+    res["grad_norms"] = finite_or_none(torch.linalg.norm(G, dim=1).tolist())
     res["params"] = [[n, p.numel()] for n, p in weight_params(model)]
     res["param_total"] = int(G.shape[1])
-    res["logits"] = logits.tolist()
+    res["logits"] = [finite_or_none(row) for row in logits.tolist()]
     del G
     G, _ = ntk_gradients(model, x, detach_stats=True)
     res["ntk_fast"] = condition(G)
-    res["grad_norms_fast"] = [float(v) for v in torch.linalg.norm(G, dim=1)]
+    res["grad_norms_fast"] = finite_or_none(torch.linalg.norm(G, dim=1).tolist())
     return res
 
 
@@ -209,8 +217,8 @@ def fixture_check(fixture, b64=False):
         ev = np.array(r["eigenvalues"])
         ev_rel = float(np.max(np.abs(ev - ev_ref) / np.abs(ev_ref)))
         th_rel = float(np.abs(np.array(r["gram"]) - theta_ref).max() / np.abs(theta_ref).max())
-        kappa = r["kappa"]
-        k_rel = abs(kappa - cond_ref) / cond_ref if kappa != "+inf" else float("inf")
+        kappa = float("inf") if r["kappa"] == "+inf" else r["kappa"]
+        k_rel = abs(kappa - cond_ref) / cond_ref
         report(ev_rel <= 1e-2, "%s ntk eigenvalues (B=16): max rel diff %.2e" % (label, ev_rel))
         report(k_rel <= 1e-2, "%s ntk kappa %.10g vs %.10g (rel %.2e)" % (label, kappa, cond_ref, k_rel))
         report(th_rel <= 1e-2, "%s ntk matrix: max|d|/max|ref| %.2e (%.1fs)" % (label, th_rel, dt))
@@ -247,9 +255,10 @@ def fixture_check(fixture, b64=False):
         t = time.time()
         r = condition(ntk_gradients(model, torch.from_numpy(x64), detach_stats=False)[0])
         want = float(scores["standard_settings"]["ntk_cond_b64"])
-        rel = abs(r["kappa"] - want) / want if r["kappa"] != "+inf" else float("inf")
+        kappa = float("inf") if r["kappa"] == "+inf" else r["kappa"]
+        rel = abs(kappa - want) / want
         report(rel <= 1e-2, "fp32 ntk kappa at B=64 (records 0-63) %.10g vs %.10g (rel %.2e, %.1fs)" % (
-            r["kappa"], want, rel, time.time() - t))
+            kappa, want, rel, time.time() - t))
     print("ntk fixture self-check: %s" % ("PASS" if ok_all else "FAIL"))
     return ok_all
 

@@ -1,0 +1,186 @@
+#include "engine/score_cache.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+
+namespace hn::engine {
+
+namespace {
+constexpr const char* kSchema = "hybridnas-score-cache-1";
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  Stmt(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+      throw CacheError(std::string("score cache: ") + sqlite3_errmsg(db));
+  }
+  ~Stmt() { sqlite3_finalize(s); }
+};
+}  // namespace
+
+void ScoreCache::exec(const char* sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    const std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw CacheError("score cache '" + path_ + "': " + msg);
+  }
+}
+
+ScoreCache::ScoreCache(const std::string& path) : path_(path) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+    const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw CacheError("cannot open score cache '" + path + "': " + msg);
+  }
+  sqlite3_busy_timeout(db_, 120000);  // other processes may hold the write lock
+  try {
+    // The first statement reads the header: a file that is not a database fails here.
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    {
+      Stmt check(db_, "PRAGMA quick_check");
+      if (sqlite3_step(check.s) != SQLITE_ROW ||
+          std::string(reinterpret_cast<const char*>(sqlite3_column_text(check.s, 0))) != "ok")
+        throw CacheError("score cache '" + path + "' is corrupt (SQLite quick_check failed)");
+    }
+    exec("BEGIN IMMEDIATE");
+    exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS scores(arch INTEGER NOT NULL, proxy TEXT NOT NULL, "
+         "settings TEXT NOT NULL, score_seed INTEGER NOT NULL, value REAL NOT NULL, "
+         "flag TEXT NOT NULL, seconds REAL NOT NULL, "
+         "PRIMARY KEY(arch, proxy, settings, score_seed)) WITHOUT ROWID");
+    exec((std::string("INSERT OR IGNORE INTO meta VALUES('schema', '") + kSchema + "')").c_str());
+    exec("COMMIT");
+    Stmt s(db_, "SELECT value FROM meta WHERE key = 'schema'");
+    if (sqlite3_step(s.s) != SQLITE_ROW ||
+        std::string(reinterpret_cast<const char*>(sqlite3_column_text(s.s, 0))) != kSchema)
+      throw CacheError("score cache '" + path + "' has another schema (expected " + kSchema + ")");
+  } catch (const CacheError& e) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    const std::string what = e.what();
+    if (what.find("not a database") != std::string::npos || what.find("malformed") != std::string::npos)
+      throw CacheError("'" + path + "' is not a usable hybridnas score cache (" + what + ")");
+    throw;
+  }
+}
+
+ScoreCache::~ScoreCache() { sqlite3_close(db_); }
+
+std::optional<ProxyValue> ScoreCache::get(const Key& k) const {
+  auto m = get_many(k.proxy, k.settings, k.score_seed, {k.arch});
+  if (m.empty()) return std::nullopt;
+  return m.begin()->second;
+}
+
+std::map<int, ProxyValue> ScoreCache::get_many(Proxy p, const std::string& settings,
+                                               uint64_t score_seed, const std::vector<int>& archs) const {
+  std::map<int, ProxyValue> out;
+  Stmt s(db_, "SELECT value, flag, seconds FROM scores WHERE arch = ? AND proxy = ? AND "
+              "settings = ? AND score_seed = ?");
+  for (int a : archs) {
+    sqlite3_reset(s.s);
+    sqlite3_bind_int(s.s, 1, a);
+    sqlite3_bind_text(s.s, 2, proxy_name(p), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s.s, 3, settings.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s.s, 4, static_cast<sqlite3_int64>(score_seed));
+    const int rc = sqlite3_step(s.s);
+    if (rc == SQLITE_ROW) {
+      ProxyValue v;
+      v.value = sqlite3_column_double(s.s, 0);
+      v.flag = reinterpret_cast<const char*>(sqlite3_column_text(s.s, 1));
+      v.seconds = sqlite3_column_double(s.s, 2);
+      out[a] = v;
+    } else if (rc != SQLITE_DONE) {
+      throw CacheError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
+    }
+  }
+  return out;
+}
+
+void ScoreCache::put(const std::vector<std::pair<Key, ProxyValue>>& rows) {
+  if (rows.empty()) return;
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt s(db_, "INSERT OR REPLACE INTO scores VALUES(?, ?, ?, ?, ?, ?, ?)");
+    for (const auto& [k, v] : rows) {
+      sqlite3_reset(s.s);
+      sqlite3_bind_int(s.s, 1, k.arch);
+      sqlite3_bind_text(s.s, 2, proxy_name(k.proxy), -1, SQLITE_STATIC);
+      sqlite3_bind_text(s.s, 3, k.settings.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(s.s, 4, static_cast<sqlite3_int64>(k.score_seed));
+      sqlite3_bind_double(s.s, 5, v.value);
+      sqlite3_bind_text(s.s, 6, v.flag.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_double(s.s, 7, v.seconds);
+      if (sqlite3_step(s.s) != SQLITE_DONE)
+        throw CacheError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+int64_t ScoreCache::size() const {
+  Stmt s(db_, "SELECT COUNT(*) FROM scores");
+  sqlite3_step(s.s);
+  return sqlite3_column_int64(s.s, 0);
+}
+
+CachedScorer::CachedScorer(ScoreCache& cache, Factory backend, const ScoreSettings& s,
+                           std::string input_identity)
+    : cache_(cache), factory_(std::move(backend)), settings_(s), raw_(raw_proxies(s.proxies)) {
+  raw_.erase(std::remove(raw_.begin(), raw_.end(), Proxy::kNinaswot), raw_.end());
+  for (Proxy p : raw_) keys_.push_back(settings_key(p, s, input_identity));
+}
+
+void CachedScorer::score(const std::vector<net::Genes>& archs,
+                         const std::function<void(size_t, ArchScore&&)>& done) {
+  std::vector<int> codes;
+  for (const auto& g : archs) codes.push_back(net::genes_code(g));
+  std::vector<std::map<int, ProxyValue>> found;
+  for (size_t k = 0; k < raw_.size(); ++k)
+    found.push_back(cache_.get_many(raw_[k], keys_[k], settings_.score_seed, codes));
+  std::vector<std::optional<ArchScore>> ready(archs.size());
+  std::vector<net::Genes> missing;
+  std::vector<size_t> missing_at;
+  for (size_t i = 0; i < archs.size(); ++i) {
+    bool all = true;
+    for (const auto& f : found) all = all && f.count(codes[i]);
+    if (!all) {
+      missing.push_back(archs[i]);
+      missing_at.push_back(i);
+      continue;
+    }
+    ArchScore a;
+    a.genes = archs[i];
+    for (size_t k = 0; k < raw_.size(); ++k) a[raw_[k]] = found[k].at(codes[i]);
+    ready[i] = std::move(a);
+    ++hits_;
+  }
+  // Emit in input order: cached ones as soon as everything before them is out.
+  size_t next = 0;
+  auto flush = [&] {
+    for (; next < archs.size() && ready[next]; ++next) done(next, std::move(*ready[next]));
+  };
+  flush();
+  if (missing.empty()) return;
+  if (!backend_) backend_ = factory_();
+  backend_->score(missing, [&](size_t j, ArchScore&& a) {
+    std::vector<std::pair<ScoreCache::Key, ProxyValue>> rows;
+    for (size_t k = 0; k < raw_.size(); ++k)
+      if (a[raw_[k]])
+        rows.push_back({{codes[missing_at[j]], raw_[k], keys_[k], settings_.score_seed}, *a[raw_[k]]});
+    cache_.put(rows);
+    ++evaluated_;
+    ready[missing_at[j]] = std::move(a);
+    flush();
+  });
+  flush();
+}
+
+}  // namespace hn::engine
