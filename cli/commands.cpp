@@ -8,6 +8,7 @@
 
 #include "cli/bench.hpp"
 #include "cli/common.hpp"
+#include "cli/search_cmd.hpp"
 #include "net/sampling.hpp"
 
 namespace hn::cli {
@@ -25,9 +26,13 @@ struct ScoreCommand {
   std::string stats_file;
   int reference_sample = 50;
   uint64_t search_seed = 0;
+  std::string cache;
 
   void add_to(CLI::App& app) {
     archs.add_to(app);
+    app.add_option("--cache", cache,
+                   "SQLite score cache: reuse scores of earlier runs with the same settings and "
+                   "store new ones (safe to share between processes)");
     scoring.add_to(app);
     app.add_option("--format", format, "Output format: jsonl or csv")
         ->check(CLI::IsMember({"jsonl", "csv"}));
@@ -148,7 +153,18 @@ struct ScoreCommand {
           writer.write(r);
         }
     };
-    auto scorer = make_scorer(backend, s, inputs);
+    std::unique_ptr<engine::ScoreCache> db;
+    std::unique_ptr<engine::Scorer> scorer;
+    engine::CachedScorer* cached = nullptr;
+    if (!cache.empty()) {
+      db = open_cache(cache);
+      auto c = std::make_unique<engine::CachedScorer>(
+          *db, [&] { return make_scorer(backend, s, inputs); }, s, inputs.identity);
+      cached = c.get();
+      scorer = std::move(c);
+    } else {
+      scorer = make_scorer(backend, s, inputs);
+    }
     Progress progress("score", work.size(), scoring.quiet);
     scorer->score(work, [&](size_t w, engine::ArchScore&& a) {
       const size_t item = work_item[w];
@@ -163,6 +179,9 @@ struct ScoreCommand {
     });
     flush_errors_before(items.size());
     progress.finish(work.size());
+    if (cached && !scoring.quiet)
+      std::cerr << "[score] cache " << cache << ": " << cached->cache_hits() << " served, "
+                << cached->network_evaluations() << " scored\n";
     if (!*os) throw CliError(kExitData, "writing the output failed");
     if (errors) {
       std::cerr << "hybridnas score: " << errors << " of " << items.size()
@@ -260,6 +279,11 @@ int run(int argc, char** argv) {
       "stats", "z statistics (mean, std) of proxies over a reference sample, for ninaswot"));
   BenchCommand bench;
   bench.add_to(*app.add_subcommand("bench", "Time each proxy (archs/s) on this machine"));
+  SearchCommand search;
+  search.add_to(*app.add_subcommand("search", "Search the space: GA, random, REA or exhaustive"));
+  EvalCommand eval;
+  eval.add_to(*app.add_subcommand(
+      "eval", "Rank correlation of proxies and fitness modes with trained accuracy"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -270,6 +294,8 @@ int run(int argc, char** argv) {
     if (app.got_subcommand("score")) return score.run();
     if (app.got_subcommand("stats")) return stats.run();
     if (app.got_subcommand("bench")) return bench.run();
+    if (app.got_subcommand("search")) return search.run();
+    if (app.got_subcommand("eval")) return eval.run();
   } catch (const CliError& e) {
     std::cerr << "hybridnas: error: " << e.what() << "\n";
     return e.code;

@@ -37,8 +37,8 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   if (with_preset)
     app.add_option("--preset", preset,
-                   "Scoring preset: full (SPEC batch sizes), cpu-quick (small batches), or auto "
-                   "(cpu-quick on the CPU backend, full on CUDA); flags override it");
+                   "Preset: full, hybrid, seed, cpu-quick, or auto (cpu-quick on the CPU "
+                   "backend; full for score and hybrid for search on CUDA); flags override it");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--table", table,
                  "NB201 table (CSV with arch_index,arch_str) for indices (default: $HYBRIDNAS_TABLE "
@@ -51,7 +51,7 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
   engine::ScoreSettings s;
   const std::string be = select_backend(backend);
   std::string pname = preset;
-  if (pname == "auto") pname = be == "cpu" ? "cpu-quick" : "full";
+  if (pname == "auto") pname = be == "cpu" ? "cpu-quick" : gpu_auto_preset;
   const engine::RunPreset* pre = nullptr;
   try {
     pre = &engine::run_preset(pname);
@@ -64,7 +64,9 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
   s.entropy_repeats =
       o_entropy_repeats && o_entropy_repeats->count() ? entropy_repeats : pre->entropy_repeats;
   s.dataset = dataset == "cifar100" ? net::DatasetKind::kCifar100 : net::DatasetKind::kCifar10;
-  s.num_classes = o_num_classes && o_num_classes->count() ? num_classes : net::dataset_classes(s.dataset);
+  s.num_classes = o_num_classes && o_num_classes->count() ? num_classes
+                  : pre->num_classes > 0                 ? pre->num_classes
+                                                         : net::dataset_classes(s.dataset);
   s.score_seed = score_seed;
   s.precision = precision == "fp64" ? engine::Precision::kFp64 : engine::Precision::kFp32;
   s.threads = threads;
@@ -267,6 +269,14 @@ void Progress::finish(size_t done) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::fprintf(stderr, "[%s] %zu/%zu architectures in %s (%.2f archs/s)\n", what_.c_str(), done,
                total_, duration_text(el).c_str(), done / std::max(el, 1e-9));
+}
+
+std::unique_ptr<engine::ScoreCache> open_cache(const std::string& path) {
+  try {
+    return std::make_unique<engine::ScoreCache>(path);
+  } catch (const engine::CacheError& e) {
+    throw CliError(kExitData, e.what());
+  }
 }
 
 std::string cpu_model_name() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/output.hpp"
+#include "engine/score_cache.hpp"
 #include "engine/scorer.hpp"
 #include "engine/settings.hpp"
 #include "engine/zstats.hpp"
@@ -50,6 +51,7 @@ struct ScoringOptions {
   int threads = 0;
   std::string table;
   bool quiet = false;
+  std::string gpu_auto_preset = "full";  // what --preset auto means on CUDA
 
   CLI::Option* o_proxies = nullptr;
   CLI::Option* o_batch = nullptr;
@@ -111,6 +113,9 @@ class Progress {
   bool quiet_;
   std::chrono::steady_clock::time_point start_, last_;
 };
+
+// Opens a score cache; a corrupt or foreign file is a CliError(kExitData).
+std::unique_ptr<engine::ScoreCache> open_cache(const std::string& path);
 
 std::string cpu_model_name();
 std::string utc_timestamp();

@@ -106,8 +106,10 @@ namespace hn::engine {
 
 namespace {
 const RunPreset kPresets[] = {
-    {"full", "naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast,ntk", 128, 32, 4},
-    {"cpu-quick", "naswot,ni,entropy", 32, 16, 2},
+    {"full", "naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast,ntk", 128, 32, 4, 0, true, 1000},
+    {"hybrid", "naswot,ni,ntk,entropy", 128, 32, 4, 0, true, 1000},
+    {"seed", "naswot,ni,ntk,entropy_seed", 128, 32, 4, 1, false, 1000},
+    {"cpu-quick", "naswot,ni,ntk_fast,entropy", 32, 16, 2, 0, true, 500},
 };
 }
 

@@ -52,15 +52,22 @@ std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& inp
 
 namespace hn::engine {
 
-// Named scoring configurations. `full`: SPEC.md's default batch sizes and every proxy the
-// backend has. `cpu-quick`: small batches and the proxies the hybrid fitness needs, so that a
-// 2-core machine scores a search's worth of architectures in minutes.
+// Named configurations (SPEC.md 4 presets plus our speed presets). A preset fixes the proxies,
+// the batch sizes and, for searches, the fitness; explicit flags override each part.
+//   full       every proxy at SPEC.md's batch sizes (scoring)
+//   hybrid     z fitness over naswot, ni, ntk, entropy with t = log (the default search)
+//   seed       z fitness over naswot, ni, ntk, entropy_seed, num_classes 1, t = identity
+//   cpu-quick  hybrid's fitness at CPU-affordable cost: batch 32 (ntk_fast on those 32
+//              images), entropy 16 x 2, search budget 500
 struct RunPreset {
   const char* name;
   const char* proxies;
   int batch;
   int entropy_batch;
   int entropy_repeats;
+  int num_classes;  // 0: the dataset's
+  bool log_ntk;     // z fitness: t = log for ntk / ntk_fast
+  int budget;       // default search budget
 };
 // Throws std::invalid_argument for an unknown name.
 const RunPreset& run_preset(const std::string& name);

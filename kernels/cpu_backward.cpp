@@ -102,20 +102,38 @@ void accumulate(const T* dy, int64_t n, T* dx) {
   for (int64_t i = 0; i < n; ++i) dx[i] += dy[i];
 }
 
+// Adjoint of the separable forward: each output's share (dy / cells) goes to its (up to) 3x3
+// window, first along rows, then down the columns.
 template <typename T>
 void avgpool3_backward(const T* dy, int rows, int c, int h, int w, T* dx) {
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < static_cast<int64_t>(rows) * c; ++p) {
-    const T* g = dy + p * h * w;
-    T* d = dx + p * h * w;
-    for (int oy = 0; oy < h; ++oy)
-      for (int ox = 0; ox < w; ++ox) {
+#pragma omp parallel
+  {
+    std::vector<T> share(w), col(w);
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < static_cast<int64_t>(rows) * c; ++p) {
+      const T* g = dy + p * h * w;
+      T* d = dx + p * h * w;
+      for (int oy = 0; oy < h; ++oy) {
         const int y0 = std::max(oy - 1, 0), y1 = std::min(oy + 1, h - 1);
-        const int x0 = std::max(ox - 1, 0), x1 = std::min(ox + 1, w - 1);
-        const T share = g[oy * w + ox] / static_cast<T>((y1 - y0 + 1) * (x1 - x0 + 1));
-        for (int iy = y0; iy <= y1; ++iy)
-          for (int ix = x0; ix <= x1; ++ix) d[iy * w + ix] += share;
+        const T nrows = static_cast<T>(y1 - y0 + 1);
+        const T* gr = g + oy * w;
+        for (int ox = 0; ox < w; ++ox) {
+          const int x0 = std::max(ox - 1, 0), x1 = std::min(ox + 1, w - 1);
+          share[ox] = gr[ox] / (nrows * static_cast<T>(x1 - x0 + 1));
+        }
+        // col[ix] = sum of the shares of the outputs whose window covers column ix.
+        for (int ix = 0; ix < w; ++ix) {
+          T s = share[ix];
+          if (ix > 0) s += share[ix - 1];
+          if (ix + 1 < w) s += share[ix + 1];
+          col[ix] = s;
+        }
+        for (int iy = y0; iy <= y1; ++iy) {
+          T* r = d + iy * w;
+          for (int ix = 0; ix < w; ++ix) r[ix] += col[ix];
+        }
       }
+    }
   }
 }
 

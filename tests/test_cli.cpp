@@ -2,7 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <set>
 #include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 
 #include "test_util.hpp"
 
@@ -134,4 +141,68 @@ TEST(Cli, ResumeScoresOnlyWhatIsMissing) {
   }
   EXPECT_EQ(records, 3);
   EXPECT_EQ(idx3, 1);
+}
+
+// SIGKILL in the middle of a GA search, then the same command again: it resumes from the
+// checkpoint and ends with the answer of an uninterrupted run.
+TEST(Cli, SearchKilledAndResumedEndsWithTheUninterruptedAnswer) {
+  hn::test::TempDir d;
+  const std::string args = "search --strategy ga --budget 160 --population 20 --generations 30 "
+                           "--proxies naswot,ni --search-seed 4" + kQuick + data();
+  auto whole = run_cli(args + "--out " + d.path() + "/whole.json");
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+
+  const std::string ckpt = d.path() + "/ga.ckpt";
+  const std::string cmd = std::string(HYBRIDNAS_BINARY) + " " + args + "--checkpoint " + ckpt +
+                          " --out " + d.path() + "/first.json";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  // Wait for a checkpoint past generation 2, then kill without warning.
+  bool killed = false;
+  for (int i = 0; i < 6000 && !killed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const std::string text = hn::test::slurp(ckpt);
+    if (text.empty()) continue;
+    try {
+      if (nlohmann::json::parse(text)["generation"].get<int>() >= 2) {
+        kill(pid, SIGKILL);
+        killed = true;
+      }
+    } catch (...) {
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(killed) << "the search ended before a checkpoint at generation 2 appeared";
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto resumed = run_cli(args + "--checkpoint " + ckpt + " --out " + d.path() + "/resumed.json");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto a = nlohmann::json::parse(hn::test::slurp(d.path() + "/whole.json"))["runs"][0];
+  const auto b = nlohmann::json::parse(hn::test::slurp(d.path() + "/resumed.json"))["runs"][0];
+  EXPECT_TRUE(b["resumed"].get<bool>());
+  EXPECT_EQ(a["arch"], b["arch"]);
+  EXPECT_EQ(a["fitness"], b["fitness"]);
+  EXPECT_EQ(a["evaluations"], b["evaluations"]);
+  EXPECT_LT(b["network_evaluations"].get<int>(), a["network_evaluations"].get<int>());
+}
+
+TEST(Cli, EvalReportsCorrelationsOfProxiesAndFitnessModes) {
+  hn::test::TempDir d;
+  auto r = run_cli("score --index 1 --index 2 --index 3 --index 6111 --index 100 --index 2000" + kQuick +
+                   data() + "--proxies naswot,ni --out " + d.path() + "/s.jsonl");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("eval --scores " + d.path() + "/s.jsonl --out " + d.path() + "/e.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(hn::test::slurp(d.path() + "/e.json"));
+  std::set<std::string> names;
+  for (const auto& x : j["results"]) names.insert(x["name"].get<std::string>());
+  EXPECT_TRUE(names.count("naswot"));
+  EXPECT_TRUE(names.count("ni"));
+  EXPECT_EQ(j["architectures"], 6);
+  r = run_cli("eval --scores /nonexistent.jsonl");
+  EXPECT_EQ(r.exit_code, 3);
 }

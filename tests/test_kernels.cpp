@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "kernels/cpu_backward.hpp"
 #include "kernels/cpu_ops.hpp"
 #include "kernels/hamming.hpp"
 #include "kernels/linalg.hpp"
@@ -122,4 +123,59 @@ TEST(Kernels, TensorStdIsUnbiasedOverAllElements) {
   EXPECT_NEAR(tensor_std(x.data(), 4), std::sqrt(5.0 / 3.0), 1e-15);
   const std::vector<float> c(10, 2.5f);
   EXPECT_EQ(tensor_std(c.data(), 10), 0.0);
+}
+
+TEST(Kernels, AvgPool3MatchesTheWindowDefinitionOnRandomInput) {
+  for (const auto& [h, w] : {std::pair{5, 7}, std::pair{1, 4}, std::pair{3, 1}, std::pair{8, 8}}) {
+    const auto x = random_vec(2 * h * w, 3);
+    std::vector<double> y(x.size());
+    avgpool3_forward(x.data(), 1, 2, h, w, y.data());
+    for (int p = 0; p < 2; ++p)
+      for (int oy = 0; oy < h; ++oy)
+        for (int ox = 0; ox < w; ++ox) {
+          double s = 0;
+          int n = 0;
+          for (int iy = oy - 1; iy <= oy + 1; ++iy)
+            for (int ix = ox - 1; ix <= ox + 1; ++ix)
+              if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+                s += x[(p * h + iy) * w + ix];
+                ++n;
+              }
+          ASSERT_NEAR(y[(p * h + oy) * w + ox], s / n, 1e-14);
+        }
+  }
+}
+
+// Backward kernels are the adjoints of the forward ones: <dy, f(x)> = <f^T(dy), x>.
+TEST(Kernels, BackwardKernelsAreAdjoints) {
+  auto dot = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+    return s;
+  };
+  {
+    const int h = 6, w = 5;
+    const auto x = random_vec(3 * h * w, 4), dy = random_vec(3 * h * w, 5);
+    std::vector<double> y(x.size()), dx(x.size(), 0.0);
+    avgpool3_forward(x.data(), 1, 3, h, w, y.data());
+    avgpool3_backward(dy.data(), 1, 3, h, w, dx.data());
+    EXPECT_NEAR(dot(dy, y), dot(dx, x), 1e-12);
+  }
+  {
+    const auto x = random_vec(2 * 8 * 8, 6), dy = random_vec(2 * 4 * 4, 7);
+    std::vector<double> y(dy.size()), dx(x.size(), 0.0);
+    avgpool2_forward(x.data(), 1, 2, 8, 8, y.data());
+    avgpool2_backward(dy.data(), 1, 2, 8, 8, dx.data());
+    EXPECT_NEAR(dot(dy, y), dot(dx, x), 1e-12);
+  }
+  for (const auto& s : {ConvShape{2, 3, 9, 7, 4, 3, 1, 1}, ConvShape{2, 3, 8, 8, 5, 3, 2, 1},
+                        ConvShape{3, 4, 5, 5, 2, 1, 1, 0}}) {
+    const auto x = random_vec(size_t(s.batch) * s.cin * s.h * s.w, 8);
+    const auto w = random_vec(size_t(s.cout) * s.cin * s.k * s.k, 9);
+    const auto dy = random_vec(size_t(s.batch) * s.cout * s.oh() * s.ow(), 10);
+    std::vector<double> y(dy.size()), dx(x.size(), 0.0);
+    conv2d_forward(s, x.data(), w.data(), y.data());
+    conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+    EXPECT_NEAR(dot(dy, y), dot(dx, x), 1e-10 * std::abs(dot(dy, y)) + 1e-12);
+  }
 }

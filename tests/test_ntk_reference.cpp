@@ -55,7 +55,7 @@ TEST(NtkReferenceParity, GramAndKappaAgreeInFp64) {
     GTEST_SKIP() << "Debian's python3-torch is not installed (/usr/bin/python3 cannot import torch)";
   test::TempDir dir;
   std::string cmd = "/usr/bin/python3 " + std::string(HYBRIDNAS_SOURCE_DIR) +
-                    "/tests/reference/ntk_reference.py --precision fp64 --data " +
+                    "/tests/reference/ntk_reference.py --threads 1 --precision fp64 --data " +
                     test::data_path("cifar10/cifar10_sample.bin") + " --image-offset " +
                     std::to_string(kOffset) + " --batch " + std::to_string(kBatch) +
                     " --num-classes " + std::to_string(kClasses) + " --score-seed " +

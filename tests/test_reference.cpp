@@ -67,7 +67,7 @@ class ReferenceParity : public ::testing::Test {
       return;
     }
     std::string cmd = "/usr/bin/python3 " + std::string(HYBRIDNAS_SOURCE_DIR) +
-                      "/tests/reference/nb201_reference.py --precision fp64 --data " +
+                      "/tests/reference/nb201_reference.py --threads 1 --precision fp64 --data " +
                       test::data_path("cifar10/cifar10_sample.bin") +
                       " --image-offset " + std::to_string(kOffset) + " --batch " +
                       std::to_string(kBatch) + " --entropy-batch " + std::to_string(kEntropyBatch) +

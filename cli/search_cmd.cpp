@@ -1,0 +1,381 @@
+#include "cli/search_cmd.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "engine/rank_stats.hpp"
+#include "engine/search.hpp"
+
+namespace hn::cli {
+
+using engine::Proxy;
+
+void SearchCommand::add_to(CLI::App& app) {
+  scoring.gpu_auto_preset = "hybrid";
+  scoring.add_to(app);
+  app.add_option("--strategy", strategy, "ga, random, rea or exhaustive (ga)")
+      ->check(CLI::IsMember({"ga", "random", "rea", "exhaustive"}));
+  app.add_option("--fitness", fitness, "z, rank or logrank (default: the preset's, z)")
+      ->check(CLI::IsMember({"z", "rank", "logrank"}));
+  app.add_option("--budget", budget,
+                 "Distinct architectures to evaluate, reference sample included (default: the "
+                 "preset's; 1000, cpu-quick 500)");
+  app.add_option("--runs", runs, "Independent runs with search seeds S, S+1, ... (1)")->check(CLI::PositiveNumber);
+  app.add_option("--search-seed", search_seed, "Seed of the search and reference sample (0)");
+  app.add_option("--column", column, "Accuracy column of --table reported for the answer (cifar10_test)");
+  app.add_option("--cache", cache, "SQLite score cache shared with `score` (no network runs for cached scores)");
+  app.add_option("--population", population, "GA / REA population (100, even)");
+  app.add_option("--generations", generations, "GA generations (10)");
+  app.add_option("--crossover", crossover, "GA crossover probability (0.8)");
+  app.add_option("--mutation", mutation, "GA mutation probability per pair (0.1)");
+  app.add_option("--stall", stall, "GA: stop after this many generations without a new architecture (20)");
+  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)");
+  app.add_option("--reference-sample", reference_sample, "z fitness: architectures in the reference sample (50)");
+  app.add_option("--stats", stats_file, "z statistics from `hybridnas stats` instead of a reference sample");
+  app.add_flag("--dedup-isomorphic", dedup, "Score one representative (lowest NB201 index) per isomorphism class");
+  app.add_option("--checkpoint", checkpoint,
+                 "GA: checkpoint file written each generation; an existing one is resumed");
+  app.add_option("--out", out, "Write the JSON result here (default: stdout)");
+}
+
+namespace {
+std::string arch_label(const net::Genes& g, const net::ArchTable* table) {
+  std::string s = net::arch_string(g);
+  if (table)
+    if (const auto idx = table->index_of(g)) s += " (NB201 " + std::to_string(*idx) + ")";
+  return s;
+}
+}  // namespace
+
+int SearchCommand::run() {
+  std::string backend, preset_name;
+  engine::ScoreSettings s = scoring.settings(&backend, &preset_name);
+  const engine::RunPreset& preset = engine::run_preset(preset_name);
+  engine::SearchConfig cfg;
+  try {
+    cfg.strategy = engine::parse_strategy(strategy);
+    cfg.fitness.mode = fitness.empty() ? engine::FitnessMode::kZ : engine::parse_fitness_mode(fitness);
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, e.what());
+  }
+  s.proxies = engine::raw_proxies(s.proxies);
+  s.proxies.erase(std::remove(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot), s.proxies.end());
+  cfg.fitness.proxies = s.proxies;
+  cfg.fitness.log_ntk = preset.log_ntk;
+  cfg.budget = budget > 0 ? budget : preset.budget;
+  cfg.population = population;
+  cfg.generations = generations;
+  cfg.ga.crossover = crossover;
+  cfg.ga.mutation = mutation;
+  cfg.stall_generations = stall;
+  cfg.rea_tournament = rea_tournament;
+  cfg.reference_sample = reference_sample;
+  cfg.dedup_isomorphic = dedup;
+  const auto table = load_table(scoring.table);
+  if (!table && !column.empty() && !scoring.quiet)
+    std::cerr << "[search] no NB201 table: answers are reported without accuracy\n";
+  if (table && !table->has_column(column))
+    throw CliError(kExitData, "table '" + table->path() + "' has no column '" + column + "'");
+
+  engine::ScoreInputs inputs;
+  try {
+    inputs = engine::load_inputs(s);
+  } catch (const net::DataError& e) {
+    throw CliError(kExitData, e.what());
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, e.what());
+  }
+  if (!stats_file.empty()) {
+    // A statistics file holds the raw proxies' statistics; the fitness transforms them itself.
+    if (cfg.fitness.log_ntk)
+      for (Proxy p : cfg.fitness.proxies)
+        if (p == Proxy::kNtk || p == Proxy::kNtkFast)
+          throw CliError(kExitUsage, "--stats holds raw-value statistics; this preset takes log(ntk): "
+                                     "use a reference sample instead");
+    try {
+      const auto file = engine::read_stats_file(stats_file);
+      engine::ZStats st;
+      for (Proxy p : cfg.fitness.proxies)
+        st[p] = engine::require_stat(file, p, engine::settings_key(p, s, inputs.identity), s.score_seed);
+      cfg.stats = st;
+    } catch (const std::runtime_error& e) {
+      throw CliError(kExitData, "--stats " + stats_file + ": " + e.what());
+    }
+  }
+  std::string fp = std::string(engine::strategy_name(cfg.strategy)) + ";budget=" + std::to_string(cfg.budget) +
+                   ";population=" + std::to_string(cfg.population) + ";generations=" + std::to_string(cfg.generations) +
+                   ";crossover=" + std::to_string(cfg.ga.crossover) + ";mutation=" + std::to_string(cfg.ga.mutation) +
+                   ";stall=" + std::to_string(cfg.stall_generations) + ";fitness=" +
+                   engine::fitness_mode_name(cfg.fitness.mode) + (cfg.fitness.log_ntk ? ";log_ntk" : "") +
+                   ";dedup=" + std::to_string(cfg.dedup_isomorphic) + ";reference=" +
+                   std::to_string(cfg.reference_sample) + ";score_seed=" + std::to_string(s.score_seed);
+  for (Proxy p : s.proxies) fp += "|" + engine::settings_key(p, s, inputs.identity);
+
+  std::unique_ptr<engine::ScoreCache> db;
+  if (!cache.empty()) db = open_cache(cache);
+
+  nlohmann::json result = {{"strategy", engine::strategy_name(cfg.strategy)},
+                           {"preset", preset_name},
+                           {"fitness", engine::fitness_mode_name(cfg.fitness.mode)},
+                           {"proxies", engine::proxy_list_string(s.proxies)},
+                           {"log_ntk", cfg.fitness.log_ntk},
+                           {"backend", backend},
+                           {"budget", cfg.budget},
+                           {"settings",
+                            {{"batch", s.batch},
+                             {"entropy_batch", s.entropy_batch},
+                             {"entropy_repeats", s.entropy_repeats},
+                             {"num_classes", s.num_classes},
+                             {"score_seed", s.score_seed},
+                             {"precision", engine::precision_name(s.precision)},
+                             {"input", inputs.identity}}},
+                           {"runs", nlohmann::json::array()}};
+  if (!scoring.quiet)
+    std::cerr << "[search] " << engine::strategy_name(cfg.strategy) << ", preset " << preset_name
+              << ", " << engine::fitness_mode_name(cfg.fitness.mode) << " fitness over "
+              << engine::proxy_list_string(s.proxies) << ", budget " << cfg.budget << ", backend "
+              << backend << ", batch " << s.batch << ", entropy " << s.entropy_batch << "x"
+              << s.entropy_repeats << "\n";
+  std::vector<double> accuracies;
+  for (int r = 0; r < runs; ++r) {
+    cfg.search_seed = search_seed + static_cast<uint64_t>(r);
+    cfg.checkpoint = checkpoint.empty() ? "" : runs == 1 ? checkpoint : checkpoint + ".seed" + std::to_string(cfg.search_seed);
+    cfg.fingerprint = fp + ";search_seed=" + std::to_string(cfg.search_seed);
+    std::unique_ptr<engine::Scorer> scorer;
+    engine::CachedScorer* cached = nullptr;
+    if (db) {
+      auto c = std::make_unique<engine::CachedScorer>(
+          *db, [&] { return make_scorer(backend, s, inputs); }, s, inputs.identity);
+      cached = c.get();
+      scorer = std::move(c);
+    } else {
+      scorer = make_scorer(backend, s, inputs);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    auto last = start - std::chrono::seconds(10);
+    const std::string tag = runs > 1 ? "[search run " + std::to_string(r + 1) + "/" + std::to_string(runs) + "]"
+                                     : std::string("[search]");
+    engine::SearchProgress progress = [&](const engine::SearchProgressInfo& info) {
+      if (scoring.quiet) return;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::seconds(2) && info.evaluations < info.budget) return;
+      last = now;
+      const double el = std::chrono::duration<double>(now - start).count();
+      const double rate = info.evaluations / std::max(el, 1e-9);
+      const int todo = std::max(0, (cfg.strategy == engine::Strategy::kExhaustive ? net::kNumArchs : info.budget) - info.evaluations);
+      std::fprintf(stderr, "%s generation %d, %d/%d evaluated, best %.4f %s, %.1f archs/s, ETA %.0fs\n",
+                   tag.c_str(), info.generation, info.evaluations,
+                   cfg.strategy == engine::Strategy::kExhaustive ? net::kNumArchs : info.budget,
+                   info.best_fitness, arch_label(info.best, table.get()).c_str(), rate, todo / std::max(rate, 1e-9));
+    };
+    engine::SearchResult res;
+    try {
+      res = engine::run_search(cfg, *scorer, table.get(), progress);
+    } catch (const engine::CheckpointError& e) {
+      throw CliError(kExitData, e.what());
+    } catch (const engine::CacheError& e) {
+      throw CliError(kExitData, e.what());
+    } catch (const std::invalid_argument& e) {
+      throw CliError(kExitUsage, e.what());
+    } catch (const std::runtime_error& e) {
+      // z statistics over a reference sample without 2 finite values, and similar.
+      throw CliError(kExitData, e.what());
+    }
+    nlohmann::json jr = {{"search_seed", cfg.search_seed},
+                         {"arch", net::arch_string(res.best)},
+                         {"index", nullptr},
+                         {"fitness", json_number(res.fitness)},
+                         {"evaluations", res.evaluations},
+                         {"network_evaluations", cached ? cached->network_evaluations() : res.evaluations - res.restored},
+                         {"generations", res.generations},
+                         {"seconds", res.seconds},
+                         {"resumed", res.resumed}};
+    if (table) {
+      if (const auto idx = table->index_of(res.best)) {
+        jr["index"] = *idx;
+        const double acc = table->column(column)[*idx];
+        if (std::isfinite(acc)) {
+          jr["accuracy"] = acc;
+          accuracies.push_back(acc);
+        }
+      }
+    }
+    result["runs"].push_back(jr);
+    if (!scoring.quiet) {
+      std::fprintf(stderr, "%s found %s, fitness %.4f, %d evaluations (%lld scored by the network) in %.1fs",
+                   tag.c_str(), arch_label(res.best, table.get()).c_str(), res.fitness, res.evaluations,
+                   static_cast<long long>(jr["network_evaluations"].get<int64_t>()), res.seconds);
+      if (jr.contains("accuracy")) std::fprintf(stderr, ", %s %.2f", column.c_str(), jr["accuracy"].get<double>());
+      std::fprintf(stderr, "\n");
+    }
+  }
+  if (!accuracies.empty()) {
+    double m = 0, v = 0;
+    for (double a : accuracies) m += a;
+    m /= accuracies.size();
+    for (double a : accuracies) v += (a - m) * (a - m);
+    const double sd = std::sqrt(v / accuracies.size());
+    result["accuracy_column"] = column;
+    result["accuracy_mean"] = m;
+    result["accuracy_std"] = sd;
+    if (!scoring.quiet && runs > 1)
+      std::fprintf(stderr, "[search] %d runs: %s %.2f +- %.2f (mean +- std)\n", runs, column.c_str(), m, sd);
+  }
+  if (out.empty()) {
+    std::cout << result.dump(1) << "\n";
+  } else {
+    std::ofstream f(out);
+    if (!f) throw CliError(kExitData, "cannot write --out file '" + out + "'");
+    f << result.dump(1) << "\n";
+  }
+  return kExitOk;
+}
+
+// ---- eval ---------------------------------------------------------------------------------------
+
+void EvalCommand::add_to(CLI::App& app) {
+  app.add_option("--scores", scores, "Scores from `hybridnas score` (JSON lines)")->required();
+  app.add_option("--table", table, "NB201 table with accuracies (default: the build's)");
+  app.add_option("--column", column, "Accuracy column (cifar10_test)");
+  app.add_option("--out", out, "Write the JSON result here (default: stdout)");
+}
+
+int EvalCommand::run() {
+  const auto tab = load_table(table);
+  if (!tab) throw CliError(kExitUsage, "eval needs an NB201 table (--table FILE)");
+  if (!tab->has_column(column))
+    throw CliError(kExitData, "table '" + tab->path() + "' has no column '" + column + "'");
+  std::ifstream in(scores);
+  if (!in) throw CliError(kExitData, "cannot open --scores file '" + scores + "'");
+  std::vector<engine::ArchScore> rows;
+  std::vector<double> acc;
+  std::map<int, size_t> seen;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception&) {
+      throw CliError(kExitData, scores + ":" + std::to_string(lineno) + ": not JSON");
+    }
+    if (!j.contains("arch")) continue;  // error records
+    engine::ArchScore a;
+    try {
+      a.genes = net::parse_arch(j["arch"].get<std::string>());
+      for (int p = 0; p < engine::kNumProxies; ++p) {
+        const char* name = engine::proxy_name(static_cast<Proxy>(p));
+        if (!j.contains(name)) continue;
+        const auto& v = j[name];
+        engine::ProxyValue pv;
+        pv.value = v.is_string() ? (v == "+inf" ? INFINITY : -INFINITY) : v.get<double>();
+        if (j.contains("flags") && j["flags"].contains(name)) pv.flag = j["flags"][name].get<std::string>();
+        a.values[p] = pv;
+      }
+    } catch (const std::exception& e) {
+      throw CliError(kExitData, scores + ":" + std::to_string(lineno) + ": " + e.what());
+    }
+    const auto idx = tab->index_of(a.genes);
+    if (!idx) continue;
+    const int code = net::genes_code(a.genes);
+    if (seen.count(code)) continue;
+    seen[code] = rows.size();
+    rows.push_back(std::move(a));
+    acc.push_back(tab->column(column)[*idx]);
+  }
+  if (rows.size() < 3) throw CliError(kExitData, "--scores holds fewer than 3 architectures of the table");
+
+  // What to evaluate: every proxy present, then each fitness mode over each preset whose proxies
+  // the file has, and over all of its proxies.
+  std::vector<Proxy> present;
+  for (int p = 0; p < engine::kNumProxies; ++p) {
+    bool all = true;
+    for (const auto& r : rows) all = all && r.values[p].has_value();
+    if (all) present.push_back(static_cast<Proxy>(p));
+  }
+  struct Candidate {
+    std::string name;
+    std::vector<double> value;  // higher is better, -inf for worst
+  };
+  std::vector<Candidate> cands;
+  for (Proxy p : present) {
+    Candidate c{engine::proxy_name(p), {}};
+    for (const auto& r : rows) {
+      const auto& v = *r[p];
+      c.value.push_back(!v.flag.empty() || !std::isfinite(v.value) ? -INFINITY
+                        : engine::higher_is_better(p)              ? v.value
+                                                                   : -v.value);
+    }
+    cands.push_back(std::move(c));
+  }
+  std::vector<std::pair<std::string, engine::FitnessSpec>> specs;
+  for (const auto& name : engine::run_preset_names()) {
+    const auto& pre = engine::run_preset(name);
+    if (name == "full") continue;
+    engine::FitnessSpec spec;
+    spec.proxies = engine::parse_proxy_list(pre.proxies);
+    spec.log_ntk = pre.log_ntk;
+    bool ok = true;
+    for (Proxy p : spec.proxies) ok = ok && std::find(present.begin(), present.end(), p) != present.end();
+    if (ok) specs.push_back({name, spec});
+  }
+  std::vector<engine::ArchScore> reference;
+  for (const auto& r : rows) reference.push_back(r);
+  std::vector<const engine::ArchScore*> ptrs;
+  for (const auto& r : rows) ptrs.push_back(&r);
+  for (auto& [name, spec] : specs)
+    for (const auto mode : {engine::FitnessMode::kZ, engine::FitnessMode::kRank, engine::FitnessMode::kLogRank}) {
+      spec.mode = mode;
+      engine::ZStats stats;
+      if (mode == engine::FitnessMode::kZ) {
+        try {
+          stats = engine::fitness_zstats(spec, reference);
+        } catch (const std::runtime_error& e) {
+          continue;
+        }
+      }
+      cands.push_back({name + ":" + engine::fitness_mode_name(mode), engine::archive_fitness(spec, stats, ptrs)});
+    }
+
+  nlohmann::json res = {{"scores", scores}, {"column", column}, {"architectures", rows.size()},
+                        {"results", nlohmann::json::array()}};
+  std::printf("%-22s %9s %9s %8s %8s %8s\n", "proxy / fitness", "kendall", "spearman", "top1", "top10", "excluded");
+  for (const auto& c : cands) {
+    std::vector<double> x, y;
+    std::vector<size_t> order;
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (std::isfinite(c.value[i]) && std::isfinite(acc[i])) {
+        x.push_back(c.value[i]);
+        y.push_back(acc[i]);
+      }
+    for (size_t i = 0; i < rows.size(); ++i) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return c.value[a] > c.value[b]; });
+    const double top1 = acc[order[0]];
+    double top10 = 0;
+    const size_t k = std::min<size_t>(10, order.size());
+    for (size_t i = 0; i < k; ++i) top10 += acc[order[i]];
+    top10 /= k;
+    const double tau = engine::kendall_tau_b(x, y), rho = engine::spearman_rho(x, y);
+    const size_t excluded = rows.size() - x.size();
+    std::printf("%-22s %9.4f %9.4f %8.2f %8.2f %8zu\n", c.name.c_str(), tau, rho, top1, top10, excluded);
+    res["results"].push_back({{"name", c.name},
+                              {"kendall_tau", std::isfinite(tau) ? nlohmann::json(tau) : nlohmann::json(nullptr)},
+                              {"spearman_rho", std::isfinite(rho) ? nlohmann::json(rho) : nlohmann::json(nullptr)},
+                              {"top1_accuracy", top1},
+                              {"top10_mean_accuracy", top10},
+                              {"excluded_nonfinite", excluded}});
+  }
+  if (!out.empty()) {
+    std::ofstream f(out);
+    if (!f) throw CliError(kExitData, "cannot write --out file '" + out + "'");
+    f << res.dump(1) << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace hn::cli

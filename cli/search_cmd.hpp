@@ -1,0 +1,41 @@
+// `hybridnas search` and `hybridnas eval`.
+#pragma once
+#include "cli/common.hpp"
+
+namespace hn::cli {
+
+struct SearchCommand {
+  ScoringOptions scoring;
+  std::string strategy = "ga";
+  std::string fitness;
+  int budget = 0;  // 0: the preset's
+  int runs = 1;
+  uint64_t search_seed = 0;
+  std::string column = "cifar10_test";
+  std::string cache;
+  int population = 100;
+  int generations = 10;
+  double crossover = 0.8;
+  double mutation = 0.1;
+  int stall = 20;
+  int rea_tournament = 25;
+  int reference_sample = 50;
+  std::string stats_file;
+  bool dedup = false;
+  std::string checkpoint;
+  std::string out;
+
+  void add_to(CLI::App& app);
+  int run();
+};
+
+struct EvalCommand {
+  std::string scores;
+  std::string table;
+  std::string column = "cifar10_test";
+  std::string out;
+  void add_to(CLI::App& app);
+  int run();
+};
+
+}  // namespace hn::cli
