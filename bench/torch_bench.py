@@ -333,13 +333,22 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--proxies", nargs="+", default=["naswot", "ni", "naswot+ni", "entropy", "entropy_seed"])
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                    help="cuda: the same work on the GPU (TF32 as PyTorch's defaults, or off with "
+                         "NVIDIA_TF32_OVERRIDE=0)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.device == "cuda":
+        torch.set_default_device("cuda")  # tensors the proxies create land on the GPU too
 
-    nets = [Network(parse_arch(a), args.num_classes) for a in args.arch]
-    x = torch.randn(args.batch, 3, 32, 32)  # timing only: real images would cost the same
-    x_ntk = torch.randn(args.ntk_batch, 3, 32, 32)
+    nets = [Network(parse_arch(a), args.num_classes).to(args.device) for a in args.arch]
+    x = torch.randn(args.batch, 3, 32, 32, device=args.device)  # timing only: real images cost the same
+    x_ntk = torch.randn(args.ntk_batch, 3, 32, 32, device=args.device)
+
+    def sync():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
     fns = {
         "naswot": lambda net: naswot(net, x),
         "ni": lambda net: ni(net, x),
@@ -363,9 +372,11 @@ def main():
             fn = fns[name]
             per_arch = []  # mean seconds per architecture, one value per run
             for run in range(args.warmup + args.runs):
+                sync()
                 t0 = time.perf_counter()
                 for net in nets:
                     fn(net)
+                sync()
                 dt = (time.perf_counter() - t0) / len(nets)
                 if run >= args.warmup:
                     per_arch.append(dt)
@@ -375,6 +386,8 @@ def main():
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
+                       "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+                       "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32) if args.device == "cuda" else False,
                        "entropy_batch": args.entropy_batch, "entropy_repeats": args.entropy_repeats,
                        "ntk_batch": args.ntk_batch,
                        "archs": args.arch, "warmup": args.warmup, "runs": args.runs,

@@ -1,7 +1,9 @@
 // Each proxy is timed on its own (a scorer that computes only it), plus naswot+ni sharing the
-// clean forward: one warm-up pass over the architectures, then `runs` timed passes; the median
-// pass gives seconds per architecture. Without --data the networks see N(0,1) images (the time
-// does not depend on the pixels).
+// clean forward and, with --presets, the presets' proxy sets: one warm-up architecture, then
+// `runs` timed passes over the architectures; the median pass gives seconds per architecture and
+// archs/s (with the CUDA backend, a pass scores the architectures concurrently on its streams,
+// as a search does). FLOP/s counts convolutions and the linear layer (net::Plan::flops) of the
+// passes each proxy needs. Without --data the networks see N(0,1) images.
 #include "cli/bench.hpp"
 
 #include <algorithm>
@@ -9,6 +11,9 @@
 #include <fstream>
 #include <iostream>
 #include <omp.h>
+
+#include "kernels/gpu_resources.hpp"
+#include "net/plan.hpp"
 
 namespace hn::cli {
 
@@ -30,15 +35,35 @@ double median(std::vector<double> v) {
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
+
+// Forward-equivalent image passes of a proxy, times the plan's per-image FLOPs.
+double proxy_flops(Proxy p, const engine::ScoreSettings& s, double per_image) {
+  const double n = std::min(64, s.batch);
+  switch (p) {
+    case Proxy::kNaswot:
+    case Proxy::kNaswotOnce:
+    case Proxy::kEntropySeed: return s.batch * per_image;
+    case Proxy::kNi: return 2.0 * s.batch * per_image;
+    case Proxy::kEntropy: return double(s.entropy_repeats) * s.entropy_batch * per_image;
+    case Proxy::kNtkFast: return 3.0 * n * per_image;             // forward, data and weight gradients
+    case Proxy::kNtk: return n * per_image + 2.0 * n * n * per_image;  // every cotangent's backward
+    default: return 0.0;
+  }
+}
 }  // namespace
 
 void BenchCommand::add_to(CLI::App& app) {
   scoring.add_to(app, /*with_preset=*/false);
   archs.add_to(app);
-  app.add_option("--warmup", warmup, "Untimed passes first (1)")->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup", warmup, "Untimed warm-up passes over the first architecture (1)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--runs", runs, "Timed passes; the median is reported (5)")->check(CLI::PositiveNumber);
   app.add_option("--max-seconds", max_seconds,
                  "Stop timing a proxy after this many seconds (at least one timed pass) (120)");
+  app.add_flag("--presets", presets, "Also time the presets hybrid, seed and cpu-quick as wholes");
+  app.add_option("--repeat-archs", repeat_archs,
+                 "Score each architecture this many times per pass (fills a GPU's streams) (1)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--once", once, "One pass, no warm-up (for profilers)");
   app.add_option("--json", json, "Also write the results as JSON to this file");
 }
@@ -62,53 +87,122 @@ int BenchCommand::run() {
       genes.push_back(*it.genes);
     }
   }
-  // Each listed proxy alone, then naswot+ni when both are listed.
-  std::vector<std::pair<std::string, std::vector<Proxy>>> cases;
+  std::vector<net::Genes> pass;
+  for (int r = 0; r < repeat_archs; ++r) pass.insert(pass.end(), genes.begin(), genes.end());
+
+  struct Case {
+    std::string name;
+    engine::ScoreSettings settings;
+  };
+  std::vector<Case> cases;
   for (Proxy p : base.proxies)
-    if (p != Proxy::kNinaswot) cases.push_back({engine::proxy_name(p), {p}});
+    if (p != Proxy::kNinaswot) {
+      Case c{engine::proxy_name(p), base};
+      c.settings.proxies = {p};
+      cases.push_back(c);
+    }
   const auto has = [&](Proxy p) {
     return std::find(base.proxies.begin(), base.proxies.end(), p) != base.proxies.end();
   };
-  if (has(Proxy::kNaswot) && has(Proxy::kNi)) cases.push_back({"naswot+ni", {Proxy::kNaswot, Proxy::kNi}});
+  if (has(Proxy::kNaswot) && has(Proxy::kNi)) {
+    Case c{"naswot+ni", base};
+    c.settings.proxies = {Proxy::kNaswot, Proxy::kNi};
+    cases.push_back(c);
+  }
+  if (presets)
+    for (const char* name : {"hybrid", "seed", "cpu-quick"}) {
+      const auto& pre = engine::run_preset(name);
+      Case c{std::string("preset:") + name, base};
+      c.settings.proxies = engine::parse_proxy_list(pre.proxies);
+      c.settings.batch = pre.batch;
+      c.settings.entropy_batch = pre.entropy_batch;
+      c.settings.entropy_repeats = pre.entropy_repeats;
+      if (pre.num_classes > 0) c.settings.num_classes = pre.num_classes;
+      cases.push_back(c);
+    }
 
+  std::string device = cpu_model_name();
+  double peak_tflops = 0.0;
+  if (backend == "cuda") {
+    const auto devs = gpu::list_devices();
+    device = devs.at(base.device).name;
+    peak_tflops = devs.at(base.device).peak_fp32_tflops;
+  }
   const int threads = base.threads > 0 ? base.threads : omp_get_max_threads();
   nlohmann::json results = nlohmann::json::object();
-  std::printf("hybridnas bench: backend %s, %s, %d threads, %zu architectures, batch %d, entropy %dx%d, %s\n",
-              backend.c_str(), cpu_model_name().c_str(), threads, genes.size(), base.batch,
-              base.entropy_batch, base.entropy_repeats, engine::precision_name(base.precision));
-  std::printf("%-14s %14s %12s\n", "proxy", "s/arch (med)", "archs/s");
-  for (const auto& [name, proxies] : cases) {
-    engine::ScoreSettings s = base;
-    s.proxies = proxies;
+  std::printf("hybridnas bench: backend %s, %s, %s, %zu architectures x %d, batch %d, entropy %dx%d, %s%s\n",
+              backend.c_str(), device.c_str(),
+              backend == "cuda" ? (std::to_string(base.gpu_streams) + " streams").c_str()
+                                : (std::to_string(threads) + " threads").c_str(),
+              genes.size(), repeat_archs, base.batch, base.entropy_batch, base.entropy_repeats,
+              engine::precision_name(base.precision), base.tf32 ? " +tf32" : "");
+  std::printf("%-18s %14s %12s %12s %10s\n", "proxy", "s/arch (med)", "archs/s", "GFLOP/s", "proxy s");
+  for (const auto& c : cases) {
     engine::ScoreInputs inputs;
     try {
-      inputs = engine::load_inputs(s);
+      inputs = engine::load_inputs(c.settings);
     } catch (const std::exception& e) {
       throw CliError(kExitData, e.what());
     }
-    auto scorer = make_scorer(backend, s, inputs);
-    // Warm-up: one architecture per pass (allocations, page faults, BLAS buffers).
-    for (int r = 0; r < warmup; ++r) scorer->score_all({genes[0]});
+    auto scorer = make_scorer(backend, c.settings, inputs);
+    for (int r = 0; r < warmup; ++r) scorer->score_all({pass[0]});
     std::vector<double> per_arch;
+    double proxy_seconds = 0.0;
+    int scored = 0;
     const auto start = std::chrono::steady_clock::now();
     for (int r = 0; r < runs; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
-      scorer->score_all(genes);
+      const auto res = scorer->score_all(pass);
       const auto t1 = std::chrono::steady_clock::now();
-      per_arch.push_back(std::chrono::duration<double>(t1 - t0).count() / genes.size());
+      per_arch.push_back(std::chrono::duration<double>(t1 - t0).count() / pass.size());
+      for (const auto& a : res)
+        for (Proxy p : engine::raw_proxies(c.settings.proxies))
+          if (a[p]) proxy_seconds += a[p]->seconds;
+      scored += static_cast<int>(res.size());
       if (std::chrono::duration<double>(t1 - start).count() > max_seconds) break;
     }
     const double med = median(per_arch);
-    std::printf("%-14s %14.4f %12.2f\n", name.c_str(), med, 1.0 / med);
-    results[name] = {{"median_s_per_arch", med}, {"archs_per_s", 1.0 / med}, {"runs_s_per_arch", per_arch}};
+    double flops = 0.0;
+    for (const auto& g : genes) {
+      if (net::is_degenerate(g)) continue;
+      const double per_image = static_cast<double>(net::build_plan(g, c.settings.num_classes).flops);
+      for (Proxy p : engine::raw_proxies(c.settings.proxies)) {
+        if (p == Proxy::kNi && std::find(c.settings.proxies.begin(), c.settings.proxies.end(), Proxy::kNaswot) !=
+                                   c.settings.proxies.end())
+          flops += c.settings.batch * per_image;  // the clean forward is naswot's
+        else
+          flops += proxy_flops(p, c.settings, per_image);
+      }
+    }
+    flops /= genes.size();
+    const double gflops = flops / med / 1e9;
+    std::printf("%-18s %14.5f %12.2f %12.1f %10.5f\n", c.name.c_str(), med, 1.0 / med, gflops,
+                proxy_seconds / std::max(scored, 1));
     std::fflush(stdout);
+    nlohmann::json r = {{"median_s_per_arch", med},
+                        {"archs_per_s", 1.0 / med},
+                        {"runs_s_per_arch", per_arch},
+                        {"proxy_seconds_per_arch", proxy_seconds / std::max(scored, 1)},
+                        {"gflop_per_arch", flops / 1e9},
+                        {"achieved_gflops", gflops},
+                        {"batch", c.settings.batch},
+                        {"entropy_batch", c.settings.entropy_batch},
+                        {"entropy_repeats", c.settings.entropy_repeats},
+                        {"num_classes", c.settings.num_classes}};
+    if (peak_tflops > 0) r["fraction_of_fp32_peak"] = gflops / (peak_tflops * 1e3);
+    results[c.name] = r;
   }
   if (!json.empty()) {
     nlohmann::json j = {{"backend", backend},
-                        {"device", cpu_model_name()},
+                        {"device", device},
+                        {"driver", backend == "cuda" ? gpu::driver_version() : std::string("")},
+                        {"peak_fp32_tflops_estimate", peak_tflops},
                         {"threads", threads},
+                        {"gpu_streams", base.gpu_streams},
+                        {"tf32", base.tf32},
                         {"date", utc_timestamp()},
                         {"architectures", nlohmann::json::array()},
+                        {"repeat_archs", repeat_archs},
                         {"settings",
                          {{"batch", base.batch},
                           {"entropy_batch", base.entropy_batch},

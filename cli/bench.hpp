@@ -11,6 +11,8 @@ struct BenchCommand {
   int runs = 5;
   double max_seconds = 120;
   bool once = false;
+  bool presets = false;
+  int repeat_archs = 1;
   std::string json;
 
   void add_to(CLI::App& app);

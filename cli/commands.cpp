@@ -9,6 +9,7 @@
 #include "cli/bench.hpp"
 #include "cli/common.hpp"
 #include "cli/search_cmd.hpp"
+#include "kernels/gpu_resources.hpp"
 #include "net/sampling.hpp"
 
 namespace hn::cli {
@@ -264,6 +265,38 @@ struct StatsCommand {
   }
 };
 
+// Lists the GPUs, or says plainly that there is none (exit code 4) and that the CPU backend works.
+struct DevicesCommand {
+  bool json = false;
+  void add_to(CLI::App& app) { app.add_flag("--json", json, "Print JSON"); }
+  int run() {
+    std::string why;
+    const int n = gpu::device_count(&why);
+    nlohmann::json j = {{"driver", gpu::driver_version()}, {"devices", nlohmann::json::array()}};
+    if (n == 0) {
+      if (json) {
+        j["error"] = why;
+        std::cout << j.dump(1) << "\n";
+      }
+      std::cerr << "hybridnas: no GPU: " << why << ". The CPU backend works: --backend cpu (or auto).\n";
+      return kExitBackend;
+    }
+    for (const auto& d : gpu::list_devices()) {
+      j["devices"].push_back({{"index", d.index}, {"name", d.name},
+                              {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
+                              {"multiprocessors", d.multiprocessors}, {"memory_bytes", d.memory_bytes},
+                              {"peak_fp32_tflops_estimate", d.peak_fp32_tflops}});
+      if (!json)
+        std::printf("%d: %s, compute capability %d.%d, %d SMs, %.1f GiB, ~%.0f FP32 TFLOP/s peak\n", d.index,
+                    d.name.c_str(), d.cc_major, d.cc_minor, d.multiprocessors, d.memory_bytes / 1073741824.0,
+                    d.peak_fp32_tflops);
+    }
+    if (json) std::cout << j.dump(1) << "\n";
+    else std::printf("driver %s\n", gpu::driver_version().c_str());
+    return kExitOk;
+  }
+};
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -279,6 +312,8 @@ int run(int argc, char** argv) {
       "stats", "z statistics (mean, std) of proxies over a reference sample, for ninaswot"));
   BenchCommand bench;
   bench.add_to(*app.add_subcommand("bench", "Time each proxy (archs/s) on this machine"));
+  DevicesCommand devices;
+  devices.add_to(*app.add_subcommand("devices", "List the GPUs the CUDA backend can use"));
   SearchCommand search;
   search.add_to(*app.add_subcommand("search", "Search the space: GA, random, REA or exhaustive"));
   EvalCommand eval;
@@ -295,6 +330,7 @@ int run(int argc, char** argv) {
     if (app.got_subcommand("stats")) return stats.run();
     if (app.got_subcommand("bench")) return bench.run();
     if (app.got_subcommand("search")) return search.run();
+    if (app.got_subcommand("devices")) return devices.run();
     if (app.got_subcommand("eval")) return eval.run();
   } catch (const CliError& e) {
     std::cerr << "hybridnas: error: " << e.what() << "\n";

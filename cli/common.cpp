@@ -7,6 +7,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "engine/cuda_scorer.hpp"
+#include "kernels/gpu_resources.hpp"
 #include "net/sampling.hpp"
 
 namespace hn::cli {
@@ -40,6 +42,12 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
                    "Preset: full, hybrid, seed, cpu-quick, or auto (cpu-quick on the CPU "
                    "backend; full for score and hybrid for search on CUDA); flags override it");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--device", device, "CUDA device index (after CUDA_VISIBLE_DEVICES) (0)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--gpu-streams", gpu_streams, "CUDA backend: architectures scored concurrently (8)")
+      ->check(CLI::Range(1, 64));
+  app.add_flag("--tf32", tf32, "CUDA backend: TF32 tensor cores for convolutions and GEMMs (faster, "
+                               "less exact; reported in the settings)");
   app.add_option("--table", table,
                  "NB201 table (CSV with arch_index,arch_str) for indices (default: $HYBRIDNAS_TABLE "
                  "or the build's data directory)");
@@ -70,6 +78,10 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
   s.score_seed = score_seed;
   s.precision = precision == "fp64" ? engine::Precision::kFp64 : engine::Precision::kFp32;
   s.threads = threads;
+  s.device = device;
+  s.gpu_streams = gpu_streams;
+  s.tf32 = tf32;
+  if (tf32 && be == "cpu") throw CliError(kExitUsage, "--tf32 applies to the CUDA backend only");
   s.data_path = data;
   s.image_offset = image_offset;
   s.gaussian_input = gaussian_input;
@@ -178,10 +190,12 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
 }
 
 std::string select_backend(const std::string& requested) {
-  if (requested == "cpu" || requested == "auto") return "cpu";
-  throw CliError(kExitBackend,
-                 "the CUDA backend is not available in this build yet; use --backend cpu "
-                 "(or auto)");
+  if (requested == "cpu") return "cpu";
+  std::string why;
+  const int gpus = gpu::device_count(&why);
+  if (requested == "auto") return gpus > 0 ? "cuda" : "cpu";
+  if (gpus == 0) throw CliError(kExitBackend, "--backend cuda: " + why + "; --backend cpu works on this machine");
+  return "cuda";
 }
 
 std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
@@ -189,10 +203,13 @@ std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
                                             const engine::ScoreInputs& in) {
   try {
     if (backend == "cpu") return engine::make_cpu_scorer(s, in);
+    if (backend == "cuda") return engine::make_cuda_scorer(s, in);
   } catch (const engine::BackendUnavailable& e) {
     throw CliError(kExitBackend, e.what());
   } catch (const std::invalid_argument& e) {
     throw CliError(kExitUsage, e.what());
+  } catch (const GpuError& e) {
+    throw CliError(kExitBackend, std::string("GPU setup failed: ") + e.what());
   }
   throw CliError(kExitBackend, "unknown backend '" + backend + "'");
 }

@@ -49,6 +49,9 @@ struct ScoringOptions {
   std::string backend = "auto";
   std::string preset = "auto";
   int threads = 0;
+  int device = 0;
+  int gpu_streams = 8;
+  bool tf32 = false;
   std::string table;
   bool quiet = false;
   std::string gpu_auto_preset = "full";  // what --preset auto means on CUDA

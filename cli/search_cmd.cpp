@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "engine/cuda_scorer.hpp"
 #include "engine/rank_stats.hpp"
 #include "engine/search.hpp"
 
@@ -173,7 +174,9 @@ int SearchCommand::run() {
     };
     engine::SearchResult res;
     try {
-      res = engine::run_search(cfg, *scorer, table.get(), progress);
+      res = engine::run_search(cfg, *scorer, table.get(), progress,
+                               backend == "cuda" ? engine::GaGeneration(engine::ga_generation_device)
+                                                 : engine::GaGeneration(engine::ga_generation_host));
     } catch (const engine::CheckpointError& e) {
       throw CliError(kExitData, e.what());
     } catch (const engine::CacheError& e) {

@@ -23,6 +23,9 @@ void ScoreSettings::validate() const {
     bad("--num-classes must be in 1..1000, got " + std::to_string(num_classes));
   if (image_offset < 0) bad("--image-offset must be >= 0");
   if (threads < 0) bad("--threads must be >= 0");
+  if (device < 0) bad("--device must be >= 0");
+  if (gpu_streams < 1 || gpu_streams > 64) bad("--gpu-streams must be in 1..64");
+  if (tf32 && precision == Precision::kFp64) bad("--tf32 and --precision fp64 exclude each other");
 }
 
 std::vector<Proxy> raw_proxies(const std::vector<Proxy>& wanted) {
@@ -72,7 +75,8 @@ ScoreInputs load_inputs(const ScoreSettings& s) {
 }
 
 std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& input_identity) {
-  std::string k = std::string(proxy_name(p)) + ";precision=" + precision_name(s.precision);
+  std::string k = std::string(proxy_name(p)) + ";precision=" + precision_name(s.precision) +
+                  (s.tf32 ? "+tf32" : "");
   switch (p) {
     case Proxy::kNaswot:
     case Proxy::kNaswotOnce:

@@ -21,6 +21,10 @@ struct ScoreSettings {
   uint64_t score_seed = 0;
   Precision precision = Precision::kFp32;
   int threads = 0;             // 0: all cores
+  // CUDA backend: device, concurrent streams (lanes), and TF32 for convolutions and GEMMs.
+  int device = 0;
+  int gpu_streams = 8;
+  bool tf32 = false;
   // Real images (records [image_offset, image_offset + batch) of data_path), or N(0,1) images.
   std::string data_path;
   net::DatasetKind dataset = net::DatasetKind::kCifar10;

@@ -10,8 +10,11 @@
 
 namespace hn::test {
 
+// The shared reference data: $HYBRIDNAS_DATA_DIR (device machines, other checkouts), else the
+// build's ../shared/data.
 inline std::string data_path(const std::string& rel) {
-  return std::string(HYBRIDNAS_DATA_DIR) + "/" + rel;
+  const char* env = std::getenv("HYBRIDNAS_DATA_DIR");
+  return std::string(env && *env ? env : HYBRIDNAS_DATA_DIR) + "/" + rel;
 }
 
 class TempDir {

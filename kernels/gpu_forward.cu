@@ -1,0 +1,274 @@
+// Forward kernels of the network plan on the GPU (FP32 activations, FP64 statistics).
+// Work split: elementwise kernels are grid-stride loops over all elements; reductions use a fixed
+// grid and fixed trees, so results do not depend on scheduling. Tested against the CPU twins in
+// kernels/cpu_ops.cpp by tests/test_gpu.cpp (Gpu*).
+#include "kernels/cuda_check.hpp"
+#include "kernels/elementwise.cuh"
+#include "kernels/gpu_kernels.cuh"
+#include "kernels/nvtx.hpp"
+
+namespace hn::kernels::gpu {
+
+namespace {
+constexpr int kThreads = 256;
+constexpr int kReduceBlocks = 256;
+
+int blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<int>(b < 65535 * 16 ? (b < 1 ? 1 : b) : 65535 * 16);
+}
+
+// Fixed-shape tree reduction of one double per thread (blockDim.x == kThreads).
+__device__ double block_sum(double v, double* shared) {
+  shared[threadIdx.x] = v;
+  __syncthreads();
+  for (int step = kThreads / 2; step > 0; step >>= 1) {
+    if (threadIdx.x < step) shared[threadIdx.x] += shared[threadIdx.x + step];
+    __syncthreads();
+  }
+  const double total = shared[0];
+  __syncthreads();
+  return total;
+}
+
+__global__ void batchnorm_stats_kernel(const float* x, int batch, int c, int64_t hw, double eps,
+                                       double* mean, double* invstd) {
+  __shared__ double shared[kThreads];
+  const int ch = blockIdx.x;
+  const int64_t count = static_cast<int64_t>(batch) * hw;
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < count; i += kThreads) {
+    const int64_t n = i / hw, p = i % hw;
+    s += static_cast<double>(x[(n * c + ch) * hw + p]);
+  }
+  const double m = block_sum(s, shared) / static_cast<double>(count);
+  double sq = 0.0;
+  for (int64_t i = threadIdx.x; i < count; i += kThreads) {
+    const int64_t n = i / hw, p = i % hw;
+    const double d = static_cast<double>(x[(n * c + ch) * hw + p]) - m;
+    sq += d * d;
+  }
+  const double var = block_sum(sq, shared) / static_cast<double>(count);
+  if (threadIdx.x == 0) {
+    mean[ch] = m;
+    invstd[ch] = 1.0 / sqrt(var + eps);
+  }
+}
+
+__global__ void batchnorm_apply_kernel(const float* x, int64_t total, int c, int64_t hw,
+                                       const double* mean, const double* scale, float* y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int ch = static_cast<int>((i / hw) % c);
+    y[i] = bn_normalize(x[i], static_cast<float>(mean[ch]), static_cast<float>(scale[ch]));
+  }
+}
+
+__global__ void relu_kernel(const float* x, int64_t n, float* y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = relu(x[i]);
+}
+
+__global__ void add_kernel(const float* a, const float* b, int64_t n, float* y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = a[i] + b[i];
+}
+
+__global__ void fill_zero_kernel(float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = 0.0f;
+}
+
+// Same order of operations as the CPU twin: the column sums of the window's rows, then the
+// columns, divided by the cells inside the image.
+__global__ void avgpool3_kernel(const float* x, int planes, int h, int w, float* y) {
+  const int64_t total = static_cast<int64_t>(planes) * h * w;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int ox = static_cast<int>(i % w), oy = static_cast<int>((i / w) % h);
+    const float* src = x + (i / (int64_t(h) * w)) * h * w;
+    const int y0 = max(oy - 1, 0), y1 = min(oy + 1, h - 1);
+    const int x0 = max(ox - 1, 0), x1 = min(ox + 1, w - 1);
+    float sum = 0.0f;
+    for (int ix = x0; ix <= x1; ++ix) {
+      float col = src[y0 * w + ix];
+      for (int iy = y0 + 1; iy <= y1; ++iy) col += src[iy * w + ix];
+      sum += col;
+    }
+    y[i] = sum / (static_cast<float>(y1 - y0 + 1) * static_cast<float>(x1 - x0 + 1));
+  }
+}
+
+__global__ void avgpool2_kernel(const float* x, int planes, int h, int w, float* y) {
+  const int oh = h / 2, ow = w / 2;
+  const int64_t total = static_cast<int64_t>(planes) * oh * ow;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int ox = static_cast<int>(i % ow), oy = static_cast<int>((i / ow) % oh);
+    const float* s0 = x + (i / (int64_t(oh) * ow)) * h * w + (2 * oy) * w + 2 * ox;
+    y[i] = (s0[0] + s0[1] + s0[w] + s0[w + 1]) / 4.0f;
+  }
+}
+
+__global__ void global_avgpool_kernel(const float* x, int planes, int64_t hw, float* y) {
+  __shared__ double shared[kThreads];
+  const int p = blockIdx.x;
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < hw; i += kThreads) s += static_cast<double>(x[p * hw + i]);
+  const double total = block_sum(s, shared);
+  if (threadIdx.x == 0) y[p] = static_cast<float>(total / static_cast<double>(hw));
+}
+
+__global__ void linear_kernel(const float* x, int batch, int in, int out, const float* w,
+                              const float* b, float* y) {
+  const int64_t total = static_cast<int64_t>(batch) * out;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int n = static_cast<int>(i / out), o = static_cast<int>(i % out);
+    double acc = static_cast<double>(b[o]);
+    for (int k = 0; k < in; ++k)
+      acc += static_cast<double>(w[int64_t(o) * in + k]) * static_cast<double>(x[int64_t(n) * in + k]);
+    y[i] = static_cast<float>(acc);
+  }
+}
+
+// Two-pass std over a fixed partition: pass 1 partial sums -> mean, pass 2 squared deviations.
+__global__ void partial_sum_kernel(const float* x, int64_t n, const double* mean, double* partial) {
+  __shared__ double shared[kThreads];
+  const double m = mean ? *mean : 0.0;
+  double s = 0.0;
+  for (int64_t i = blockIdx.x * int64_t(kThreads) + threadIdx.x; i < n; i += int64_t(kReduceBlocks) * kThreads) {
+    const double v = static_cast<double>(x[i]);
+    s += mean ? (v - m) * (v - m) : v;
+  }
+  const double t = block_sum(s, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = t;
+}
+
+__global__ void finish_mean_kernel(const double* partial, int64_t n, double* out) {
+  __shared__ double shared[kThreads];
+  const double t = block_sum(threadIdx.x < kReduceBlocks ? partial[threadIdx.x] : 0.0, shared);
+  if (threadIdx.x == 0) *out = t / static_cast<double>(n);
+}
+
+__global__ void finish_std_kernel(const double* partial, int64_t n, double* out) {
+  __shared__ double shared[kThreads];
+  const double t = block_sum(threadIdx.x < kReduceBlocks ? partial[threadIdx.x] : 0.0, shared);
+  if (threadIdx.x == 0) *out = n > 1 ? sqrt(t / static_cast<double>(n - 1)) : 0.0;
+}
+
+__global__ void divide_by_kernel(float* x, int64_t n, const double* divisor, int* flag) {
+  const double d = *divisor;
+  if (!(d > 0.0) || !isfinite(d)) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) *flag = 1;
+    return;
+  }
+  const float df = static_cast<float>(d);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = x[i] / df;
+}
+
+__global__ void sum_squared_diff_kernel(const float* a, const float* b, int64_t n, double* out) {
+  __shared__ double shared[kThreads];
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) {
+    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    s += d * d;
+  }
+  const double t = block_sum(s, shared);
+  if (threadIdx.x == 0) *out = t;
+}
+
+__global__ void abs_partial_kernel(const float* x, int64_t n, bool positive, double* partial) {
+  __shared__ double shared[kThreads];
+  double s = 0.0;
+  for (int64_t i = blockIdx.x * int64_t(kThreads) + threadIdx.x; i < n; i += int64_t(kReduceBlocks) * kThreads) {
+    const double v = static_cast<double>(x[i]);
+    s += positive ? (v > 0 ? v : 0.0) : fabs(v);
+  }
+  const double t = block_sum(s, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = t;
+}
+
+__global__ void finish_sum_kernel(const double* partial, double* out) {
+  __shared__ double shared[kThreads];
+  const double t = block_sum(threadIdx.x < kReduceBlocks ? partial[threadIdx.x] : 0.0, shared);
+  if (threadIdx.x == 0) *out = t;
+}
+
+}  // namespace
+
+void launch_batchnorm_stats(const float* x, int batch, int c, int64_t hw, double eps, double* mean,
+                            double* invstd, cudaStream_t s) {
+  HN_NVTX_RANGE("batchnorm_stats");
+  batchnorm_stats_kernel<<<c, kThreads, 0, s>>>(x, batch, c, hw, eps, mean, invstd);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_batchnorm_apply(const float* x, int batch, int c, int64_t hw, const double* mean,
+                            const double* scale, float* y, cudaStream_t s) {
+  const int64_t n = static_cast<int64_t>(batch) * c * hw;
+  batchnorm_apply_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n, c, hw, mean, scale, y);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_relu(const float* x, int64_t n, float* y, cudaStream_t s) {
+  relu_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n, y);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_add(const float* a, const float* b, int64_t n, float* y, cudaStream_t s) {
+  add_kernel<<<blocks_for(n), kThreads, 0, s>>>(a, b, n, y);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_fill_zero(float* y, int64_t n, cudaStream_t s) {
+  fill_zero_kernel<<<blocks_for(n), kThreads, 0, s>>>(y, n);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_avgpool3(const float* x, int planes, int h, int w, float* y, cudaStream_t s) {
+  avgpool3_kernel<<<blocks_for(int64_t(planes) * h * w), kThreads, 0, s>>>(x, planes, h, w, y);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_avgpool2(const float* x, int planes, int h, int w, float* y, cudaStream_t s) {
+  avgpool2_kernel<<<blocks_for(int64_t(planes) * (h / 2) * (w / 2)), kThreads, 0, s>>>(x, planes, h, w, y);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_global_avgpool(const float* x, int planes, int64_t hw, float* y, cudaStream_t s) {
+  global_avgpool_kernel<<<planes, kThreads, 0, s>>>(x, planes, hw, y);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_linear(const float* x, int batch, int in, int out, const float* w, const float* b,
+                   float* y, cudaStream_t s) {
+  linear_kernel<<<blocks_for(int64_t(batch) * out), kThreads, 0, s>>>(x, batch, in, out, w, b, y);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_tensor_std(const float* x, int64_t n, double* partial, double* out, cudaStream_t s) {
+  HN_NVTX_RANGE("tensor_std");
+  partial_sum_kernel<<<kReduceBlocks, kThreads, 0, s>>>(x, n, nullptr, partial);
+  finish_mean_kernel<<<1, kThreads, 0, s>>>(partial, n, out);
+  partial_sum_kernel<<<kReduceBlocks, kThreads, 0, s>>>(x, n, out, partial);
+  finish_std_kernel<<<1, kThreads, 0, s>>>(partial, n, out);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_divide_by(float* x, int64_t n, const double* divisor, int* flag, cudaStream_t s) {
+  divide_by_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n, divisor, flag);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_sum_squared_diff(const float* a, const float* b, int64_t n, double* out, cudaStream_t s) {
+  sum_squared_diff_kernel<<<1, kThreads, 0, s>>>(a, b, n, out);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_abs_sum(const float* x, int64_t n, bool positive_part, double* partial, double* out,
+                    cudaStream_t s) {
+  abs_partial_kernel<<<kReduceBlocks, kThreads, 0, s>>>(x, n, positive_part, partial);
+  finish_sum_kernel<<<1, kThreads, 0, s>>>(partial, out);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace hn::kernels::gpu
