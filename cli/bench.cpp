@@ -138,12 +138,7 @@ int BenchCommand::run() {
               engine::precision_name(base.precision), base.tf32 ? " +tf32" : "");
   std::printf("%-18s %14s %12s %12s %10s\n", "proxy", "s/arch (med)", "archs/s", "GFLOP/s", "proxy s");
   for (const auto& c : cases) {
-    engine::ScoreInputs inputs;
-    try {
-      inputs = engine::load_inputs(c.settings);
-    } catch (const std::exception& e) {
-      throw CliError(kExitData, e.what());
-    }
+    const engine::ScoreInputs inputs = load_inputs_or_fail(c.settings);
     auto scorer = make_scorer(backend, c.settings, inputs);
     for (int r = 0; r < warmup; ++r) scorer->score_all({pass[0]});
     std::vector<double> per_arch;

@@ -99,14 +99,7 @@ struct ScoreCommand {
       throw CliError(kExitUsage, "--resume needs --out FILE with --format jsonl");
     const auto table = load_table(scoring.table);
     std::vector<ArchItem> items = resolve_archs(archs, table.get());
-    engine::ScoreInputs inputs;
-    try {
-      inputs = engine::load_inputs(s);
-    } catch (const net::DataError& e) {
-      throw CliError(kExitData, e.what());
-    } catch (const std::invalid_argument& e) {
-      throw CliError(kExitUsage, e.what());
-    }
+    const engine::ScoreInputs inputs = load_inputs_or_fail(s);
     const bool want_ninaswot =
         std::find(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot) != s.proxies.end();
     engine::ZStats stats;
@@ -212,14 +205,7 @@ struct StatsCommand {
   int run() {
     std::string backend;
     engine::ScoreSettings s = scoring.settings(&backend, nullptr);
-    engine::ScoreInputs inputs;
-    try {
-      inputs = engine::load_inputs(s);
-    } catch (const net::DataError& e) {
-      throw CliError(kExitData, e.what());
-    } catch (const std::invalid_argument& e) {
-      throw CliError(kExitUsage, e.what());
-    }
+    const engine::ScoreInputs inputs = load_inputs_or_fail(s);
     std::vector<net::Genes> sample;
     if (archs.empty()) {
       if (reference_sample < 2) throw CliError(kExitUsage, "--reference-sample must be at least 2");

@@ -107,6 +107,16 @@ void ArchOptions::add_to(CLI::App& app) {
   app.add_flag("--all", all, "Every architecture of the space (in NB201 index order with a table)");
 }
 
+engine::ScoreInputs load_inputs_or_fail(const engine::ScoreSettings& s) {
+  try {
+    return engine::load_inputs(s);
+  } catch (const net::DataError& e) {
+    throw CliError(kExitData, e.what());
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, e.what());
+  }
+}
+
 std::unique_ptr<net::ArchTable> load_table(const std::string& path) {
   const std::string p = path.empty() ? net::default_table_path() : path;
   if (p.empty()) return nullptr;

@@ -86,6 +86,9 @@ struct ArchItem {
   std::string error;
 };
 
+// engine::load_inputs with its errors as exit codes (data: kExitData; missing images: kExitUsage).
+engine::ScoreInputs load_inputs_or_fail(const engine::ScoreSettings& s);
+
 // Loads --table (or the default table, if any); nullptr when there is none and none was asked for.
 std::unique_ptr<net::ArchTable> load_table(const std::string& path);
 std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table);

@@ -81,14 +81,7 @@ int SearchCommand::run() {
   if (table && !table->has_column(column))
     throw CliError(kExitData, "table '" + table->path() + "' has no column '" + column + "'");
 
-  engine::ScoreInputs inputs;
-  try {
-    inputs = engine::load_inputs(s);
-  } catch (const net::DataError& e) {
-    throw CliError(kExitData, e.what());
-  } catch (const std::invalid_argument& e) {
-    throw CliError(kExitUsage, e.what());
-  }
+  const engine::ScoreInputs inputs = load_inputs_or_fail(s);
   if (!stats_file.empty()) {
     // A statistics file holds the raw proxies' statistics; the fitness transforms them itself.
     if (cfg.fitness.log_ntk)

@@ -12,19 +12,9 @@ namespace hn::engine {
 using net::Step;
 using net::StepKind;
 
-template <typename T>
-NtkGradients<T> cpu_ntk_gradients(const net::Plan& plan, const TypedBank<T>& bank, const T* x,
-                                  int n, const NtkOptions& opt) {
-  if (n < 1) throw std::invalid_argument("ntk: need at least one image");
-  ForwardOptions fopt;
-  fopt.report_sites = false;
-  fopt.keep_values = true;
-  const LoweredPlan L = lower_plan(plan, fopt);
-  const ForwardResult<T> fwd = cpu_forward<T>(plan, bank, x, n, fopt);
-
-  NtkGradients<T> out;
-  out.images = n;
-  std::vector<int64_t> block_of_step(L.steps.size(), -1);
+NtkLayout ntk_layout(const net::Plan& plan, const LoweredPlan& L) {
+  NtkLayout out;
+  out.block_of_step.assign(L.steps.size(), -1);
   for (size_t i = 0; i < L.steps.size(); ++i) {
     const Step& st = L.steps[i];
     ParamBlock b;
@@ -45,9 +35,28 @@ NtkGradients<T> cpu_ntk_gradients(const net::Plan& plan, const TypedBank<T>& ban
     }
     b.offset = out.params;
     out.params += b.size;
-    block_of_step[i] = static_cast<int64_t>(out.layout.size());
-    out.layout.push_back(b);
+    out.block_of_step[i] = static_cast<int64_t>(out.blocks.size());
+    out.blocks.push_back(b);
   }
+  return out;
+}
+
+template <typename T>
+NtkGradients<T> cpu_ntk_gradients(const net::Plan& plan, const TypedBank<T>& bank, const T* x,
+                                  int n, const NtkOptions& opt) {
+  if (n < 1) throw std::invalid_argument("ntk: need at least one image");
+  ForwardOptions fopt;
+  fopt.report_sites = false;
+  fopt.keep_values = true;
+  const LoweredPlan L = lower_plan(plan, fopt);
+  const ForwardResult<T> fwd = cpu_forward<T>(plan, bank, x, n, fopt);
+
+  NtkGradients<T> out;
+  out.images = n;
+  const NtkLayout layout = ntk_layout(plan, L);
+  out.layout = layout.blocks;
+  out.params = layout.params;
+  const std::vector<int64_t>& block_of_step = layout.block_of_step;
   out.g.assign(static_cast<size_t>(n) * out.params, T(0));
 
   int input_value = -1;

@@ -28,6 +28,15 @@ struct ParamBlock {
   int64_t offset = 0, size = 0;
 };
 
+// The gradient vector's layout for a lowered plan: one block per conv, BN and linear step, in step
+// order (shared by the CPU and CUDA backends).
+struct NtkLayout {
+  std::vector<ParamBlock> blocks;
+  std::vector<int64_t> block_of_step;  // index into blocks, -1 for steps without parameters
+  int64_t params = 0;
+};
+NtkLayout ntk_layout(const net::Plan& plan, const LoweredPlan& lowered);
+
 template <typename T>
 struct NtkGradients {
   std::vector<ParamBlock> layout;

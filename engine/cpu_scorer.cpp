@@ -17,6 +17,13 @@
 
 namespace hn::engine {
 
+ArchScore degenerate_score(const net::Genes& g, const std::vector<Proxy>& raw) {
+  ArchScore out;
+  out.genes = g;
+  for (Proxy p : raw) out[p] = worst(p, kFlagDegenerate);
+  return out;
+}
+
 std::vector<ArchScore> Scorer::score_all(const std::vector<net::Genes>& archs) {
   std::vector<ArchScore> out(archs.size());
   score(archs, [&](size_t i, ArchScore&& s) { out[i] = std::move(s); });
@@ -123,12 +130,9 @@ class CpuScorer final : public Scorer {
 
  private:
   ArchScore score_one(const net::Genes& g) {
+    if (net::is_degenerate(g)) return degenerate_score(g, raw_);
     ArchScore out;
     out.genes = g;
-    if (net::is_degenerate(g)) {
-      for (Proxy p : raw_) out[p] = worst(p, kFlagDegenerate);
-      return out;
-    }
     const net::Plan plan = net::build_plan(g, s_.num_classes);
     if (has(raw_, Proxy::kNaswot) || has(raw_, Proxy::kNaswotOnce) || has(raw_, Proxy::kNi))
       naswot_and_ni(plan, out);

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "engine/cpu_forward.hpp"  // ForwardOptions, lower_plan, entropy_options
+#include "engine/cpu_ntk.hpp"      // ntk_layout
 #include "kernels/cudnn_conv.hpp"
 #include "kernels/gpu_kernels.cuh"
 #include "kernels/gpu_resources.hpp"
@@ -258,12 +259,9 @@ class CudaScorer final : public Scorer {
 
   ArchScore score_one(Lane& lane, Results& res, const net::Genes& g) {
     HN_NVTX_RANGE("score_architecture");
+    if (net::is_degenerate(g)) return degenerate_score(g, raw_);
     ArchScore out;
     out.genes = g;
-    if (net::is_degenerate(g)) {
-      for (Proxy p : raw_) out[p] = worst(p, kFlagDegenerate);
-      return out;
-    }
     const net::Plan plan = net::build_plan(g, s_.num_classes);
     const cudaStream_t s = lane.s();
     std::memset(&res, 0, sizeof(Results));
@@ -410,22 +408,13 @@ class CudaScorer final : public Scorer {
     fopt.keep_values = true;
     const LoweredPlan L = lower_plan(plan, fopt);
     GpuForward fwd = gpu_forward(lane, plan, *bank_default_, images_.get(), n, fopt, {});
-    // Gradient layout: the CPU's (engine/cpu_ntk.cpp), one block per conv / BN / linear step.
-    std::vector<int64_t> offset(L.steps.size(), -1);
-    int64_t params = 0;
+    // The CPU's gradient layout (engine/cpu_ntk.hpp).
+    const NtkLayout layout = ntk_layout(plan, L);
+    const int64_t params = layout.params;
+    auto offset = [&](int step) { return layout.blocks[layout.block_of_step[step]].offset; };
     int input_value = -1;
-    for (size_t i = 0; i < L.steps.size(); ++i) {
-      const Step& st = L.steps[i];
+    for (const Step& st : L.steps)
       if (st.kind == StepKind::kInput) input_value = st.out;
-      int64_t size = 0;
-      if (st.kind == StepKind::kConv) size = net::slot_info(st.slot, plan.num_classes).numel();
-      else if (st.kind == StepKind::kBatchNorm) size = plan.bn_channels[st.bn];
-      else if (st.kind == StepKind::kLinear) size = net::slot_info(net::kSlotLinearWeight, plan.num_classes).numel();
-      if (size) {
-        offset[i] = params;
-        params += size;
-      }
-    }
     gpu::StreamBuffer<float> G(size_t(n) * params, s);
     const int per_chunk = exact ? std::clamp(512 / n, 1, n) : n;
     const int classes = plan.num_classes;
@@ -455,7 +444,7 @@ class CudaScorer final : public Scorer {
             break;
           case StepKind::kLinear:
             kg::launch_linear_backward(map, dy, fwd.values[st.in0].get(), bank_default_->slot(net::kSlotLinearWeight),
-                                       si.c, classes, grad_of(st.in0), g_chunk + offset[i], params, s);
+                                       si.c, classes, grad_of(st.in0), g_chunk + offset(i), params, s);
             break;
           case StepKind::kGlobalAvgPool:
             kg::launch_global_avgpool_backward(dy, map.rows * si.c, si.hw(), grad_of(st.in0), s);
@@ -466,7 +455,7 @@ class CudaScorer final : public Scorer {
           case StepKind::kBatchNorm:
             kg::launch_batchnorm_backward(map, dy, fwd.values[st.out].get(), si.c, si.hw(),
                                           fwd.bn_invstd[st.bn].get(), !exact, grad_of(st.in0),
-                                          g_chunk + offset[i], params, s);
+                                          g_chunk + offset(i), params, s);
             break;
           case StepKind::kAdd: {
             const int64_t cnt = int64_t(map.rows) * plan.values[st.out].numel();
@@ -482,7 +471,7 @@ class CudaScorer final : public Scorer {
             break;
           case StepKind::kConv:
             conv_backward(lane, plan, st, si, map, n, dy, fwd.values[st.in0].get(), st.in0 != input_value,
-                          grad_of, g_chunk + offset[i], params, exact);
+                          grad_of, g_chunk + offset(i), params, exact);
             break;
         }
         grad[st.out] = {};

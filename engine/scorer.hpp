@@ -33,6 +33,9 @@ class Scorer {
   std::vector<ArchScore> score_all(const std::vector<net::Genes>& archs);
 };
 
+// Every proxy of `raw` at its worst value, flagged degenerate (SPEC.md 1: never run).
+ArchScore degenerate_score(const net::Genes& g, const std::vector<Proxy>& raw);
+
 // Raw proxies of settings.proxies on the CPU (ninaswot is expanded to naswot and ni and left out).
 std::unique_ptr<Scorer> make_cpu_scorer(const ScoreSettings& settings, const ScoreInputs& inputs);
 

@@ -3,32 +3,20 @@
 // every kernel accumulates (dx +=). CPU twins: kernels/cpu_backward.cpp; tests: test_gpu.cpp.
 #include "kernels/cuda_check.hpp"
 #include "kernels/elementwise.cuh"
+#include "kernels/gpu_common.cuh"
 #include "kernels/gpu_kernels.cuh"
 #include "kernels/nvtx.hpp"
 
 namespace hn::kernels::gpu {
 
 namespace {
-constexpr int kThreads = 256;
+using detail::kThreads;
+using detail::blocks_for;
+using detail::block_sum;
 
-int blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(b < 65535 * 16 ? (b < 1 ? 1 : b) : 65535 * 16);
-}
 
 __device__ int image_of(const GpuRowMap& m, int r) { return m.diagonal ? r : r % m.batch; }
 
-__device__ double block_sum(double v, double* shared) {
-  shared[threadIdx.x] = v;
-  __syncthreads();
-  for (int step = kThreads / 2; step > 0; step >>= 1) {
-    if (threadIdx.x < step) shared[threadIdx.x] += shared[threadIdx.x + step];
-    __syncthreads();
-  }
-  const double t = shared[0];
-  __syncthreads();
-  return t;
-}
 
 // One block per (cotangent, channel): FP64 sums of dy and dy * xhat over the cotangent's rows,
 // then dx += bn_backward(...) for those rows.

@@ -4,32 +4,19 @@
 // kernels/cpu_ops.cpp by tests/test_gpu.cpp (Gpu*).
 #include "kernels/cuda_check.hpp"
 #include "kernels/elementwise.cuh"
+#include "kernels/gpu_common.cuh"
 #include "kernels/gpu_kernels.cuh"
 #include "kernels/nvtx.hpp"
 
 namespace hn::kernels::gpu {
 
 namespace {
-constexpr int kThreads = 256;
+using detail::kThreads;
+using detail::blocks_for;
+using detail::block_sum;
 constexpr int kReduceBlocks = 256;
 
-int blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(b < 65535 * 16 ? (b < 1 ? 1 : b) : 65535 * 16);
-}
 
-// Fixed-shape tree reduction of one double per thread (blockDim.x == kThreads).
-__device__ double block_sum(double v, double* shared) {
-  shared[threadIdx.x] = v;
-  __syncthreads();
-  for (int step = kThreads / 2; step > 0; step >>= 1) {
-    if (threadIdx.x < step) shared[threadIdx.x] += shared[threadIdx.x + step];
-    __syncthreads();
-  }
-  const double total = shared[0];
-  __syncthreads();
-  return total;
-}
 
 __global__ void batchnorm_stats_kernel(const float* x, int batch, int c, int64_t hw, double eps,
                                        double* mean, double* invstd) {

@@ -23,19 +23,7 @@ constexpr int kBatch = 16, kEntropyBatch = 8, kEntropyRepeats = 2, kClasses = 10
 constexpr uint64_t kSeed = 3;
 constexpr int64_t kOffset = 1000;  // the first training images
 
-// Every op, the CIFAR-10 optimum, the fixture cell, a conv-free cell, a cell whose conv edge
-// never reaches node 3, a cell with an all-`none` node, and a degenerate cell.
-const std::vector<std::string> kArchs = {
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
-    "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
-    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-    "|avg_pool_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|none~2|",
-    "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|none~2|",
-    "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
-    "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|",
-    "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|",
-};
+const std::vector<std::string>& kArchs = test::kCoverageArchs;
 
 double rel_dev(const std::vector<double>& a, const std::vector<double>& ref) {
   double md = 0, mr = 0;
