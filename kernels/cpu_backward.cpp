@@ -14,9 +14,25 @@ void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
   const int64_t in_img = static_cast<int64_t>(s.cin) * s.h * s.w;
   const int kdim = s.cin * s.k * s.k;
   const bool direct = s.k == 1 && s.stride == 1 && s.pad == 0;
+  // A stride-1 "same" convolution's transpose is itself a same convolution, of dy with the
+  // weights flipped in space and transposed in channels: im2col + one well-shaped GEMM per row
+  // (K = cout * k * k) instead of a K = cout GEMM and a col2im scatter.
+  const bool same = !direct && s.stride == 1 && 2 * s.pad == s.k - 1;
+  std::vector<T> flipped;
+  if (same) {
+    flipped.resize(static_cast<size_t>(s.cin) * s.cout * s.k * s.k);
+    for (int co = 0; co < s.cout; ++co)
+      for (int ci = 0; ci < s.cin; ++ci)
+        for (int ky = 0; ky < s.k; ++ky)
+          for (int kx = 0; kx < s.k; ++kx)
+            flipped[((static_cast<size_t>(ci) * s.cout + co) * s.k + (s.k - 1 - ky)) * s.k + (s.k - 1 - kx)] =
+                w[((static_cast<size_t>(co) * s.cin + ci) * s.k + ky) * s.k + kx];
+  }
+  const ConvShape ts{1, s.cout, oh, ow, s.cin, s.k, 1, s.pad};  // the transposed convolution
+  const int tkdim = s.cout * s.k * s.k;
 #pragma omp parallel
   {
-    std::vector<T> col(direct ? 0 : static_cast<size_t>(kdim) * out_hw);
+    std::vector<T> col(direct ? 0 : static_cast<size_t>(std::max<int64_t>(int64_t(kdim) * out_hw, int64_t(tkdim) * s.h * s.w)));
 #pragma omp for schedule(static)
     for (int r = 0; r < s.batch; ++r) {
       const T* g = dy + r * s.cout * out_hw;
@@ -24,6 +40,12 @@ void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
       if (direct) {  // dx += W^T dy
         gemm<T>(true, false, kdim, static_cast<int>(out_hw), s.cout, T(1), w, kdim, g,
                 static_cast<int>(out_hw), T(1), d, static_cast<int>(out_hw));
+        continue;
+      }
+      if (same) {  // dx += conv(dy, flipped)
+        im2col_image(ts, g, col.data());
+        gemm<T>(false, false, s.cin, s.h * s.w, tkdim, T(1), flipped.data(), tkdim, col.data(), s.h * s.w,
+                T(1), d, s.h * s.w);
         continue;
       }
       gemm<T>(true, false, kdim, static_cast<int>(out_hw), s.cout, T(1), w, kdim, g,
@@ -41,11 +63,11 @@ void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
               const int iy = oy * s.stride - s.pad + ky;
               if (iy < 0 || iy >= s.h) continue;
               T* row = dst + static_cast<int64_t>(iy) * s.w - s.pad + kx;
-              const T* g = src + static_cast<int64_t>(oy) * ow;
+              const T* gr = src + static_cast<int64_t>(oy) * ow;
               if (s.stride == 1) {
-                for (int ox = lo; ox < hi; ++ox) row[ox] += g[ox];
+                for (int ox = lo; ox < hi; ++ox) row[ox] += gr[ox];
               } else {
-                for (int ox = lo; ox < hi; ++ox) row[ox * s.stride] += g[ox];
+                for (int ox = lo; ox < hi; ++ox) row[ox * s.stride] += gr[ox];
               }
             }
           }
