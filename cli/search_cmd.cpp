@@ -237,6 +237,9 @@ void EvalCommand::add_to(CLI::App& app) {
   app.add_option("--table", table, "NB201 table with accuracies (default: the build's)");
   app.add_option("--column", column, "Accuracy column (cifar10_test)");
   app.add_option("--out", out, "Write the JSON result here (default: stdout)");
+  app.add_option("--fitness-proxies", fitness_proxies,
+                 "Also evaluate z / rank / logrank fitness over this proxy set (repeatable; t = log "
+                 "for ntk)");
 }
 
 int EvalCommand::run() {
@@ -319,6 +322,19 @@ int EvalCommand::run() {
     bool ok = true;
     for (Proxy p : spec.proxies) ok = ok && std::find(present.begin(), present.end(), p) != present.end();
     if (ok) specs.push_back({name, spec});
+  }
+  for (const auto& list : fitness_proxies) {
+    engine::FitnessSpec spec;
+    try {
+      spec.proxies = engine::raw_proxies(engine::parse_proxy_list(list));
+    } catch (const std::invalid_argument& e) {
+      throw CliError(kExitUsage, e.what());
+    }
+    spec.proxies.erase(std::remove(spec.proxies.begin(), spec.proxies.end(), Proxy::kNinaswot), spec.proxies.end());
+    for (Proxy p : spec.proxies)
+      if (std::find(present.begin(), present.end(), p) == present.end())
+        throw CliError(kExitData, std::string("--fitness-proxies: the scores have no ") + engine::proxy_name(p));
+    specs.push_back({"{" + engine::proxy_list_string(spec.proxies) + "}", spec});
   }
   std::vector<engine::ArchScore> reference;
   for (const auto& r : rows) reference.push_back(r);

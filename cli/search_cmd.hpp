@@ -30,6 +30,7 @@ struct SearchCommand {
 };
 
 struct EvalCommand {
+  std::vector<std::string> fitness_proxies;
   std::string scores;
   std::string table;
   std::string column = "cifar10_test";

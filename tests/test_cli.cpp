@@ -19,7 +19,7 @@ namespace {
 const std::string kGood =
     "'|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|'";
 const std::string kDegenerate = "'|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'";
-const std::string kQuick = " --backend cpu --batch 8 --entropy-batch 4 --entropy-repeats 1 -q ";
+const std::string kQuick = " --backend cpu --batch 8 --entropy-batch 4 --entropy-repeats 1 ";
 std::string data() { return " --data " + hn::test::data_path("cifar10/cifar10_sample.bin") + " "; }
 
 std::vector<nlohmann::json> lines(const std::string& out) {
@@ -205,4 +205,21 @@ TEST(Cli, EvalReportsCorrelationsOfProxiesAndFitnessModes) {
   EXPECT_EQ(j["architectures"], 6);
   r = run_cli("eval --scores /nonexistent.jsonl");
   EXPECT_EQ(r.exit_code, 3);
+}
+
+// Two processes filling one cache at once: both finish, and the cache then serves everything.
+TEST(Cli, ConcurrentProcessesShareOneCache) {
+  hn::test::TempDir d;
+  const std::string cache = d.path() + "/c.db";
+  const std::string base = std::string(HYBRIDNAS_BINARY) + " score" + kQuick + data() +
+                           "--proxies naswot,ni --cache " + cache;
+  const std::string cmd = "(" + base + " --index 1 --index 2 --index 3 --index 4 >/dev/null 2>" + d.path() +
+                          "/e1 & " + base + " --index 3 --index 4 --index 5 --index 6 >/dev/null 2>" + d.path() +
+                          "/e2 & wait)";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto r = run_cli("score --index 1 --index 2 --index 3 --index 4 --index 5 --index 6" + kQuick + data() +
+                         "--proxies naswot,ni --cache " + cache);
+  ASSERT_EQ(r.exit_code, 0) << r.err << hn::test::slurp(d.path() + "/e1") << hn::test::slurp(d.path() + "/e2");
+  EXPECT_NE(r.err.find("6 served, 0 scored"), std::string::npos) << r.err;
+  EXPECT_EQ(lines(r.out).size(), 6u);
 }
