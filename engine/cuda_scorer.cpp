@@ -220,22 +220,24 @@ class CudaScorer final : public Scorer {
              const std::function<void(size_t, ArchScore&&)>& done) override {
     HN_NVTX_RANGE("score_population");
     const int lanes = std::max(1, std::min<int>(s_.gpu_streams, static_cast<int>(archs.size())));
+    // Lanes (streams, library handles, cuDNN plans) live as long as the scorer: a search calls
+    // score() once per generation.
+    while (static_cast<int>(lanes_.size()) < lanes) lanes_.push_back(std::make_unique<LaneState>(s_.tf32));
     std::atomic<size_t> next{0};
     std::mutex mu;
     std::vector<std::optional<ArchScore>> ready(archs.size());
     size_t emitted = 0;
     std::exception_ptr error;
-    auto worker = [&]() {
+    auto worker = [&](int l) {
       try {
         CUDA_CHECK(cudaSetDevice(s_.device));
-        Lane lane(s_.tf32);
-        gpu::PinnedBuffer<Results> res(1);
+        LaneState& lane = *lanes_[l];
         for (size_t i = next++; i < archs.size(); i = next++) {
           {
             std::lock_guard<std::mutex> g(mu);
             if (error) return;
           }
-          ArchScore a = score_one(lane, *res.get(), archs[i]);
+          ArchScore a = score_one(lane.lane, *lane.results.get(), archs[i]);
           std::lock_guard<std::mutex> g(mu);
           ready[i] = std::move(a);
           for (; emitted < archs.size() && ready[emitted]; ++emitted) {
@@ -249,7 +251,7 @@ class CudaScorer final : public Scorer {
       }
     };
     std::vector<std::thread> threads;
-    for (int l = 0; l < lanes; ++l) threads.emplace_back(worker);
+    for (int l = 0; l < lanes; ++l) threads.emplace_back(worker, l);
     for (auto& t : threads) t.join();
     if (error) std::rethrow_exception(error);
   }
@@ -530,8 +532,15 @@ class CudaScorer final : public Scorer {
     }
   }
 
+  struct LaneState {
+    explicit LaneState(bool tf32) : lane(tf32), results(1) {}
+    Lane lane;
+    gpu::PinnedBuffer<Results> results;
+  };
+
   ScoreSettings s_;
   std::vector<Proxy> raw_;
+  std::vector<std::unique_ptr<LaneState>> lanes_;
   gpu::DeviceBuffer<float> images_, noisy_, eseed_input_;
   std::optional<DeviceBank> bank_default_, bank_eseed_;
   std::vector<DeviceBank> bank_entropy_;

@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-ctest --test-dir build --output-on-failure -j"$(nproc)"
+# Tests run two at a time on CI's 2 cores, each with OpenMP threads: idle threads sleep instead
+# of spinning so that the two do not starve each other.
+export OMP_WAIT_POLICY=passive
+ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 1200

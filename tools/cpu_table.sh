@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Scores the whole NB201 space on the CPU at a reduced configuration, into a score cache and a
+# JSON-lines table (resumable: run it again after an interruption). Two passes, the second for
+# the seed preset's 1-class heads:
+#   pass 1: naswot, naswot_once, ni, entropy, entropy_seed, ntk_fast; 10 classes
+#   pass 2: ni, ntk_fast; 1 class
+# Settings: batch 32 (records 1000-1031 of the data: the first training images), entropy 16 x 2,
+# ntk_fast on those 32 images, score seed 0. About 4-5 hours on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${HYBRIDNAS_DATA:-../shared/data/cifar10/cifar10_sample.bin}
+mkdir -p .devdata
+common=(--all --cache .devdata/cpu_table.db --batch 32 --entropy-batch 16 --entropy-repeats 2
+        --data "$data" --image-offset 1000 --score-seed 0 --backend cpu --resume)
+build/cli/hybridnas score "${common[@]}" --proxies naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast \
+  --out .devdata/cpu_table_pass1.jsonl
+build/cli/hybridnas score "${common[@]}" --proxies ni,ntk_fast --num-classes 1 --out .devdata/cpu_table_pass2.jsonl
+for p in 1 2; do xz -9 -c .devdata/cpu_table_pass$p.jsonl > bench/results/cpu_table_pass$p.jsonl.xz; done

@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""Search quality on NB201 from a full-space score cache (issue 5's measured-quality table).
+
+Reads the score cache filled by `hybridnas score --all --cache` (tools/cpu_table.sh) and, with no
+network evaluation at all, reports for each fitness configuration:
+  - Kendall tau / Spearman rho against CIFAR-10 test accuracy over the whole space (hybridnas eval),
+  - the accuracy of the exhaustive optimum of its fitness (the ceiling for any search on it),
+  - GA (budget 1000), random search (N = 1000) and REA (budget 1000), each over RUNS search seeds:
+    mean +- std of the accuracy of the answer.
+Writes bench/results/quality_cpu.json and prints a Markdown table.
+
+  /usr/bin/python3 tools/quality_study.py [--runs 20] [--cache .devdata/cpu_table.db]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "cli", "hybridnas")
+
+# The CPU table's scoring settings (tools/cpu_table.sh): the cache keys depend on every one.
+COMMON = ["--backend", "cpu", "--batch", "32", "--entropy-batch", "16", "--entropy-repeats", "2",
+          "--image-offset", "1000", "--score-seed", "0", "-q"]
+
+# name -> (preset, proxies, fitness, extra flags)
+CONFIGS = [
+    ("cpu-quick (hybrid, ntk_fast) z", "cpu-quick", None, "z", []),
+    ("cpu-quick (hybrid, ntk_fast) rank", "cpu-quick", None, "rank", []),
+    ("cpu-quick (hybrid, ntk_fast) logrank", "cpu-quick", None, "logrank", []),
+    ("seed (ntk_fast), 1 class, z", "seed", "naswot,ni,ntk_fast,entropy_seed", "z", []),
+    ("ninaswot (naswot, ni) z", "cpu-quick", "naswot,ni", "z", []),
+    ("naswot, ni, entropy z", "cpu-quick", "naswot,ni,entropy", "z", []),
+    ("naswot, ntk_fast, entropy z", "cpu-quick", "naswot,ntk_fast,entropy", "z", []),
+    ("naswot, ni, ntk_fast, entropy logrank", "cpu-quick", "naswot,ni,ntk_fast,entropy", "logrank", []),
+]
+
+
+def run(args):
+    r = subprocess.run([BIN] + args, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("hybridnas %s failed (%d):\n%s" % (" ".join(args), r.returncode, r.stderr))
+    return r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--cache", default=os.path.join(ROOT, ".devdata", "cpu_table.db"))
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "cifar10", "cifar10_sample.bin"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "quality_cpu.json"))
+    args = ap.parse_args()
+    results = []
+    for name, preset, proxies, fitness, extra in CONFIGS:
+        base = ["--preset", preset, "--fitness", fitness, "--cache", args.cache, "--data", args.data] + COMMON + extra
+        if proxies:
+            base += ["--proxies", proxies]
+        row = {"name": name, "preset": preset, "proxies": proxies, "fitness": fitness}
+        ex = json.loads(run(["search", "--strategy", "exhaustive"] + base))
+        row["exhaustive"] = ex["runs"][0]
+        for strat, flags in (("ga", ["--budget", "1000"]), ("random", ["--budget", "1000"]), ("rea", ["--budget", "1000"])):
+            res = json.loads(run(["search", "--strategy", strat, "--runs", str(args.runs)] + flags + base))
+            accs = [r["accuracy"] for r in res["runs"]]
+            net = sum(r["network_evaluations"] for r in res["runs"])
+            row[strat] = {"mean": statistics.mean(accs), "std": statistics.pstdev(accs), "runs": len(accs),
+                          "network_evaluations": net, "answers": [r["index"] for r in res["runs"]]}
+        results.append(row)
+        print("%-40s optimum %.2f (NB201 %s)  GA %.2f +- %.2f  random %.2f +- %.2f  REA %.2f +- %.2f" % (
+            name, row["exhaustive"]["accuracy"], row["exhaustive"]["index"], row["ga"]["mean"], row["ga"]["std"],
+            row["random"]["mean"], row["random"]["std"], row["rea"]["mean"], row["rea"]["std"]), flush=True)
+    with open(args.out, "w") as fh:
+        json.dump({"settings": COMMON, "runs": args.runs, "configs": results}, fh, indent=1)
+    print("\n| fitness | exhaustive optimum | GA (1000) | random (1000) | REA (1000) |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print("| %s | %.2f | %.2f +- %.2f | %.2f +- %.2f | %.2f +- %.2f |" % (
+            r["name"], r["exhaustive"]["accuracy"], r["ga"]["mean"], r["ga"]["std"], r["random"]["mean"],
+            r["random"]["std"], r["rea"]["mean"], r["rea"]["std"]))
+
+
+if __name__ == "__main__":
+    main()
