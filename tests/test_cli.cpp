@@ -223,3 +223,31 @@ TEST(Cli, ConcurrentProcessesShareOneCache) {
   EXPECT_NE(r.err.find("6 served, 0 scored"), std::string::npos) << r.err;
   EXPECT_EQ(lines(r.out).size(), 6u);
 }
+
+TEST(Cli, AutoPresetIsCpuQuickWithoutAGpu) {
+  const auto r = run_cli("score --arch " + kGood + " --backend auto" + data());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto recs = lines(r.out);
+  ASSERT_EQ(recs.size(), 1u);
+  for (const char* p : {"naswot", "ni", "ntk_fast", "entropy"}) EXPECT_TRUE(recs[0].contains(p)) << p;
+  EXPECT_FALSE(recs[0].contains("ntk"));
+  EXPECT_NE(r.err.find("batch 32, entropy 16x2"), std::string::npos) << r.err;
+}
+
+TEST(Cli, SearchDedupIsomorphicAndStrategies) {
+  for (const std::string strat : {"random", "rea", "ga"}) {
+    const auto r = run_cli("search --strategy " + strat + " --budget 60 --population 20 --dedup-isomorphic "
+                           "--proxies naswot --fitness rank --runs 2 -q" + kQuick + data());
+    ASSERT_EQ(r.exit_code, 0) << strat << ": " << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["runs"].size(), 2u);
+    for (const auto& run : j["runs"]) {
+      EXPECT_EQ(run["evaluations"], 60);
+      EXPECT_TRUE(run["accuracy"].is_number());
+    }
+    EXPECT_TRUE(j["accuracy_mean"].is_number());
+  }
+  const auto bad = run_cli("search --population 7 --proxies naswot -q" + kQuick + data());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("even"), std::string::npos) << bad.err;
+}
