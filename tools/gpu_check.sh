@@ -3,7 +3,8 @@
 # staged .devdata/ here first). Every step logs to $OUT and the script goes on after a failure:
 #   1. environment (driver, GPU, cuDNN found in the pip package nvidia-cudnn-cu13)
 #   2. hybridnas devices
-#   3. the Gpu* tests (first mismatches per kernel are printed), plus the CPU fixture tests
+#   3. the Gpu* tests (first mismatches per kernel are printed), plus the CPU fixture tests,
+#      and compute-sanitizer's memcheck over the kernel tests
 #   4. hybridnas bench --backend cuda (FP32 without TF32, then --tf32), presets included
 #   5. the PyTorch reference timing on the same GPU: TF32 off (NVIDIA_TF32_OVERRIDE=0), then
 #      PyTorch's defaults
@@ -41,6 +42,14 @@ $BIN/hybridnas devices --json 2>&1 | tee "$OUT/devices.json"
 log "Gpu* tests"
 timeout 240 $BIN/hybridnas_tests --gtest_filter='Gpu*:Fixture*:Ntk.ExactMatches*' \
   --gtest_output=xml:"$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[|mismatch|gpu |Failure|Expected" | head -150
+
+# 3b. Memory errors in the kernels (compute-sanitizer; refused on some machines, then skipped).
+if command -v compute-sanitizer >/dev/null; then
+  log "compute-sanitizer memcheck"
+  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $BIN/hybridnas_tests \
+    --gtest_filter='GpuKernels*' > "$OUT/memcheck.log" 2>&1
+  echo "memcheck exit $?" | tee -a "$OUT/memcheck.log"; grep -E "ERROR SUMMARY|Invalid" "$OUT/memcheck.log" | head -5
+fi
 
 # 4. Our benchmark.
 log "bench cuda fp32"
