@@ -1,6 +1,7 @@
 #include "cli/commands.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -8,6 +9,7 @@
 
 #include "cli/bench.hpp"
 #include "cli/common.hpp"
+#include "engine/fitness.hpp"
 #include "cli/search_cmd.hpp"
 #include "kernels/gpu_resources.hpp"
 #include "net/sampling.hpp"
@@ -203,8 +205,11 @@ struct StatsCommand {
   }
 
   int run() {
-    std::string backend;
-    engine::ScoreSettings s = scoring.settings(&backend, nullptr);
+    std::string backend, preset_name;
+    engine::ScoreSettings s = scoring.settings(&backend, &preset_name);
+    // Statistics are of t(value): log for the NTK proxies under presets whose fitness takes it.
+    engine::FitnessSpec spec;
+    spec.log_ntk = engine::run_preset(preset_name).log_ntk;
     const engine::ScoreInputs inputs = load_inputs_or_fail(s);
     std::vector<net::Genes> sample;
     if (archs.empty()) {
@@ -225,21 +230,28 @@ struct StatsCommand {
     std::vector<std::vector<double>> values(raw.size());
     Progress progress("stats", sample.size(), scoring.quiet);
     scorer->score(sample, [&](size_t i, engine::ArchScore&& a) {
-      for (size_t k = 0; k < raw.size(); ++k) values[k].push_back(a[raw[k]]->value);
+      for (size_t k = 0; k < raw.size(); ++k) {
+        double t;
+        values[k].push_back(engine::fitness_transformed(spec, raw[k], a, &t) ? t : NAN);
+      }
       progress.step(i + 1);
     });
     progress.finish(sample.size());
     engine::ZStats stats;
     try {
       for (size_t k = 0; k < raw.size(); ++k)
+      {
         stats[raw[k]] = engine::compute_zstat(raw[k], values[k],
                                               engine::settings_key(raw[k], s, inputs.identity),
                                               s.score_seed);
+        stats[raw[k]].transform = engine::fitness_transform(spec, raw[k]);
+      }
       if (out.empty()) {
         nlohmann::json j;
         for (const auto& [p, st] : stats)
           j[engine::proxy_name(p)] = {{"mean", st.mean}, {"std", st.std}, {"n", st.n},
-                                      {"settings", st.settings}, {"score_seed", st.score_seed}};
+                                      {"settings", st.settings}, {"score_seed", st.score_seed},
+                                      {"transform", st.transform}};
         std::cout << j.dump(1) << "\n";
       } else {
         engine::write_stats_file(out, stats);

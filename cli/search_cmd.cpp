@@ -83,17 +83,12 @@ int SearchCommand::run() {
 
   const engine::ScoreInputs inputs = load_inputs_or_fail(s);
   if (!stats_file.empty()) {
-    // A statistics file holds the raw proxies' statistics; the fitness transforms them itself.
-    if (cfg.fitness.log_ntk)
-      for (Proxy p : cfg.fitness.proxies)
-        if (p == Proxy::kNtk || p == Proxy::kNtkFast)
-          throw CliError(kExitUsage, "--stats holds raw-value statistics; this preset takes log(ntk): "
-                                     "use a reference sample instead");
     try {
       const auto file = engine::read_stats_file(stats_file);
       engine::ZStats st;
       for (Proxy p : cfg.fitness.proxies)
-        st[p] = engine::require_stat(file, p, engine::settings_key(p, s, inputs.identity), s.score_seed);
+        st[p] = engine::require_stat(file, p, engine::settings_key(p, s, inputs.identity), s.score_seed,
+                                     engine::fitness_transform(cfg.fitness, p));
       cfg.stats = st;
     } catch (const std::runtime_error& e) {
       throw CliError(kExitData, "--stats " + stats_file + ": " + e.what());

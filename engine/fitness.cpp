@@ -18,8 +18,13 @@ bool has(const std::vector<Proxy>& ps, Proxy p) {
 
 bool is_ntk(Proxy p) { return p == Proxy::kNtk || p == Proxy::kNtkFast; }
 
-// t(value) of SPEC.md 4, and whether the value is usable (finite, not flagged).
-bool transformed(const FitnessSpec& spec, Proxy p, const ArchScore& s, double* out) {
+}  // namespace
+
+std::string fitness_transform(const FitnessSpec& spec, Proxy p) {
+  return is_ntk(p) && spec.log_ntk ? "log" : "identity";
+}
+
+bool fitness_transformed(const FitnessSpec& spec, Proxy p, const ArchScore& s, double* out) {
   const auto& v = s[p];
   if (!v || !v->flag.empty() || !std::isfinite(v->value)) return false;
   double x = v->value;
@@ -30,7 +35,6 @@ bool transformed(const FitnessSpec& spec, Proxy p, const ArchScore& s, double* o
   *out = x;
   return true;
 }
-}  // namespace
 
 const char* fitness_mode_name(FitnessMode m) {
   switch (m) {
@@ -55,9 +59,10 @@ ZStats fitness_zstats(const FitnessSpec& spec, const std::vector<ArchScore>& ref
     for (const auto& s : reference) {
       if (net::is_degenerate(s.genes)) continue;
       double x;
-      vals.push_back(transformed(spec, p, s, &x) ? x : NAN);
+      vals.push_back(fitness_transformed(spec, p, s, &x) ? x : NAN);
     }
-    stats[p] = compute_zstat(p, vals, is_ntk(p) && spec.log_ntk ? "log" : "identity", 0);
+    stats[p] = compute_zstat(p, vals, "", 0);
+    stats[p].transform = fitness_transform(spec, p);
   }
   return stats;
 }
@@ -68,7 +73,7 @@ double z_fitness(const FitnessSpec& spec, const ZStats& stats, const ArchScore& 
   double z_naswot = 0.0, z_ni = 0.0;
   for (Proxy p : spec.proxies) {
     double x;
-    if (!transformed(spec, p, s, &x)) return kNegInf;
+    if (!fitness_transformed(spec, p, s, &x)) return kNegInf;
     const double z = zscore(x, stats.at(p));
     if (ninaswot && p == Proxy::kNaswot) z_naswot = z;
     else if (ninaswot && p == Proxy::kNi) z_ni = z;
@@ -91,7 +96,7 @@ std::vector<double> archive_fitness(const FitnessSpec& spec, const ZStats& stats
     std::vector<double> key(m);
     for (size_t i = 0; i < m; ++i) {
       double x;
-      key[i] = transformed(spec, p, *archive[i], &x) ? (higher_is_better(p) ? x : -x) : kNegInf;
+      key[i] = fitness_transformed(spec, p, *archive[i], &x) ? (higher_is_better(p) ? x : -x) : kNegInf;
     }
     const std::vector<double> asc = average_ranks(key);  // 1 = worst, m = best
     for (size_t i = 0; i < m; ++i) {

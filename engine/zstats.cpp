@@ -48,7 +48,7 @@ void write_stats_file(const std::string& path, const ZStats& stats) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [p, s] : stats)
     j[proxy_name(p)] = {{"mean", s.mean}, {"std", s.std}, {"n", s.n}, {"settings", s.settings},
-                        {"score_seed", s.score_seed}};
+                        {"score_seed", s.score_seed}, {"transform", s.transform}};
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
@@ -76,7 +76,10 @@ ZStats read_stats_file(const std::string& path) {
     const auto& v = it.value();
     try {
       ZStat s{v.at("mean").get<double>(), v.at("std").get<double>(), v.at("n").get<int>(),
-              v.at("settings").get<std::string>(), v.at("score_seed").get<uint64_t>()};
+              v.at("settings").get<std::string>(), v.at("score_seed").get<uint64_t>(),
+              v.value("transform", std::string("identity"))};
+      if (s.transform != "identity" && s.transform != "log")
+        throw std::runtime_error("transform must be identity or log");
       if (!std::isfinite(s.mean) || !(s.std > 0.0) || !std::isfinite(s.std))
         throw std::runtime_error("mean must be finite and std positive");
       out[p] = s;
@@ -88,7 +91,7 @@ ZStats read_stats_file(const std::string& path) {
 }
 
 const ZStat& require_stat(const ZStats& stats, Proxy p, const std::string& settings,
-                          uint64_t score_seed) {
+                          uint64_t score_seed, const std::string& transform) {
   const auto it = stats.find(p);
   if (it == stats.end())
     throw std::runtime_error(std::string("the statistics have no entry for ") + proxy_name(p));
@@ -100,6 +103,9 @@ const ZStat& require_stat(const ZStats& stats, Proxy p, const std::string& setti
     throw std::runtime_error(std::string("the statistics of ") + proxy_name(p) +
                              " were made with score seed " + std::to_string(it->second.score_seed) +
                              ", this run uses " + std::to_string(score_seed));
+  if (it->second.transform != transform)
+    throw std::runtime_error(std::string("the statistics of ") + proxy_name(p) + " are of the " +
+                             it->second.transform + " of the values; this fitness needs the " + transform);
   return it->second;
 }
 

@@ -15,6 +15,7 @@ struct ZStat {
   int n = 0;         // finite values used
   std::string settings;
   uint64_t score_seed = 0;
+  std::string transform = "identity";  // what the statistics are of: the values, or their log
 };
 using ZStats = std::map<Proxy, ZStat>;
 
@@ -27,12 +28,14 @@ inline double zscore(double v, const ZStat& s) { return (v - s.mean) / s.std; }
 // ninaswot = (2 z(naswot) + z(ni)) / sqrt(5); worst (with the input's flag) when either is.
 ProxyValue ninaswot_value(const ProxyValue& naswot, const ProxyValue& ni, const ZStats& stats);
 
-// Statistics files: JSON {proxy: {mean, std, n, settings, score_seed}}.
+// Statistics files: JSON {proxy: {mean, std, n, settings, score_seed, transform}} (transform
+// "identity" or "log"; absent means identity).
 void write_stats_file(const std::string& path, const ZStats& stats);
 // Throws std::runtime_error on a missing, malformed or incomplete file.
 ZStats read_stats_file(const std::string& path);
-// Throws std::runtime_error when `stats` lacks p or was made with other settings or score seed.
+// Throws std::runtime_error when `stats` lacks p or was made with other settings, score seed or
+// transform.
 const ZStat& require_stat(const ZStats& stats, Proxy p, const std::string& settings,
-                          uint64_t score_seed);
+                          uint64_t score_seed, const std::string& transform = "identity");
 
 }  // namespace hn::engine

@@ -251,3 +251,24 @@ TEST(Cli, SearchDedupIsomorphicAndStrategies) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("even"), std::string::npos) << bad.err;
 }
+
+// Statistics files carry what they are of (log for ntk under hybrid-type presets); a search uses
+// them instead of a reference sample only when they match its fitness.
+TEST(Cli, SearchWithAStatisticsFile) {
+  hn::test::TempDir d;
+  const std::string common = " --batch 8 --entropy-batch 4 --entropy-repeats 1 --backend cpu" + data() +
+                             "--proxies naswot,ni,ntk_fast -q ";
+  auto r = run_cli("stats --preset cpu-quick --reference-sample 6 --out " + d.path() + "/log.json" + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto st = nlohmann::json::parse(hn::test::slurp(d.path() + "/log.json"));
+  EXPECT_EQ(st["ntk_fast"]["transform"], "log");
+  EXPECT_EQ(st["naswot"]["transform"], "identity");
+  r = run_cli("search --preset cpu-quick --budget 30 --population 10 --stats " + d.path() + "/log.json" + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["runs"][0]["evaluations"], 30);
+  r = run_cli("stats --preset seed --reference-sample 6 --num-classes 10 --out " + d.path() + "/id.json" + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("search --preset cpu-quick --budget 30 --population 10 --stats " + d.path() + "/id.json" + common);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("log"), std::string::npos) << r.err;
+}
