@@ -1,6 +1,7 @@
 #include "kernels/cuda_check.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace hn {
 
@@ -32,6 +33,16 @@ const char* cusolver_status_name(cusolverStatus_t s) {
     case CUSOLVER_STATUS_NOT_SUPPORTED: return "CUSOLVER_STATUS_NOT_SUPPORTED";
     default: return "CUSOLVER_STATUS_OTHER";
   }
+}
+
+void check_launch(cudaStream_t stream, const char* kernel, const char* file, int line) {
+  static const bool sync = [] {
+    const char* e = std::getenv("HYBRIDNAS_CUDA_SYNC");
+    return e && *e && *e != '0';
+  }();
+  cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess && sync) e = cudaStreamSynchronize(stream);
+  if (e != cudaSuccess) detail::throw_gpu("CUDA", cudaGetErrorName(e), kernel, file, line);
 }
 
 namespace detail {

@@ -28,6 +28,11 @@ class GpuError : public std::runtime_error {
 const char* cublas_status_name(cublasStatus_t s);
 const char* cusolver_status_name(cusolverStatus_t s);
 
+// After a kernel launch: the launch's own error, and with HYBRIDNAS_CUDA_SYNC=1 in the
+// environment a synchronisation of the stream, so that a fault is reported at the kernel that
+// caused it (debugging; off by default, it serialises the host and the device).
+void check_launch(cudaStream_t stream, const char* kernel, const char* file, int line);
+
 namespace detail {
 [[noreturn]] void throw_gpu(const char* lib, const std::string& status, const char* stmt,
                             const char* file, int line);
@@ -58,3 +63,5 @@ void print_gpu(const char* lib, const std::string& status, const char* stmt, con
   HN_GPU_CHECK_IMPL("cuSOLVER", expr, CUSOLVER_STATUS_SUCCESS, ::hn::cusolver_status_name, print_gpu)
 #define CUDNN_CHECK_NOTHROW(expr) \
   HN_GPU_CHECK_IMPL("cuDNN", expr, CUDNN_STATUS_SUCCESS, cudnnGetErrorString, print_gpu)
+
+#define HN_CHECK_LAUNCH(stream, kernel) ::hn::check_launch(stream, kernel, __FILE__, __LINE__)

@@ -174,7 +174,7 @@ __global__ void ntk_seed_kernel(float* d, GpuRowMap map, int classes, int c0) {
 
 void launch_ntk_seed(float* dlogits, GpuRowMap map, int classes, int c0, cudaStream_t s) {
   ntk_seed_kernel<<<blocks_for(int64_t(map.rows) * classes), kThreads, 0, s>>>(dlogits, map, classes, c0);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_ntk_seed");
 }
 
 void launch_batchnorm_backward(GpuRowMap map, const float* dy, const float* xhat, int c, int64_t hw,
@@ -184,33 +184,33 @@ void launch_batchnorm_backward(GpuRowMap map, const float* dy, const float* xhat
   const int cots = map.diagonal ? map.rows : map.rows / map.batch;
   batchnorm_backward_kernel<<<cots * c, kThreads, 0, s>>>(map, dy, xhat, c, hw, invstd, frozen, dx,
                                                           dgamma, dgamma_stride);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_batchnorm_backward");
 }
 
 void launch_relu_backward(GpuRowMap map, const float* dy, const float* pre, int64_t numel, float* dx,
                           cudaStream_t s) {
   relu_backward_kernel<<<blocks_for(int64_t(map.rows) * numel), kThreads, 0, s>>>(map, dy, pre, numel, dx);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_relu_backward");
 }
 
 void launch_accumulate(const float* dy, int64_t n, float* dx, cudaStream_t s) {
   accumulate_kernel<<<blocks_for(n), kThreads, 0, s>>>(dy, n, dx);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_accumulate");
 }
 
 void launch_avgpool3_backward(const float* dy, int planes, int h, int w, float* dx, cudaStream_t s) {
   avgpool3_backward_kernel<<<blocks_for(int64_t(planes) * h * w), kThreads, 0, s>>>(dy, planes, h, w, dx);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_avgpool3_backward");
 }
 
 void launch_avgpool2_backward(const float* dy, int planes, int h, int w, float* dx, cudaStream_t s) {
   avgpool2_backward_kernel<<<blocks_for(int64_t(planes) * h * w), kThreads, 0, s>>>(dy, planes, h, w, dx);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_avgpool2_backward");
 }
 
 void launch_global_avgpool_backward(const float* dy, int planes, int64_t hw, float* dx, cudaStream_t s) {
   global_avgpool_backward_kernel<<<blocks_for(int64_t(planes) * hw), kThreads, 0, s>>>(dy, planes, hw, dx);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_global_avgpool_backward");
 }
 
 void launch_linear_backward(GpuRowMap map, const float* dy, const float* x, const float* w, int in,
@@ -218,7 +218,7 @@ void launch_linear_backward(GpuRowMap map, const float* dy, const float* x, cons
   linear_backward_dx_kernel<<<blocks_for(int64_t(map.rows) * in), kThreads, 0, s>>>(map, dy, w, in, out, dx);
   const int cots = map.diagonal ? map.rows : map.rows / map.batch;
   linear_backward_dw_kernel<<<blocks_for(int64_t(cots) * out * in), kThreads, 0, s>>>(map, dy, x, in, out, dw, dw_stride);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_linear_backward");
 }
 
 void launch_im2col(const float* x, int images, int cin, int h, int w, int k, int stride, int pad,
@@ -227,17 +227,17 @@ void launch_im2col(const float* x, int images, int cin, int h, int w, int k, int
   const int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
   const int64_t total = int64_t(cin) * k * k * images * oh * ow;
   im2col_kernel<<<blocks_for(total), kThreads, 0, s>>>(x, images, cin, h, w, k, stride, pad, oh, ow, col);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_im2col");
 }
 
 void launch_transpose_rows(const float* x, int groups, int n, int c, int64_t hw, float* y, cudaStream_t s) {
   transpose_rows_kernel<<<blocks_for(int64_t(groups) * n * c * hw), kThreads, 0, s>>>(x, groups, n, c, hw, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_transpose_rows");
 }
 
 void launch_float_to_double(const float* x, int rows, int64_t cols, int64_t ld, double* y, cudaStream_t s) {
   float_to_double_kernel<<<blocks_for(int64_t(rows) * cols), kThreads, 0, s>>>(x, rows, cols, ld, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_float_to_double");
 }
 
 }  // namespace hn::kernels::gpu

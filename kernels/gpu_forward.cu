@@ -186,50 +186,50 @@ void launch_batchnorm_stats(const float* x, int batch, int c, int64_t hw, double
                             double* invstd, cudaStream_t s) {
   HN_NVTX_RANGE("batchnorm_stats");
   batchnorm_stats_kernel<<<c, kThreads, 0, s>>>(x, batch, c, hw, eps, mean, invstd);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_batchnorm_stats");
 }
 
 void launch_batchnorm_apply(const float* x, int batch, int c, int64_t hw, const double* mean,
                             const double* scale, float* y, cudaStream_t s) {
   const int64_t n = static_cast<int64_t>(batch) * c * hw;
   batchnorm_apply_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n, c, hw, mean, scale, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_batchnorm_apply");
 }
 
 void launch_relu(const float* x, int64_t n, float* y, cudaStream_t s) {
   relu_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_relu");
 }
 
 void launch_add(const float* a, const float* b, int64_t n, float* y, cudaStream_t s) {
   add_kernel<<<blocks_for(n), kThreads, 0, s>>>(a, b, n, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_add");
 }
 
 void launch_fill_zero(float* y, int64_t n, cudaStream_t s) {
   fill_zero_kernel<<<blocks_for(n), kThreads, 0, s>>>(y, n);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_fill_zero");
 }
 
 void launch_avgpool3(const float* x, int planes, int h, int w, float* y, cudaStream_t s) {
   avgpool3_kernel<<<blocks_for(int64_t(planes) * h * w), kThreads, 0, s>>>(x, planes, h, w, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_avgpool3");
 }
 
 void launch_avgpool2(const float* x, int planes, int h, int w, float* y, cudaStream_t s) {
   avgpool2_kernel<<<blocks_for(int64_t(planes) * (h / 2) * (w / 2)), kThreads, 0, s>>>(x, planes, h, w, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_avgpool2");
 }
 
 void launch_global_avgpool(const float* x, int planes, int64_t hw, float* y, cudaStream_t s) {
   global_avgpool_kernel<<<planes, kThreads, 0, s>>>(x, planes, hw, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_global_avgpool");
 }
 
 void launch_linear(const float* x, int batch, int in, int out, const float* w, const float* b,
                    float* y, cudaStream_t s) {
   linear_kernel<<<blocks_for(int64_t(batch) * out), kThreads, 0, s>>>(x, batch, in, out, w, b, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_linear");
 }
 
 void launch_tensor_std(const float* x, int64_t n, double* partial, double* out, cudaStream_t s) {
@@ -238,24 +238,24 @@ void launch_tensor_std(const float* x, int64_t n, double* partial, double* out, 
   finish_mean_kernel<<<1, kThreads, 0, s>>>(partial, n, out);
   partial_sum_kernel<<<kReduceBlocks, kThreads, 0, s>>>(x, n, out, partial);
   finish_std_kernel<<<1, kThreads, 0, s>>>(partial, n, out);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_tensor_std");
 }
 
 void launch_divide_by(float* x, int64_t n, const double* divisor, int* flag, cudaStream_t s) {
   divide_by_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n, divisor, flag);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_divide_by");
 }
 
 void launch_sum_squared_diff(const float* a, const float* b, int64_t n, double* out, cudaStream_t s) {
   sum_squared_diff_kernel<<<1, kThreads, 0, s>>>(a, b, n, out);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_sum_squared_diff");
 }
 
 void launch_abs_sum(const float* x, int64_t n, bool positive_part, double* partial, double* out,
                     cudaStream_t s) {
   abs_partial_kernel<<<kReduceBlocks, kThreads, 0, s>>>(x, n, positive_part, partial);
   finish_sum_kernel<<<1, kThreads, 0, s>>>(partial, out);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_abs_sum");
 }
 
 }  // namespace hn::kernels::gpu

@@ -74,25 +74,25 @@ void launch_pack_codes(const float* x, int batch, int64_t units, uint32_t* codes
   const int64_t total = static_cast<int64_t>(batch) * units;
   const int64_t blocks = std::min<int64_t>((total + 255) / 256, 65535 * 8);
   pack_codes_kernel<<<static_cast<int>(blocks), 256, 0, s>>>(x, total, codes);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_pack_codes");
 }
 
 void launch_hamming_accumulate(const uint32_t* codes, int batch, int64_t units, int64_t w1,
                                int64_t w2, int64_t* k, int64_t* k_once, cudaStream_t s) {
   HN_NVTX_RANGE("hamming_accumulate");
   hamming_kernel<<<batch, 256, 0, s>>>(codes, batch, (units + 31) / 32, units, w1, w2, k, k_once);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_hamming_accumulate");
 }
 
 void launch_int64_to_double(const int64_t* x, int64_t n, double* y, cudaStream_t s) {
   int64_to_double_kernel<<<static_cast<int>(std::min<int64_t>((n + 255) / 256, 65535)), 256, 0, s>>>(x, n, y);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_int64_to_double");
 }
 
 void launch_logdet_finalize(const double* l, const int64_t* k_original, int n, const int* info,
                             double* out, cudaStream_t s) {
   logdet_finalize_kernel<<<1, 1, 0, s>>>(l, k_original, n, info, out);
-  CUDA_CHECK(cudaGetLastError());
+  HN_CHECK_LAUNCH(s, "launch_logdet_finalize");
 }
 
 }  // namespace hn::kernels::gpu

@@ -2,6 +2,8 @@
 # Runs ON THE GPU MACHINE, in the repository root, in one device call (tools/gpu_prepare.sh
 # staged .devdata/ here first). Every step logs to $OUT and the script goes on after a failure:
 #   1. environment (driver, GPU, cuDNN found in the pip package nvidia-cudnn-cu13)
+#   (a second call can export HYBRIDNAS_CUDA_SYNC=1: every launch then synchronises, and a
+#    faulting kernel is named in the error)
 #   2. hybridnas devices
 #   3. the Gpu* tests (first mismatches per kernel are printed), plus the CPU fixture tests,
 #      and compute-sanitizer's memcheck over the kernel tests
