@@ -28,6 +28,8 @@ void SearchCommand::add_to(CLI::App& app) {
   app.add_option("--search-seed", search_seed, "Seed of the search and reference sample (0)");
   app.add_option("--column", column, "Accuracy column of --table reported for the answer (cifar10_test)");
   app.add_option("--cache", cache, "SQLite score cache shared with `score` (no network runs for cached scores)");
+  app.add_flag("--cache-only", cache_only,
+               "Never run a network: an architecture missing from --cache is an error (exit 3)");
   app.add_option("--population", population, "GA / REA population (100, even)");
   app.add_option("--generations", generations, "GA generations (10)");
   app.add_option("--crossover", crossover, "GA crossover probability (0.8)");
@@ -137,10 +139,19 @@ int SearchCommand::run() {
     engine::CachedScorer* cached = nullptr;
     if (db) {
       auto c = std::make_unique<engine::CachedScorer>(
-          *db, [&] { return make_scorer(backend, s, inputs); }, s, inputs.identity);
+          *db,
+          [&]() -> std::unique_ptr<engine::Scorer> {
+            if (cache_only)
+              throw CliError(kExitData, "--cache-only: the cache " + cache +
+                                            " lacks scores for these settings (" +
+                                            engine::settings_key(s.proxies[0], s, inputs.identity) + ", ...)");
+            return make_scorer(backend, s, inputs);
+          },
+          s, inputs.identity);
       cached = c.get();
       scorer = std::move(c);
     } else {
+      if (cache_only) throw CliError(kExitUsage, "--cache-only needs --cache FILE");
       scorer = make_scorer(backend, s, inputs);
     }
     const auto start = std::chrono::steady_clock::now();

@@ -13,6 +13,7 @@ struct SearchCommand {
   uint64_t search_seed = 0;
   std::string column = "cifar10_test";
   std::string cache;
+  bool cache_only = false;
   int population = 100;
   int generations = 10;
   double crossover = 0.8;

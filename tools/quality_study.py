@@ -54,7 +54,8 @@ def main():
     args = ap.parse_args()
     results = []
     for name, preset, proxies, fitness, extra in CONFIGS:
-        base = ["--preset", preset, "--fitness", fitness, "--cache", args.cache, "--data", args.data] + COMMON + extra
+        base = ["--preset", preset, "--fitness", fitness, "--cache", args.cache, "--cache-only",
+                "--data", args.data] + COMMON + extra
         if proxies:
             base += ["--proxies", proxies]
         row = {"name": name, "preset": preset, "proxies": proxies, "fitness": fitness}
