@@ -193,6 +193,8 @@ class CudaScorer final : public Scorer {
     const bool default_net = has(Proxy::kNaswot) || has(Proxy::kNaswotOnce) || has(Proxy::kNi) ||
                              has(Proxy::kNtk) || has(Proxy::kNtkFast);
     if (default_net) {
+      if (in.images.size() != static_cast<size_t>(s.batch) * net::kImageNumel)
+        throw std::invalid_argument("scorer inputs do not hold --batch images");
       std::vector<float> img(in.images.begin(), in.images.end());
       images_ = upload(img);
       bank_default_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes));
@@ -222,6 +224,7 @@ class CudaScorer final : public Scorer {
     const int lanes = std::max(1, std::min<int>(s_.gpu_streams, static_cast<int>(archs.size())));
     // Lanes (streams, library handles, cuDNN plans) live as long as the scorer: a search calls
     // score() once per generation.
+    CUDA_CHECK(cudaSetDevice(s_.device));  // lanes' streams and handles belong to the run's device
     while (static_cast<int>(lanes_.size()) < lanes) lanes_.push_back(std::make_unique<LaneState>(s_.tf32));
     std::atomic<size_t> next{0};
     std::mutex mu;
@@ -418,6 +421,9 @@ class CudaScorer final : public Scorer {
     for (const Step& st : L.steps)
       if (st.kind == StepKind::kInput) input_value = st.out;
     gpu::StreamBuffer<float> G(size_t(n) * params, s);
+    // Every kept step writes its columns today; zeroing keeps a skipped one from feeding garbage
+    // into Theta (the CPU twin zero-fills too).
+    CUDA_CHECK(cudaMemsetAsync(G.get(), 0, sizeof(float) * size_t(n) * params, s));
     const int per_chunk = exact ? std::clamp(512 / n, 1, n) : n;
     const int classes = plan.num_classes;
     for (int c0 = 0; c0 < n; c0 += per_chunk) {

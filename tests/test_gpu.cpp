@@ -43,12 +43,16 @@ template <typename T>
 gpu::DeviceBuffer<T> dev(const std::vector<T>& v) {
   gpu::DeviceBuffer<T> d(v.size());
   CUDA_CHECK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  // Pageable copies and memsets on the legacy stream may still be in flight when they return; the
+  // kernels under test run on non-blocking streams that do not wait for it.
+  CUDA_CHECK(cudaDeviceSynchronize());
   return d;
 }
 template <typename T>
 gpu::DeviceBuffer<T> dev_zeros(size_t n) {
   gpu::DeviceBuffer<T> d(n);
   CUDA_CHECK(cudaMemset(d.get(), 0, n * sizeof(T)));
+  CUDA_CHECK(cudaDeviceSynchronize());
   return d;
 }
 template <typename T>
