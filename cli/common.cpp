@@ -39,7 +39,7 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   if (with_preset)
     app.add_option("--preset", preset,
-                   "Preset: full, hybrid, seed, cpu-quick, or auto (cpu-quick on the CPU "
+                   "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, or auto (cpu-quick on the CPU "
                    "backend; full for score and hybrid for search on CUDA); flags override it");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--device", device, "CUDA device index (after CUDA_VISIBLE_DEVICES) (0)")

@@ -60,7 +60,7 @@ int SearchCommand::run() {
   engine::SearchConfig cfg;
   try {
     cfg.strategy = engine::parse_strategy(strategy);
-    cfg.fitness.mode = fitness.empty() ? engine::FitnessMode::kZ : engine::parse_fitness_mode(fitness);
+    cfg.fitness.mode = engine::parse_fitness_mode(fitness.empty() ? preset.fitness : fitness);
   } catch (const std::invalid_argument& e) {
     throw CliError(kExitUsage, e.what());
   }
@@ -321,7 +321,8 @@ int EvalCommand::run() {
   std::vector<std::pair<std::string, engine::FitnessSpec>> specs;
   for (const auto& name : engine::run_preset_names()) {
     const auto& pre = engine::run_preset(name);
-    if (name == "full") continue;
+    // full has no fitness; a preset that only changes the mode repeats another's rows (every mode is listed).
+    if (name == "full" || std::string(pre.fitness) != "z") continue;
     engine::FitnessSpec spec;
     spec.proxies = engine::parse_proxy_list(pre.proxies);
     spec.log_ntk = pre.log_ntk;

@@ -114,6 +114,7 @@ const RunPreset kPresets[] = {
     {"hybrid", "naswot,ni,ntk,entropy", 128, 32, 4, 0, true, 1000},
     {"seed", "naswot,ni,ntk,entropy_seed", 128, 32, 4, 1, false, 1000},
     {"cpu-quick", "naswot,ni,ntk_fast,entropy", 32, 16, 2, 0, true, 500},
+    {"hybrid-logrank", "naswot,ni,ntk,entropy", 128, 32, 4, 0, true, 1000, "logrank"},
 };
 }
 

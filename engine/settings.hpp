@@ -63,6 +63,8 @@ namespace hn::engine {
 //   seed       z fitness over naswot, ni, ntk, entropy_seed, num_classes 1, t = identity
 //   cpu-quick  hybrid's fitness at CPU-affordable cost: batch 32 (ntk_fast on those 32
 //              images), entropy 16 x 2, search budget 500
+//   hybrid-logrank  hybrid's proxies with the logrank fitness (AZ-NAS's archive-relative ranks):
+//              on the full-space table (README, quality) it beats hybrid's z with REA and GA
 struct RunPreset {
   const char* name;
   const char* proxies;
@@ -72,6 +74,7 @@ struct RunPreset {
   int num_classes;  // 0: the dataset's
   bool log_ntk;     // z fitness: t = log for ntk / ntk_fast
   int budget;       // default search budget
+  const char* fitness = "z";  // default search fitness mode (z, rank, logrank)
 };
 // Throws std::invalid_argument for an unknown name.
 const RunPreset& run_preset(const std::string& name);

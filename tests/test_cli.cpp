@@ -252,6 +252,20 @@ TEST(Cli, SearchDedupIsomorphicAndStrategies) {
   EXPECT_NE(bad.err.find("even"), std::string::npos) << bad.err;
 }
 
+// A preset fixes the fitness mode unless --fitness says otherwise.
+TEST(Cli, HybridLogrankPresetSearchesOnLogrank) {
+  const std::string common = " --budget 24 --population 8 --proxies naswot,entropy -q" + kQuick + data();
+  auto r = run_cli("search --preset hybrid-logrank" + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["fitness"], "logrank") << r.out;
+  r = run_cli("search --preset hybrid-logrank --fitness z" + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["fitness"], "z") << r.out;
+  r = run_cli("search --preset hybrid" + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["fitness"], "z") << r.out;
+}
+
 // Statistics files carry what they are of (log for ntk under hybrid-type presets); a search uses
 // them instead of a reference sample only when they match its fitness.
 TEST(Cli, SearchWithAStatisticsFile) {

@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "cli", "hybridnas")
@@ -29,13 +30,17 @@ COMMON = ["--backend", "cpu", "--batch", "32", "--entropy-batch", "16", "--entro
 CONFIGS = [
     ("cpu-quick (hybrid, ntk_fast) z", "cpu-quick", None, "z", []),
     ("cpu-quick (hybrid, ntk_fast) rank", "cpu-quick", None, "rank", []),
-    ("cpu-quick (hybrid, ntk_fast) logrank", "cpu-quick", None, "logrank", []),
+    ("cpu-quick (hybrid, ntk_fast) logrank = hybrid-logrank", "cpu-quick", None, "logrank", []),
     ("seed (ntk_fast), 1 class, z", "seed", "naswot,ni,ntk_fast,entropy_seed", "z", []),
     ("ninaswot (naswot, ni) z", "cpu-quick", "naswot,ni", "z", []),
     ("naswot, ni, entropy z", "cpu-quick", "naswot,ni,entropy", "z", []),
     ("naswot, ntk_fast, entropy z", "cpu-quick", "naswot,ntk_fast,entropy", "z", []),
-    ("naswot, ni, ntk_fast, entropy logrank", "cpu-quick", "naswot,ni,ntk_fast,entropy", "logrank", []),
+    ("naswot, entropy logrank", "cpu-quick", "naswot,entropy", "logrank", []),
 ]
+
+# Proxy sets whose z / rank / logrank fitness `hybridnas eval` also scores over the whole table.
+EVAL_SETS = ["naswot,ni", "naswot,entropy", "naswot,entropy,ntk_fast", "naswot,ni,entropy",
+             "entropy,ntk_fast", "naswot,ni,entropy,ntk_fast"]
 
 
 def run(args):
@@ -50,10 +55,26 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--cache", default=os.path.join(ROOT, ".devdata", "cpu_table.db"))
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "cifar10", "cifar10_sample.bin"))
+    ap.add_argument("--scores", default=os.path.join(ROOT, ".devdata", "cpu_table_pass1.jsonl"),
+                    help="the pass-1 score table (10 classes) for the rank-correlation part")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "quality_cpu.json"))
     args = ap.parse_args()
+    eval_args = ["eval", "--scores", args.scores]
+    for fp in EVAL_SETS:
+        eval_args += ["--fitness-proxies", fp]
+    with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
+        print(run(eval_args + ["--out", tmp.name]), flush=True)  # --out: JSON there, the table on stdout
+        correlations = json.load(open(tmp.name))
     results = []
+    pass2 = os.path.join(os.path.dirname(args.scores), "cpu_table_pass2.jsonl")
+    have_pass2 = os.path.exists(pass2) and sum(1 for _ in open(pass2)) >= 15625
+    skipped = []
     for name, preset, proxies, fitness, extra in CONFIGS:
+        if preset == "seed" and not have_pass2:
+            # The seed preset's 1-class ni / ntk_fast come from cpu_table.sh's second pass.
+            print("skipping %s: the 1-class pass of tools/cpu_table.sh is not complete" % name, flush=True)
+            skipped.append(name)
+            continue
         base = ["--preset", preset, "--fitness", fitness, "--cache", args.cache, "--cache-only",
                 "--data", args.data] + COMMON + extra
         if proxies:
@@ -68,11 +89,13 @@ def main():
             row[strat] = {"mean": statistics.mean(accs), "std": statistics.pstdev(accs), "runs": len(accs),
                           "network_evaluations": net, "answers": [r["index"] for r in res["runs"]]}
         results.append(row)
-        print("%-40s optimum %.2f (NB201 %s)  GA %.2f +- %.2f  random %.2f +- %.2f  REA %.2f +- %.2f" % (
+        print("%-56s optimum %.2f (NB201 %s)  GA %.2f +- %.2f  random %.2f +- %.2f  REA %.2f +- %.2f" % (
             name, row["exhaustive"]["accuracy"], row["exhaustive"]["index"], row["ga"]["mean"], row["ga"]["std"],
             row["random"]["mean"], row["random"]["std"], row["rea"]["mean"], row["rea"]["std"]), flush=True)
     with open(args.out, "w") as fh:
-        json.dump({"settings": COMMON, "runs": args.runs, "configs": results}, fh, indent=1)
+        json.dump({"settings": COMMON, "runs": args.runs, "correlations": correlations, "configs": results,
+                   "skipped": skipped},
+                  fh, indent=1)
     print("\n| fitness | exhaustive optimum | GA (1000) | random (1000) | REA (1000) |")
     print("|---|---|---|---|---|")
     for r in results:
