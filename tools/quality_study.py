@@ -58,7 +58,12 @@ def main():
     ap.add_argument("--scores", default=os.path.join(ROOT, ".devdata", "cpu_table_pass1.jsonl"),
                     help="the pass-1 score table (10 classes) for the rank-correlation part")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "quality_cpu.json"))
+    ap.add_argument("--only", help="run only the configurations whose name contains this; keep the "
+                    "other rows of an existing --out")
     args = ap.parse_args()
+    previous = {}
+    if args.only and os.path.exists(args.out):
+        previous = {r["name"]: r for r in json.load(open(args.out))["configs"]}
     eval_args = ["eval", "--scores", args.scores]
     for fp in EVAL_SETS:
         eval_args += ["--fitness-proxies", fp]
@@ -70,6 +75,10 @@ def main():
     have_pass2 = os.path.exists(pass2) and sum(1 for _ in open(pass2)) >= 15625
     skipped = []
     for name, preset, proxies, fitness, extra in CONFIGS:
+        if args.only and args.only not in name:
+            if name in previous:
+                results.append(previous[name])
+            continue
         if preset == "seed" and not have_pass2:
             # The seed preset's 1-class ni / ntk_fast come from cpu_table.sh's second pass.
             print("skipping %s: the 1-class pass of tools/cpu_table.sh is not complete" % name, flush=True)
