@@ -15,20 +15,26 @@ own modules and RNG), so the numbers say what the published implementations cost
   logits[i].sum().backward(retain_graph=True), gradients of every parameter with 'weight' in its
   name concatenated, zero_grad; Theta = G G^T (einsum), eigvalsh, kappa = max / min.
 - ntk_fast: the same loop with the BN batch statistics detached (constants in the backward pass).
-- ntk_fast_vmap: ntk_fast's gradients vectorised with functorch (vmap over images of grad of the
-  per-image summed logits, BN statistics of the whole batch frozen); only if functorch imports.
+- ntk_fast_vmap: ntk_fast's gradients vectorised with torch.func (functorch before torch 2.0): vmap
+  over images of grad of the per-image summed logits, BN statistics of the whole batch frozen.
 The ntk proxies are slow, so they are not in the default --proxies list: name them.
 
 Timing only: weights and inputs come from torch's RNG, not the engine's Philox bank. Each timed
 call covers one proxy on an already built network, including the per-call weight re-init the
-official entropy codes do. Usage:
+official entropy codes do. Every tensor is created on --device explicitly (no default-device
+mode, whose Python hook would slow every op), and device-only calls are guarded by the device
+type, so `--device cpu --smoke` runs the code that `--device cuda` runs, in seconds, on a tiny
+batch (tools/gpu_check.sh --dry-run does, in CI). --json is rewritten after every proxy. Usage:
   /usr/bin/python3 bench/torch_bench.py --threads 2 --runs 5 --json bench/results/torch_cpu.json
   /usr/bin/python3 bench/torch_bench.py --proxies ntk ntk_fast ntk_fast_vmap --ntk-batch 64 --runs 1
+  /usr/bin/python3 bench/torch_bench.py --device cpu --smoke
 """
 
 import argparse
+import ast
 import json
 import math
+import os
 import statistics
 import time
 
@@ -37,10 +43,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Per-image gradients for ntk_fast_vmap: torch.func from torch 2.0 on (the device image has 2.x),
+# functorch with torch.nn.utils.stateless before (Debian's 1.13). The same calls either way.
 try:
-    import functorch  # shipped with torch 1.13; torch.func from 2.0 on
-except ImportError:  # pragma: no cover
-    functorch = None
+    from torch.func import functional_call, grad as func_grad, vmap
+except ImportError:  # pragma: no cover - torch < 2.0
+    try:
+        from functorch import grad as func_grad, vmap
+        from torch.nn.utils.stateless import functional_call
+    except ImportError:
+        functional_call = None
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -181,6 +193,16 @@ def relu_modules(net):
     return [m for _, m in net.named_modules() if "ReLU" in str(type(m))]
 
 
+def device_of(net):
+    return next(net.parameters()).device
+
+
+def sync(device):
+    """Waits for the device's queued work (timing); nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 # ---------------------------------------------------------------------------------------------
 # Proxies
 
@@ -194,7 +216,9 @@ class NaswotHooks:
         if not self.active:
             return
         x = (inp[0].view(inp[0].size(0), -1) > 0).float()
-        self.K = self.K + (x @ x.t()).numpy() + ((1.0 - x) @ (1.0 - x).t()).numpy()
+        # As the official code: both products copied to the host each hook (.cpu() is a no-op
+        # on the CPU; .numpy() of a CUDA tensor is a TypeError).
+        self.K = self.K + (x @ x.t()).cpu().numpy() + ((1.0 - x) @ (1.0 - x).t()).cpu().numpy()
 
     def remove(self):
         for h in self.handles:
@@ -230,7 +254,7 @@ def entropy(net, batch, repeats):
         for m in net.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(m.weight)
-        out = net.stem(torch.randn(batch, 3, 32, 32))
+        out = net.stem(torch.randn(batch, 3, 32, 32, device=device_of(net)))
         total = 0.0
         for block in [None] + list(net.cells):
             if block is not None:
@@ -258,7 +282,7 @@ def entropy_seed(net, batch):
         v = inp[0].clamp(min=0) if module is head else inp[0].abs()
         acts.append(float(v.flatten(1).sum(1).mean()))
     handles = [m.register_forward_hook(hook) for m in relu_modules(net)]
-    net(torch.randn(batch, 3, 32, 32))
+    net(torch.randn(batch, 3, 32, 32, device=device_of(net)))
     for h in handles:
         h.remove()
     return sum(math.log1p(a) for a in acts)
@@ -292,32 +316,67 @@ def ntk_loop(net, x, detach_stats):
 
 
 def ntk_fast_vmap(net, x):
-    """ntk_fast with functorch: freeze the batch's BN statistics in one no-grad forward, then
-    vmap over images of grad(sum of the image's logits) w.r.t. the 'weight' parameters."""
+    """ntk_fast vectorised: freeze the batch's BN statistics in one no-grad forward, then vmap
+    over images of grad(sum of the image's logits) w.r.t. the 'weight' parameters."""
     bns = net.bns()
     for m in bns:
         m.detach_stats, m.record_stats, m.frozen = True, True, None
     try:
         with torch.no_grad():
             net(x)
-        fmodel, params, buffers = functorch.make_functional_with_buffers(net)
-        names = [n for n, _ in net.named_parameters()]
-        sel = [i for i, n in enumerate(names) if "weight" in n]
+        weights = {n: p.detach() for n, p in net.named_parameters() if "weight" in n}
 
-        def f(wparams, others, xi):
-            full = list(others)
-            for i, w in zip(sel, wparams):
-                full[i] = w
-            return fmodel(full, buffers, xi.unsqueeze(0)).sum()
+        def f(w, xi):
+            return functional_call(net, w, (xi.unsqueeze(0),)).sum()
 
-        wparams = tuple(params[i] for i in sel)
         with torch.enable_grad():
-            per_image = functorch.vmap(functorch.grad(f), in_dims=(None, None, 0))(wparams, params, x)
-        grads = torch.cat([g.reshape(x.shape[0], -1) for g in per_image], 1)
+            per_image = vmap(func_grad(f), in_dims=(None, 0))(weights, x)
+        grads = torch.cat([per_image[n].reshape(x.shape[0], -1) for n in weights], 1)
     finally:
         for m in bns:
             m.detach_stats, m.record_stats, m.frozen = False, False, None
     return ntk_condition(grads)
+
+
+# Tensor factories that take a device; each call in this file must name it (checked by --smoke).
+FACTORIES = {"randn", "rand", "randint", "zeros", "ones", "empty", "full", "arange", "tensor", "eye",
+             "linspace", "normal", "as_tensor"}
+
+
+def device_hazards(path):
+    """What a CPU run cannot notice but --device cuda would trip on: torch.<factory>(...) without
+    device= (a CPU tensor, or a mixed-device error) and .numpy() not right after .cpu() (a
+    TypeError on CUDA tensors). Returns 'line N: ...' strings."""
+    tree = ast.parse(open(path).read(), path)
+    bad = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        f = node.func
+        if (f.attr in FACTORIES and isinstance(f.value, ast.Name) and f.value.id == "torch"
+                and not any(k.arg == "device" for k in node.keywords)):
+            bad.append("line %d: torch.%s without device=" % (node.lineno, f.attr))
+        if f.attr == "numpy" and not (isinstance(f.value, ast.Call) and isinstance(f.value.func, ast.Attribute)
+                                      and f.value.func.attr == "cpu"):
+            bad.append("line %d: .numpy() not after .cpu()" % node.lineno)
+    return bad
+
+
+def device_info(device):
+    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+            "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "NVIDIA_TF32_OVERRIDE": os.environ.get("NVIDIA_TF32_OVERRIDE")}
+    if device.type != "cuda":
+        info["tf32_cudnn"] = info["tf32_matmul"] = False  # flags only act on CUDA
+    return info
+
+
+def write_json(path, payload):
+    tmp = path + ".part"
+    with open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=1)
+    os.replace(tmp, path)  # a reader (or a killed run) never sees half a file
 
 
 def main():
@@ -331,24 +390,32 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--max-seconds", type=float, default=float("inf"),
+                    help="stop timing a proxy after this many seconds (at least one timed run)")
     ap.add_argument("--proxies", nargs="+", default=["naswot", "ni", "naswot+ni", "entropy", "entropy_seed"])
-    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--json", help="write the results here (rewritten after every proxy)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                     help="cuda: the same work on the GPU (TF32 as PyTorch's defaults, or off with "
                          "NVIDIA_TF32_OVERRIDE=0)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="every proxy once on one architecture and a tiny batch, each value checked "
+                         "(not NaN), and every tensor factory call checked for device=; exit 1 on failure")
     args = ap.parse_args()
+    if args.smoke:
+        args.arch = [DEFAULT_ARCHS[2]]  # 3160: every op
+        args.batch, args.entropy_batch, args.entropy_repeats, args.ntk_batch = 8, 4, 1, 4
+        args.warmup, args.runs = 1, 1
+        args.threads = 1  # tiny tensors: more threads only contend (CI runs this beside other work)
+        args.proxies = ["naswot", "ni", "naswot+ni", "entropy", "entropy_seed", "ntk", "ntk_fast"] + (
+            ["ntk_fast_vmap"] if functional_call is not None else [])
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.device == "cuda":
-        torch.set_default_device("cuda")  # tensors the proxies create land on the GPU too
+    device = torch.device(args.device)
 
-    nets = [Network(parse_arch(a), args.num_classes).to(args.device) for a in args.arch]
-    x = torch.randn(args.batch, 3, 32, 32, device=args.device)  # timing only: real images cost the same
-    x_ntk = torch.randn(args.ntk_batch, 3, 32, 32, device=args.device)
+    nets = [Network(parse_arch(a), args.num_classes).to(device) for a in args.arch]
+    x = torch.randn(args.batch, 3, 32, 32, device=device)  # timing only: real images cost the same
+    x_ntk = torch.randn(args.ntk_batch, 3, 32, 32, device=device)
 
-    def sync():
-        if args.device == "cuda":
-            torch.cuda.synchronize()
     fns = {
         "naswot": lambda net: naswot(net, x),
         "ni": lambda net: ni(net, x),
@@ -358,41 +425,55 @@ def main():
         "ntk": lambda net: ntk_loop(net, x_ntk, False),
         "ntk_fast": lambda net: ntk_loop(net, x_ntk, True),
     }
-    if functorch is not None:
-        fns["ntk_fast_vmap"] = lambda net: ntk_fast_vmap(net, x_ntk)
-    unknown = [p for p in args.proxies if p not in fns]
+    unknown = [p for p in args.proxies if p not in fns and p != "ntk_fast_vmap"]
     if unknown:
-        ap.error("unknown or unavailable proxies: %s (choose from %s)" % (" ".join(unknown), " ".join(fns)))
-    print("torch %s, %d threads, batch %d, entropy %dx%d, ntk batch %d, %d archs, %d warmup + %d runs" % (
-        torch.__version__, args.threads, args.batch, args.entropy_batch, args.entropy_repeats,
+        ap.error("unknown proxies: %s (choose from %s ntk_fast_vmap)" % (" ".join(unknown), " ".join(fns)))
+    if functional_call is not None:
+        fns["ntk_fast_vmap"] = lambda net: ntk_fast_vmap(net, x_ntk)
+    elif "ntk_fast_vmap" in args.proxies:
+        print("ntk_fast_vmap skipped: neither torch.func nor functorch imports", flush=True)
+        args.proxies = [p for p in args.proxies if p != "ntk_fast_vmap"]
+    print("torch %s, %s, %d threads, batch %d, entropy %dx%d, ntk batch %d, %d archs, %d warmup + %d runs" % (
+        torch.__version__, device, args.threads, args.batch, args.entropy_batch, args.entropy_repeats,
         args.ntk_batch, len(nets), args.warmup, args.runs), flush=True)
-    results = {}
+    payload = dict(torch=torch.__version__, threads=args.threads, batch=args.batch, **device_info(device),
+                   entropy_batch=args.entropy_batch, entropy_repeats=args.entropy_repeats,
+                   ntk_batch=args.ntk_batch, archs=args.arch, warmup=args.warmup, runs=args.runs,
+                   proxies={})
+    failures = []
     with torch.no_grad():
         for name in args.proxies:
             fn = fns[name]
             per_arch = []  # mean seconds per architecture, one value per run
+            start = time.perf_counter()
             for run in range(args.warmup + args.runs):
-                sync()
+                sync(device)
                 t0 = time.perf_counter()
-                for net in nets:
-                    fn(net)
-                sync()
-                dt = (time.perf_counter() - t0) / len(nets)
+                values = [fn(net) for net in nets]
+                sync(device)
+                t1 = time.perf_counter()
                 if run >= args.warmup:
-                    per_arch.append(dt)
+                    per_arch.append((t1 - t0) / len(nets))
+                    if t1 - start > args.max_seconds:
+                        break
             med = statistics.median(per_arch)
-            results[name] = {"median_s": med, "archs_per_s": 1.0 / med, "runs_s": per_arch}
+            flat = [float(v) for vs in values for v in (vs if isinstance(vs, tuple) else (vs,))]
+            if any(math.isnan(v) for v in flat):
+                failures.append("%s: NaN value" % name)
+            payload["proxies"][name] = {"median_s": med, "archs_per_s": 1.0 / med, "runs_s": per_arch,
+                                        "values": [v if math.isfinite(v) else str(v) for v in flat]}
             print("%-13s median %.4f s/arch  %.2f archs/s" % (name, med, 1.0 / med), flush=True)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
-                       "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-                       "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32) if args.device == "cuda" else False,
-                       "entropy_batch": args.entropy_batch, "entropy_repeats": args.entropy_repeats,
-                       "ntk_batch": args.ntk_batch,
-                       "archs": args.arch, "warmup": args.warmup, "runs": args.runs,
-                       "proxies": results}, fh, indent=1)
+            if args.json:
+                write_json(args.json, payload)
+    if args.smoke:
+        failures += device_hazards(os.path.abspath(__file__))
+        missing = [p for p in ("naswot", "ni", "naswot+ni", "entropy", "entropy_seed", "ntk", "ntk_fast")
+                   if p not in payload["proxies"]]
+        if missing:
+            failures.append("proxies not run: %s" % " ".join(missing))
+        print("smoke %s%s" % ("FAILED: " if failures else "ok", "; ".join(failures)), flush=True)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

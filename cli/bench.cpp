@@ -12,7 +12,7 @@
 #include <iostream>
 #include <omp.h>
 
-#include "kernels/gpu_resources.hpp"
+#include "engine/devices.hpp"
 #include "net/plan.hpp"
 
 namespace hn::cli {
@@ -56,16 +56,19 @@ void BenchCommand::add_to(CLI::App& app) {
   scoring.add_to(app, /*with_preset=*/false);
   archs.add_to(app);
   app.add_option("--warmup", warmup, "Untimed warm-up passes over the first architecture (1)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--runs", runs, "Timed passes; the median is reported (5)")->check(CLI::PositiveNumber);
+      ->check(int_range(0, 1000));
+  app.add_option("--runs", runs, "Timed passes; the median is reported (5)")->check(int_range(1, 1000));
   app.add_option("--max-seconds", max_seconds,
-                 "Stop timing a proxy after this many seconds (at least one timed pass) (120)");
+                 "Stop timing a proxy after this many seconds (at least one timed pass) (120)")
+      ->check(real_range(0, 1e6));
   app.add_flag("--presets", presets, "Also time the presets hybrid, seed and cpu-quick as wholes");
   app.add_option("--repeat-archs", repeat_archs,
                  "Score each architecture this many times per pass (fills a GPU's streams) (1)")
-      ->check(CLI::PositiveNumber);
+      ->check(int_range(1, 100000));
   app.add_flag("--once", once, "One pass, no warm-up (for profilers)");
-  app.add_option("--json", json, "Also write the results as JSON to this file");
+  app.add_option("--json", json,
+                 "Also write the results as JSON to this file (rewritten atomically after every "
+                 "case, so an interrupted run keeps what it measured)");
 }
 
 int BenchCommand::run() {
@@ -77,16 +80,21 @@ int BenchCommand::run() {
     warmup = 0;
     runs = 1;
   }
+  if (!json.empty()) check_output(json, "--json");
   std::vector<net::Genes> genes;
   if (archs.empty()) {
     for (const char* a : kDefaultArchs) genes.push_back(net::parse_arch(a));
   } else {
-    const auto table = load_table(scoring.table);
+    const auto table = load_table(scoring.table, false, scoring.quiet);
     for (const auto& it : resolve_archs(archs, table.get())) {
       if (!it.error.empty()) throw CliError(kExitBadInput, it.error);
       genes.push_back(*it.genes);
     }
   }
+  if (genes.size() * static_cast<size_t>(repeat_archs) > 1000000)
+    throw CliError(kExitUsage, "--repeat-archs " + std::to_string(repeat_archs) + " x " +
+                                   std::to_string(genes.size()) +
+                                   " architectures is more than 1,000,000 per pass");
   std::vector<net::Genes> pass;
   for (int r = 0; r < repeat_archs; ++r) pass.insert(pass.end(), genes.begin(), genes.end());
 
@@ -124,7 +132,7 @@ int BenchCommand::run() {
   std::string device = cpu_model_name();
   double peak_tflops = 0.0;
   if (backend == "cuda") {
-    const auto devs = gpu::list_devices();
+    const auto devs = engine::list_gpus();
     device = devs.at(base.device).name;
     peak_tflops = devs.at(base.device).peak_fp32_tflops;
   }
@@ -137,6 +145,33 @@ int BenchCommand::run() {
               genes.size(), repeat_archs, base.batch, base.entropy_batch, base.entropy_repeats,
               engine::precision_name(base.precision), base.tf32 ? " +tf32" : "");
   std::printf("%-18s %14s %12s %12s %10s\n", "proxy", "s/arch (med)", "archs/s", "GFLOP/s", "proxy s");
+  // The JSON file, rewritten after every case so that an interrupted run keeps what it measured.
+  auto write_json = [&](bool complete) {
+    if (json.empty()) return;
+    nlohmann::json j = {{"backend", backend},
+                        {"device", device},
+                        {"driver", backend == "cuda" ? engine::gpu_driver_version() : std::string("")},
+                        {"peak_fp32_tflops_estimate", peak_tflops},
+                        {"threads", threads},
+                        {"gpu_streams", base.gpu_streams},
+                        {"tf32", base.tf32},
+                        {"date", utc_timestamp()},
+                        {"architectures", nlohmann::json::array()},
+                        {"repeat_archs", repeat_archs},
+                        {"settings",
+                         {{"batch", base.batch},
+                          {"entropy_batch", base.entropy_batch},
+                          {"entropy_repeats", base.entropy_repeats},
+                          {"num_classes", base.num_classes},
+                          {"precision", engine::precision_name(base.precision)},
+                          {"input", base.gaussian_input ? "gaussian" : base.data_path}}},
+                        {"warmup", warmup},
+                        {"runs", runs},
+                        {"proxies", results},
+                        {"complete", complete}};
+    for (const auto& g : genes) j["architectures"].push_back(net::arch_string(g));
+    write_output(json, j.dump(1) + "\n");
+  };
   for (const auto& c : cases) {
     const engine::ScoreInputs inputs = load_inputs_or_fail(c.settings);
     auto scorer = make_scorer(backend, c.settings, inputs);
@@ -186,33 +221,9 @@ int BenchCommand::run() {
                         {"num_classes", c.settings.num_classes}};
     if (peak_tflops > 0) r["fraction_of_fp32_peak"] = gflops / (peak_tflops * 1e3);
     results[c.name] = r;
+    write_json(false);
   }
-  if (!json.empty()) {
-    nlohmann::json j = {{"backend", backend},
-                        {"device", device},
-                        {"driver", backend == "cuda" ? gpu::driver_version() : std::string("")},
-                        {"peak_fp32_tflops_estimate", peak_tflops},
-                        {"threads", threads},
-                        {"gpu_streams", base.gpu_streams},
-                        {"tf32", base.tf32},
-                        {"date", utc_timestamp()},
-                        {"architectures", nlohmann::json::array()},
-                        {"repeat_archs", repeat_archs},
-                        {"settings",
-                         {{"batch", base.batch},
-                          {"entropy_batch", base.entropy_batch},
-                          {"entropy_repeats", base.entropy_repeats},
-                          {"num_classes", base.num_classes},
-                          {"precision", engine::precision_name(base.precision)},
-                          {"input", base.gaussian_input ? "gaussian" : base.data_path}}},
-                        {"warmup", warmup},
-                        {"runs", runs},
-                        {"proxies", results}};
-    for (const auto& g : genes) j["architectures"].push_back(net::arch_string(g));
-    std::ofstream out(json);
-    if (!out) throw CliError(kExitData, "cannot write --json file '" + json + "'");
-    out << j.dump(1) << "\n";
-  }
+  write_json(true);
   return kExitOk;
 }
 

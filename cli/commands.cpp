@@ -9,9 +9,11 @@
 
 #include "cli/bench.hpp"
 #include "cli/common.hpp"
+#include "engine/files.hpp"
+#include "engine/score_file.hpp"
+#include "engine/devices.hpp"
 #include "engine/fitness.hpp"
 #include "cli/search_cmd.hpp"
-#include "kernels/gpu_resources.hpp"
 #include "net/sampling.hpp"
 
 namespace hn::cli {
@@ -26,6 +28,7 @@ struct ScoreCommand {
   std::string format = "jsonl";
   std::string out;
   bool resume = false;
+  bool force = false;
   std::string stats_file;
   int reference_sample = 50;
   uint64_t search_seed = 0;
@@ -39,52 +42,89 @@ struct ScoreCommand {
     scoring.add_to(app);
     app.add_option("--format", format, "Output format: jsonl or csv")
         ->check(CLI::IsMember({"jsonl", "csv"}));
-    app.add_option("--out", out, "Output file (default: stdout)");
+    app.add_option("--out", out,
+                   "Output file (default: stdout); its settings are recorded beside it in "
+                   "FILE.settings.json");
     app.add_flag("--resume", resume,
-                 "With --out (jsonl): keep the records already there, score only the rest, append");
+                 "With --out (jsonl): keep the records already there, score only the rest, append "
+                 "(refused when the file was made with other settings)");
+    app.add_flag("--force", force, "With --out: overwrite an existing non-empty file");
     app.add_option("--stats", stats_file, "ninaswot: z statistics from `hybridnas stats`");
     app.add_option("--reference-sample", reference_sample,
-                   "ninaswot without --stats: z statistics over R sampled architectures (50)");
-    app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)");
+                   "ninaswot without --stats: z statistics over R sampled architectures (50)")
+        ->check(int_range(2, net::kNumArchs));
+    app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)")->check(unsigned64());
   }
 
-  // Architectures already in a JSONL output file (for --resume). A run killed mid-write leaves
-  // at most a partial last line: it is cut off so that appending starts on a fresh line.
-  std::set<int> already_scored() const {
-    std::set<int> done;
-    std::ifstream in(out, std::ios::binary);
-    if (!in) return done;
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    in.close();
-    size_t pos = 0, good_end = 0;
-    int lineno = 0;
-    while (pos < text.size()) {
-      const size_t nl = text.find('\n', pos);
-      ++lineno;
-      if (nl == std::string::npos) break;  // unterminated last line: partial
-      const std::string line = text.substr(pos, nl - pos);
-      if (!line.empty()) {
-        nlohmann::json j;
-        try {
-          j = nlohmann::json::parse(line);
-        } catch (const std::exception&) {
-          throw CliError(kExitData, "--resume: line " + std::to_string(lineno) + " of '" + out +
-                                        "' is not JSON; refusing to append to it");
-        }
-        if (j.contains("arch")) {
-          try {
-            done.insert(net::genes_code(net::parse_arch(j["arch"].get<std::string>())));
-          } catch (const std::exception& e) {
-            throw CliError(kExitData, "--resume: line " + std::to_string(lineno) + " of '" + out +
-                                          "': " + e.what());
-          }
-        }
-      }
-      pos = good_end = nl + 1;
+  // What gives the records their meaning; a resume must match it exactly (engine::score_file).
+  nlohmann::json settings_json(const engine::ScoreSettings& s, const engine::ScoreInputs& in,
+                               const engine::ZStats& stats) const {
+    nlohmann::json keys = nlohmann::json::object();
+    for (Proxy p : engine::raw_proxies(s.proxies))
+      if (p != Proxy::kNinaswot) keys[engine::proxy_name(p)] = engine::settings_key(p, s, in.identity);
+    nlohmann::json j = {{"proxies", engine::proxy_list_string(s.proxies)},
+                        {"format", format},
+                        {"batch", s.batch},
+                        {"entropy_batch", s.entropy_batch},
+                        {"entropy_repeats", s.entropy_repeats},
+                        {"num_classes", s.num_classes},
+                        {"score_seed", s.score_seed},
+                        {"precision", std::string(engine::precision_name(s.precision)) + (s.tf32 ? "+tf32" : "")},
+                        {"input", in.identity},
+                        {"proxy_settings", keys}};
+    if (!stats.empty()) {
+      nlohmann::json z = nlohmann::json::object();
+      for (const auto& [p, st] : stats) z[engine::proxy_name(p)] = {st.mean, st.std, st.n};
+      j["ninaswot_statistics"] = z;
     }
-    if (good_end < text.size()) {
-      std::error_code ec;
-      std::filesystem::resize_file(out, good_end, ec);
+    return j;
+  }
+
+  // Architectures already in the output (for --resume), after checking that the file was made
+  // with this run's settings. A run killed mid-write leaves at most a partial last line: it is
+  // cut off so that appending starts on a fresh line.
+  std::set<int> already_scored(const nlohmann::json& now) const {
+    std::set<int> done;
+    std::error_code ec;
+    if (!std::filesystem::exists(out, ec)) return done;
+    std::string text;
+    try {
+      text = engine::read_file(out);
+    } catch (const engine::OutputFileError& e) {
+      throw CliError(kExitData, std::string("--resume: ") + e.what());
+    }
+    if (text.empty()) return done;
+    const std::string side = engine::settings_file_path(out);
+    nlohmann::json recorded;
+    try {
+      const std::string st = engine::read_file(side);
+      recorded = nlohmann::json::parse(st).at("settings");
+    } catch (const engine::OutputFileError&) {
+      throw CliError(kExitData, "--resume: '" + out + "' has no settings file beside it (" + side +
+                                    "), so nothing says which settings made its records; score into "
+                                    "a new file, or give --force to overwrite it");
+    } catch (const std::exception&) {
+      throw CliError(kExitData, "--resume: the settings file " + side + " is not valid; score into a "
+                                    "new file, or give --force to overwrite both");
+    }
+    try {
+      engine::require_same_settings(recorded, now, "--resume: '" + out + "' was made with other settings");
+    } catch (const engine::ScoreFileError& e) {
+      throw CliError(kExitUsage, std::string(e.what()) +
+                                     "; score into a new file, or give --force to overwrite it");
+    }
+    engine::ScoreFile f;
+    try {
+      f = engine::parse_score_file(text, out);
+    } catch (const engine::ScoreFileError& e) {
+      throw CliError(kExitData, std::string("--resume: ") + e.what() + "; refusing to append to it");
+    }
+    if (f.format != engine::ScoreFormat::kJsonl)
+      throw CliError(kExitData, "--resume: '" + out + "' is not JSON lines");
+    for (const auto& r : f.records)
+      if (!r.error_record) done.insert(net::genes_code(r.score.genes));
+    if (f.partial_last_line) {
+      std::filesystem::resize_file(out, f.complete_bytes, ec);
       if (ec) throw CliError(kExitData, "--resume: cannot trim the partial last line of '" + out + "'");
       if (!scoring.quiet)
         std::cerr << "[score] --resume: dropped a partial last line of " << out << "\n";
@@ -97,9 +137,22 @@ struct ScoreCommand {
     const engine::ScoreSettings s = scoring.settings(&backend, nullptr);
     if (archs.empty())
       throw CliError(kExitUsage, "no architectures given: use --arch, --index, --archs or --all");
-    if (resume && (out.empty() || format != "jsonl"))
-      throw CliError(kExitUsage, "--resume needs --out FILE with --format jsonl");
-    const auto table = load_table(scoring.table);
+    if (resume && out.empty()) throw CliError(kExitUsage, "--resume needs --out FILE");
+    if (resume && format != "jsonl") throw CliError(kExitUsage, "--resume works with --format jsonl");
+    if (force && out.empty()) throw CliError(kExitUsage, "--force applies to --out FILE");
+    if (resume && force)
+      throw CliError(kExitUsage, "--resume keeps the records in --out, --force overwrites them: give one");
+    // Every output is checked before any work starts.
+    if (!out.empty()) {
+      check_output(out, "--out");
+      std::error_code ec;
+      if (!resume && !force && std::filesystem::exists(out, ec) && std::filesystem::file_size(out, ec) > 0)
+        throw CliError(kExitUsage, "--out '" + out + "' exists and is not empty: give --resume to continue "
+                                   "it (same settings) or --force to overwrite it");
+    }
+    std::unique_ptr<engine::ScoreCache> db;
+    if (!cache.empty()) db = open_cache(cache);
+    const auto table = load_table(scoring.table, false, scoring.quiet);
     std::vector<ArchItem> items = resolve_archs(archs, table.get());
     const engine::ScoreInputs inputs = load_inputs_or_fail(s);
     const bool want_ninaswot =
@@ -108,13 +161,22 @@ struct ScoreCommand {
     if (want_ninaswot)
       stats = ninaswot_stats(s, inputs, backend, stats_file, reference_sample, search_seed,
                              scoring.quiet);
+    const nlohmann::json settings = settings_json(s, inputs, stats);
 
     std::set<int> skip;
-    if (resume) skip = already_scored();
+    if (resume) skip = already_scored(settings);
     std::ofstream file;
     std::ostream* os = &std::cout;
     if (!out.empty()) {
-      file.open(out, resume ? std::ios::app : std::ios::trunc);
+      write_output(engine::settings_file_path(out),
+                   nlohmann::json({{"format", "hybridnas-score-settings-1"},
+                                   {"settings", settings},
+                                   {"backend", backend},
+                                   {"version", HYBRIDNAS_VERSION},
+                                   {"written", utc_timestamp()}})
+                           .dump(1) +
+                       "\n");
+      file.open(out, resume ? std::ios::app | std::ios::binary : std::ios::trunc | std::ios::binary);
       if (!file) throw CliError(kExitData, "cannot write --out file '" + out + "'");
       os = &file;
     }
@@ -128,16 +190,22 @@ struct ScoreCommand {
     // Error records are written in input order, ahead of the architecture that follows them.
     std::vector<net::Genes> work;
     std::vector<size_t> work_item;
-    size_t errors = 0;
+    size_t errors = 0, resumed = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       if (!items[i].error.empty()) {
         ++errors;
         continue;
       }
-      if (skip.count(net::genes_code(*items[i].genes))) continue;
+      if (skip.count(net::genes_code(*items[i].genes))) {
+        ++resumed;
+        continue;
+      }
       work.push_back(*items[i].genes);
       work_item.push_back(i);
     }
+    if (resume && !scoring.quiet)
+      std::cerr << "[score] --resume: " << resumed << " of the requested architectures are in " << out
+                << " already; scoring " << work.size() << "\n";
     size_t next_item = 0;
     auto flush_errors_before = [&](size_t item) {
       for (; next_item < item; ++next_item)
@@ -149,11 +217,9 @@ struct ScoreCommand {
           writer.write(r);
         }
     };
-    std::unique_ptr<engine::ScoreCache> db;
     std::unique_ptr<engine::Scorer> scorer;
     engine::CachedScorer* cached = nullptr;
-    if (!cache.empty()) {
-      db = open_cache(cache);
+    if (db) {
       auto c = std::make_unique<engine::CachedScorer>(
           *db, [&] { return make_scorer(backend, s, inputs); }, s, inputs.identity);
       cached = c.get();
@@ -178,6 +244,7 @@ struct ScoreCommand {
     if (cached && !scoring.quiet)
       std::cerr << "[score] cache " << cache << ": " << cached->cache_hits() << " served, "
                 << cached->network_evaluations() << " scored\n";
+    os->flush();
     if (!*os) throw CliError(kExitData, "writing the output failed");
     if (errors) {
       std::cerr << "hybridnas score: " << errors << " of " << items.size()
@@ -199,8 +266,9 @@ struct StatsCommand {
     scoring.add_to(app);
     archs.add_to(app);
     app.add_option("--reference-sample", reference_sample,
-                   "Architectures to sample (without --arch/--index/--archs/--all) (50)");
-    app.add_option("--search-seed", search_seed, "Seed of the sample (0)");
+                   "Architectures to sample (without --arch/--index/--archs/--all) (50)")
+        ->check(int_range(2, net::kNumArchs));
+    app.add_option("--search-seed", search_seed, "Seed of the sample (0)")->check(unsigned64());
     app.add_option("--out", out, "Statistics file to write (JSON); default: stdout");
   }
 
@@ -210,13 +278,14 @@ struct StatsCommand {
     // Statistics are of t(value): log for the NTK proxies under presets whose fitness takes it.
     engine::FitnessSpec spec;
     spec.log_ntk = engine::run_preset(preset_name).log_ntk;
+    if (!out.empty()) check_output(out, "--out");
     const engine::ScoreInputs inputs = load_inputs_or_fail(s);
     std::vector<net::Genes> sample;
     if (archs.empty()) {
       if (reference_sample < 2) throw CliError(kExitUsage, "--reference-sample must be at least 2");
       sample = net::sample_distinct(reference_sample, search_seed, Purpose::kReferenceSample, true);
     } else {
-      const auto table = load_table(scoring.table);
+      const auto table = load_table(scoring.table, false, scoring.quiet);
       for (const auto& it : resolve_archs(archs, table.get())) {
         if (!it.error.empty()) throw CliError(kExitBadInput, it.error);
         if (!net::is_degenerate(*it.genes)) sample.push_back(*it.genes);  // SPEC.md 4
@@ -269,8 +338,8 @@ struct DevicesCommand {
   void add_to(CLI::App& app) { app.add_flag("--json", json, "Print JSON"); }
   int run() {
     std::string why;
-    const int n = gpu::device_count(&why);
-    nlohmann::json j = {{"driver", gpu::driver_version()}, {"devices", nlohmann::json::array()}};
+    const int n = engine::gpu_count(&why);
+    nlohmann::json j = {{"driver", engine::gpu_driver_version()}, {"devices", nlohmann::json::array()}};
     if (n == 0) {
       if (json) {
         j["error"] = why;
@@ -279,7 +348,7 @@ struct DevicesCommand {
       std::cerr << "hybridnas: no GPU: " << why << ". The CPU backend works: --backend cpu (or auto).\n";
       return kExitBackend;
     }
-    for (const auto& d : gpu::list_devices()) {
+    for (const auto& d : engine::list_gpus()) {
       j["devices"].push_back({{"index", d.index}, {"name", d.name},
                               {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
                               {"multiprocessors", d.multiprocessors}, {"memory_bytes", d.memory_bytes},
@@ -290,7 +359,7 @@ struct DevicesCommand {
                     d.peak_fp32_tflops);
     }
     if (json) std::cout << j.dump(1) << "\n";
-    else std::printf("driver %s\n", gpu::driver_version().c_str());
+    else std::printf("driver %s\n", engine::gpu_driver_version().c_str());
     return kExitOk;
   }
 };
@@ -302,7 +371,7 @@ int run(int argc, char** argv) {
       "hybridnas: training-free neural architecture search on NAS-Bench-201.\n"
       "Scores architectures with proxies computed on randomly initialised networks."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "hybridnas 0.1.0");
+  app.set_version_flag("--version", std::string("hybridnas ") + HYBRIDNAS_VERSION);
   ScoreCommand score;
   score.add_to(*app.add_subcommand("score", "Score architectures with training-free proxies"));
   StatsCommand stats;
@@ -317,6 +386,10 @@ int run(int argc, char** argv) {
   EvalCommand eval;
   eval.add_to(*app.add_subcommand(
       "eval", "Rank correlation of proxies and fitness modes with trained accuracy"));
+  one_value_per_option(app);
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "hybridnas: error: " + std::string(e.what()) + "\nRun with --help for more information.\n";
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,11 @@
 #include "cli/common.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -8,7 +13,9 @@
 #include <sstream>
 
 #include "engine/cuda_scorer.hpp"
-#include "kernels/gpu_resources.hpp"
+#include "engine/devices.hpp"
+#include "engine/files.hpp"
+#include "net/arch_input.hpp"
 #include "net/sampling.hpp"
 
 namespace hn::cli {
@@ -22,17 +29,23 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
   app.add_option("--data", data, "CIFAR binary data: a file or a directory of batch files");
   app.add_option("--dataset", dataset, "Data format and normalisation: cifar10 or cifar100")
       ->check(CLI::IsMember({"cifar10", "cifar100"}));
-  app.add_option("--image-offset", image_offset, "First record of the data to use")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("--image-offset", image_offset, "First record of the data to use (0)")
+      ->check(int_range(0, INT64_MAX / 2));
   app.add_flag("--gaussian-input", gaussian_input, "Use N(0,1) images instead of --data");
-  o_batch = app.add_option("--batch", batch, "Real-image batch of naswot, ni, entropy_seed (128)");
-  o_entropy_batch = app.add_option("--entropy-batch", entropy_batch, "Batch of entropy (32)");
+  o_batch = app.add_option("--batch", batch,
+                           "Images of naswot, naswot_once and ni (real images, or Gaussian with "
+                           "--gaussian-input), of entropy_seed (always Gaussian, SPEC.md 3) and of "
+                           "ntk / ntk_fast (min(64, batch)) (128)")
+                ->check(int_range(2, 4096));
+  o_entropy_batch = app.add_option("--entropy-batch", entropy_batch, "Gaussian images of entropy (32)")
+                        ->check(int_range(1, 4096));
   o_entropy_repeats =
-      app.add_option("--entropy-repeats", entropy_repeats, "Repeats of entropy (4)");
+      app.add_option("--entropy-repeats", entropy_repeats, "Repeats of entropy (4)")->check(int_range(1, 1000));
   o_num_classes = app.add_option("--num-classes", num_classes,
                                  "Logits of the head (default: 10 for cifar10, 100 for cifar100; "
-                                 "1 = the NASWOT convention)");
-  app.add_option("--score-seed", score_seed, "Seed of every random tensor of scoring (0)");
+                                 "1 = the NASWOT convention)")
+                    ->check(int_range(1, 1000));
+  app.add_option("--score-seed", score_seed, "Seed of every random tensor of scoring (0)")->check(unsigned64());
   app.add_option("--precision", precision, "Activations: fp32 or fp64 (CPU only)")
       ->check(CLI::IsMember({"fp32", "fp64"}));
   app.add_option("--backend", backend, "cpu, cuda or auto (the GPU when there is one)")
@@ -41,11 +54,11 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
     app.add_option("--preset", preset,
                    "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, or auto (cpu-quick on the CPU "
                    "backend; full for score and hybrid for search on CUDA); flags override it");
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(int_range(0, 4096));
   app.add_option("--device", device, "CUDA device index (after CUDA_VISIBLE_DEVICES) (0)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(int_range(0, 1023));
   app.add_option("--gpu-streams", gpu_streams, "CUDA backend: architectures scored concurrently (8)")
-      ->check(CLI::Range(1, 64));
+      ->check(int_range(1, 64));
   app.add_flag("--tf32", tf32, "CUDA backend: TF32 tensor cores for convolutions and GEMMs (faster, "
                                "less exact; reported in the settings)");
   app.add_option("--table", table,
@@ -100,10 +113,13 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
 }
 
 void ArchOptions::add_to(CLI::App& app) {
-  app.add_option("--arch", arch, "An architecture string (repeatable)");
-  app.add_option("--index", index, "An NB201 index (repeatable; needs a table)");
+  app.add_option("--arch", arch,
+                 "An architecture: NB201 arch string, NB201 index, NASLib op indices '[4, 0, 3, 1, 4, "
+                 "3]' or a NASLib one-hot list of 30 values (repeatable)");
+  app.add_option("--index", index, "An NB201 index 0..15624 (repeatable; needs the NB201 table)");
   app.add_option("--archs", archs_file,
-                 "File with one arch string or NB201 index per line ('-' = stdin; # comments)");
+                 "File with one architecture per line, in any --arch format ('-' = stdin; # starts a "
+                 "comment)");
   app.add_flag("--all", all, "Every architecture of the space (in NB201 index order with a table)");
 }
 
@@ -117,39 +133,86 @@ engine::ScoreInputs load_inputs_or_fail(const engine::ScoreSettings& s) {
   }
 }
 
-std::unique_ptr<net::ArchTable> load_table(const std::string& path) {
+CLI::Validator int_range(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) -> std::string {
+        const std::string msg = "must be an integer from " + std::to_string(lo) + " to " +
+                                std::to_string(hi) + ", got '" + net::printable(v, 40) + "'";
+        size_t i = (v.size() > 1 && (v[0] == '-' || v[0] == '+')) ? 1 : 0;
+        if (i == v.size() || v.find_first_not_of("0123456789", i) != std::string::npos) return msg;
+        errno = 0;
+        char* end = nullptr;
+        const long long x = std::strtoll(v.c_str(), &end, 10);
+        if (errno == ERANGE || *end != '\0' || x < lo || x > hi) return msg;
+        return {};
+      },
+      "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
+}
+
+CLI::Validator real_range(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) -> std::string {
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "must be a number from %g to %g, got '", lo, hi);
+        const std::string msg = buf + net::printable(v, 40) + "'";
+        errno = 0;
+        char* end = nullptr;
+        const double x = v.empty() ? NAN : std::strtod(v.c_str(), &end);
+        if (v.empty() || errno == ERANGE || *end != '\0' || !std::isfinite(x) || x < lo || x > hi) return msg;
+        return {};
+      },
+      "NUMBER");
+}
+
+CLI::Validator unsigned64() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        const std::string msg =
+            "must be an integer from 0 to 18446744073709551615, got '" + net::printable(v, 40) + "'";
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) return msg;
+        errno = 0;
+        char* end = nullptr;
+        std::strtoull(v.c_str(), &end, 10);
+        if (errno == ERANGE || *end != '\0') return msg;
+        return {};
+      },
+      "UINT64");
+}
+
+void one_value_per_option(CLI::App& app) {
+  for (CLI::Option* o : app.get_options()) o->allow_extra_args(false);
+  for (CLI::App* sub : app.get_subcommands({})) one_value_per_option(*sub);
+}
+
+std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool required, bool quiet) {
   const std::string p = path.empty() ? net::default_table_path() : path;
-  if (p.empty()) return nullptr;
+  if (p.empty()) {
+    if (required)
+      throw CliError(kExitUsage, "this needs the NB201 table (CSV with arch_index, arch_str and accuracy "
+                                 "columns): give --table FILE or set HYBRIDNAS_TABLE");
+    return nullptr;
+  }
   try {
     return std::make_unique<net::ArchTable>(net::ArchTable::load(p));
   } catch (const std::exception& e) {
-    throw CliError(kExitData, e.what());
+    if (!path.empty() || required) throw CliError(kExitData, e.what());
+    if (!quiet)
+      std::cerr << "hybridnas: warning: the default NB201 table is unusable (" << e.what()
+                << "); NB201 indices and accuracies are unavailable, arch strings still work\n";
+    return nullptr;
   }
 }
 
 namespace {
 ArchItem resolve_text(const std::string& raw, int line, const net::ArchTable* table) {
   ArchItem it;
-  it.input = raw;
+  it.input = net::printable(raw);
   it.line = line;
-  std::string t = raw;
-  t.erase(0, t.find_first_not_of(" \t\r"));
-  t.erase(t.find_last_not_of(" \t\r") + 1);
-  const bool numeric = !t.empty() && t.find_first_not_of("0123456789") == std::string::npos;
   try {
-    if (numeric) {
-      if (!table)
-        throw std::runtime_error("'" + t + "' is an NB201 index, which needs a table (--table FILE)");
-      if (t.size() > 9) throw std::out_of_range("NB201 index " + t + " is out of range");
-      it.index = std::stoi(t);
-      it.genes = table->genes_of(*it.index);
-    } else {
-      it.genes = net::parse_arch(t);
-      if (table) it.index = table->index_of(*it.genes);
-    }
-  } catch (const std::exception& e) {
-    it.genes.reset();
-    it.index.reset();
+    const net::ArchRef r = net::parse_arch_input(raw, table);
+    it.genes = r.genes;
+    it.index = r.index;
+  } catch (const net::ArchInputError& e) {
     it.error = e.what();
   }
   return it;
@@ -159,23 +222,49 @@ ArchItem resolve_text(const std::string& raw, int line, const net::ArchTable* ta
 std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table) {
   std::vector<ArchItem> items;
   for (const auto& a : o.arch) items.push_back(resolve_text(a, 0, table));
-  for (int i : o.index) items.push_back(resolve_text(std::to_string(i), 0, table));
+  for (const auto& i : o.index) {
+    // --index takes NB201 indices only: a whole number, optionally signed (so that -1 is
+    // reported as negative rather than as a malformed string).
+    const size_t digits_from = (!i.empty() && (i[0] == '-' || i[0] == '+')) ? 1 : 0;
+    if (i.size() == digits_from || i.find_first_not_of("0123456789", digits_from) != std::string::npos) {
+      ArchItem it;
+      it.input = net::printable(i);
+      it.error = "--index '" + it.input + "' is not an NB201 index (a whole number 0..15624); give "
+                 "arch strings and NASLib encodings with --arch";
+      items.push_back(std::move(it));
+      continue;
+    }
+    items.push_back(resolve_text(i, 0, table));
+  }
   if (!o.archs_file.empty()) {
     std::ifstream file;
     std::istream* in = &std::cin;
     if (o.archs_file != "-") {
-      file.open(o.archs_file);
+      std::error_code ec;
+      if (std::filesystem::is_directory(o.archs_file, ec))
+        throw CliError(kExitData, "--archs '" + o.archs_file + "' is a directory; give a file with one "
+                                  "architecture per line, or '-' for stdin");
+      file.open(o.archs_file, std::ios::binary);
       if (!file) throw CliError(kExitData, "cannot open --archs file '" + o.archs_file + "'");
       in = &file;
     }
-    std::string line;
-    int lineno = 0;
-    while (std::getline(*in, line)) {
-      ++lineno;
-      const auto first = line.find_first_not_of(" \t\r");
-      if (first == std::string::npos || line[first] == '#') continue;
-      items.push_back(resolve_text(line, lineno, table));
-    }
+    size_t entries = 0;
+    net::read_arch_lines(*in, [&](net::ArchLine&& l) {
+      ++entries;
+      if (!l.error.empty()) {
+        ArchItem it;
+        it.input = l.text;
+        it.line = l.line;
+        it.error = l.error;
+        items.push_back(std::move(it));
+      } else {
+        items.push_back(resolve_text(l.text, l.line, table));
+      }
+    });
+    if (in->bad()) throw CliError(kExitData, "reading --archs '" + o.archs_file + "' failed");
+    if (entries == 0)
+      throw CliError(kExitData, "--archs " + std::string(o.archs_file == "-" ? "(stdin)" : "'" + o.archs_file + "'") +
+                                    " names no architecture (it is empty, or holds only comments and blank lines)");
   }
   if (o.all) {
     if (table && table->size() == static_cast<size_t>(net::kNumArchs)) {
@@ -202,7 +291,7 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
 std::string select_backend(const std::string& requested) {
   if (requested == "cpu") return "cpu";
   std::string why;
-  const int gpus = gpu::device_count(&why);
+  const int gpus = engine::gpu_count(&why);
   if (requested == "auto") return gpus > 0 ? "cuda" : "cpu";
   if (gpus == 0) throw CliError(kExitBackend, "--backend cuda: " + why + "; --backend cpu works on this machine");
   return "cuda";
@@ -218,8 +307,6 @@ std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
     throw CliError(kExitBackend, e.what());
   } catch (const std::invalid_argument& e) {
     throw CliError(kExitUsage, e.what());
-  } catch (const GpuError& e) {
-    throw CliError(kExitBackend, std::string("GPU setup failed: ") + e.what());
   }
   throw CliError(kExitBackend, "unknown backend '" + backend + "'");
 }
@@ -299,9 +386,26 @@ void Progress::finish(size_t done) {
 }
 
 std::unique_ptr<engine::ScoreCache> open_cache(const std::string& path) {
+  check_output(path, "--cache");
   try {
     return std::make_unique<engine::ScoreCache>(path);
   } catch (const engine::CacheError& e) {
+    throw CliError(kExitData, e.what());
+  }
+}
+
+void check_output(const std::string& path, const std::string& option) {
+  try {
+    engine::check_output_path(path, option);
+  } catch (const engine::OutputFileError& e) {
+    throw CliError(kExitData, e.what());
+  }
+}
+
+void write_output(const std::string& path, const std::string& content) {
+  try {
+    engine::write_file_atomic(path, content);
+  } catch (const engine::OutputFileError& e) {
     throw CliError(kExitData, e.what());
   }
 }

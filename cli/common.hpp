@@ -67,10 +67,20 @@ struct ScoringOptions {
   engine::ScoreSettings settings(std::string* backend_out, std::string* preset_out) const;
 };
 
+// Range validators with plain messages ("must be an integer from 1 to 15625, got '0'"): every
+// numeric option takes one, so no value is silently clamped, wrapped or reinterpreted.
+CLI::Validator int_range(int64_t lo, int64_t hi);
+CLI::Validator real_range(double lo, double hi);  // finite values only
+CLI::Validator unsigned64();                      // 0 .. 2^64 - 1 (seeds)
+
+// Every option of `app` and its subcommands takes exactly one value per occurrence: CLI11 would
+// otherwise split a bracketed value such as '[4, 0, 3, 1, 4, 3]' into several.
+void one_value_per_option(CLI::App& app);
+
 // Architectures named on the command line.
 struct ArchOptions {
   std::vector<std::string> arch;
-  std::vector<int> index;
+  std::vector<std::string> index;
   std::string archs_file;
   bool all = false;
   void add_to(CLI::App& app);
@@ -89,8 +99,15 @@ struct ArchItem {
 // engine::load_inputs with its errors as exit codes (data: kExitData; missing images: kExitUsage).
 engine::ScoreInputs load_inputs_or_fail(const engine::ScoreSettings& s);
 
-// Loads --table (or the default table, if any); nullptr when there is none and none was asked for.
-std::unique_ptr<net::ArchTable> load_table(const std::string& path);
+// Loads --table, or else the default table ($HYBRIDNAS_TABLE or the build's). An explicit
+// --table that cannot be loaded is an error (kExitData); so is a default one when `required`.
+// Otherwise a default table that cannot be loaded gives a warning (unless quiet) and nullptr:
+// arch strings and NASLib encodings need no table, only NB201 indices and accuracies do.
+std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool required = false,
+                                           bool quiet = false);
+// Every requested architecture in order (--arch, --index, --archs, --all). Inputs that name no
+// architecture become items with `error` set; an --archs path that is a directory or cannot be
+// read, or a request that names no architecture at all, is a CliError.
 std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table);
 
 // "cpu" or "cuda" from --backend cpu|cuda|auto; throws CliError(kExitBackend) for cuda when
@@ -122,6 +139,11 @@ class Progress {
 
 // Opens a score cache; a corrupt or foreign file is a CliError(kExitData).
 std::unique_ptr<engine::ScoreCache> open_cache(const std::string& path);
+
+// engine::check_output_path as a CliError(kExitData); call it before any work starts.
+void check_output(const std::string& path, const std::string& option);
+// engine::write_file_atomic as a CliError(kExitData).
+void write_output(const std::string& path, const std::string& content);
 
 std::string cpu_model_name();
 std::string utc_timestamp();

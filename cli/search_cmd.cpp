@@ -21,30 +21,48 @@ void SearchCommand::add_to(CLI::App& app) {
       ->check(CLI::IsMember({"ga", "random", "rea", "exhaustive"}));
   app.add_option("--fitness", fitness, "z, rank or logrank (default: the preset's, z)")
       ->check(CLI::IsMember({"z", "rank", "logrank"}));
-  app.add_option("--budget", budget,
-                 "Distinct architectures to evaluate, reference sample included (default: the "
-                 "preset's; 1000, cpu-quick 500)");
-  app.add_option("--runs", runs, "Independent runs with search seeds S, S+1, ... (1)")->check(CLI::PositiveNumber);
-  app.add_option("--search-seed", search_seed, "Seed of the search and reference sample (0)");
+  o_budget = app.add_option("--budget", budget,
+                            "Distinct architectures to evaluate, reference sample included, 1..15625 "
+                            "(default: the preset's; 1000, cpu-quick 500)")
+                 ->check(int_range(1, net::kNumArchs));
+  app.add_option("--runs", runs, "Independent runs with search seeds S, S+1, ... (1)")->check(int_range(1, 100000));
+  app.add_option("--search-seed", search_seed, "Seed of the search and reference sample (0)")->check(unsigned64());
   app.add_option("--column", column, "Accuracy column of --table reported for the answer (cifar10_test)");
   app.add_option("--cache", cache, "SQLite score cache shared with `score` (no network runs for cached scores)");
   app.add_flag("--cache-only", cache_only,
                "Never run a network: an architecture missing from --cache is an error (exit 3)");
-  app.add_option("--population", population, "GA / REA population (100, even)");
-  app.add_option("--generations", generations, "GA generations (10)");
-  app.add_option("--crossover", crossover, "GA crossover probability (0.8)");
-  app.add_option("--mutation", mutation, "GA mutation probability per pair (0.1)");
-  app.add_option("--stall", stall, "GA: stop after this many generations without a new architecture (20)");
-  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)");
-  app.add_option("--reference-sample", reference_sample, "z fitness: architectures in the reference sample (50)");
+  app.add_option("--population", population, "GA / REA population (100, even)")->check(int_range(4, net::kNumArchs));
+  app.add_option("--generations", generations, "GA generations (10)")->check(int_range(1, 1000000));
+  app.add_option("--crossover", crossover, "GA crossover probability (0.8)")->check(real_range(0, 1));
+  app.add_option("--mutation", mutation, "GA mutation probability per pair (0.1)")->check(real_range(0, 1));
+  app.add_option("--stall", stall, "GA: stop after this many generations without a new architecture (20)")
+      ->check(int_range(1, 1000000));
+  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)")->check(int_range(1, net::kNumArchs));
+  app.add_option("--reference-sample", reference_sample, "z fitness: architectures in the reference sample (50)")
+      ->check(int_range(2, net::kNumArchs));
   app.add_option("--stats", stats_file, "z statistics from `hybridnas stats` instead of a reference sample");
   app.add_flag("--dedup-isomorphic", dedup, "Score one representative (lowest NB201 index) per isomorphism class");
   app.add_option("--checkpoint", checkpoint,
-                 "GA: checkpoint file written each generation; an existing one is resumed");
-  app.add_option("--out", out, "Write the JSON result here (default: stdout)");
+                 "GA: checkpoint file written each generation; an existing one is resumed (with --runs R, "
+                 "one file per run: FILE.seedS)");
+  app.add_option("--out", out, "Write the JSON result here, atomically (default: stdout)");
 }
 
 namespace {
+std::string stop_explanation(const std::string& reason, const engine::SearchConfig& c) {
+  if (reason == "generations")
+    return "the GA ran its " + std::to_string(c.generations) +
+           " generations (--generations) first; children that repeat evaluated architectures cost "
+           "no budget, so raise --generations to spend more of it";
+  if (reason == "stall")
+    return "the GA made no new architecture for " + std::to_string(c.stall_generations) +
+           " generations (--stall)";
+  if (reason == "space")
+    return c.dedup_isomorphic ? "every isomorphism class of the space was evaluated"
+                              : "every architecture of the space was evaluated";
+  return reason;
+}
+
 std::string arch_label(const net::Genes& g, const net::ArchTable* table) {
   std::string s = net::arch_string(g);
   if (table)
@@ -68,7 +86,7 @@ int SearchCommand::run() {
   s.proxies.erase(std::remove(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot), s.proxies.end());
   cfg.fitness.proxies = s.proxies;
   cfg.fitness.log_ntk = preset.log_ntk;
-  cfg.budget = budget > 0 ? budget : preset.budget;
+  cfg.budget = o_budget->count() ? budget : preset.budget;
   cfg.population = population;
   cfg.generations = generations;
   cfg.ga.crossover = crossover;
@@ -77,7 +95,22 @@ int SearchCommand::run() {
   cfg.rea_tournament = rea_tournament;
   cfg.reference_sample = reference_sample;
   cfg.dedup_isomorphic = dedup;
-  const auto table = load_table(scoring.table);
+  cfg.checkpoint = checkpoint;
+  if (runs > 1 && search_seed > UINT64_MAX - static_cast<uint64_t>(runs - 1))
+    throw CliError(kExitUsage, "--search-seed " + std::to_string(search_seed) + " with --runs " +
+                                   std::to_string(runs) + " runs past the largest seed, 2^64 - 1");
+  try {
+    cfg.stats = std::nullopt;
+    if (!stats_file.empty()) cfg.stats = engine::ZStats{};  // validated with the settings below
+    cfg.validate();
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, e.what());
+  }
+  cfg.stats = std::nullopt;
+  // Every output is checked before any work starts.
+  if (!out.empty()) check_output(out, "--out");
+  if (!checkpoint.empty()) check_output(checkpoint, "--checkpoint");
+  const auto table = load_table(scoring.table, false, scoring.quiet);
   if (!table && !column.empty() && !scoring.quiet)
     std::cerr << "[search] no NB201 table: answers are reported without accuracy\n";
   if (table && !table->has_column(column))
@@ -96,14 +129,22 @@ int SearchCommand::run() {
       throw CliError(kExitData, "--stats " + stats_file + ": " + e.what());
     }
   }
-  std::string fp = std::string(engine::strategy_name(cfg.strategy)) + ";budget=" + std::to_string(cfg.budget) +
-                   ";population=" + std::to_string(cfg.population) + ";generations=" + std::to_string(cfg.generations) +
-                   ";crossover=" + std::to_string(cfg.ga.crossover) + ";mutation=" + std::to_string(cfg.ga.mutation) +
-                   ";stall=" + std::to_string(cfg.stall_generations) + ";fitness=" +
-                   engine::fitness_mode_name(cfg.fitness.mode) + (cfg.fitness.log_ntk ? ";log_ntk" : "") +
-                   ";dedup=" + std::to_string(cfg.dedup_isomorphic) + ";reference=" +
-                   std::to_string(cfg.reference_sample) + ";score_seed=" + std::to_string(s.score_seed);
-  for (Proxy p : s.proxies) fp += "|" + engine::settings_key(p, s, inputs.identity);
+  // What a checkpoint must have been written with to be resumed (a refusal names the first
+  // setting that differs).
+  nlohmann::json named = {{"strategy", engine::strategy_name(cfg.strategy)},
+                          {"budget", cfg.budget},
+                          {"population", cfg.population},
+                          {"generations", cfg.generations},
+                          {"crossover", cfg.ga.crossover},
+                          {"mutation", cfg.ga.mutation},
+                          {"stall", cfg.stall_generations},
+                          {"fitness", engine::fitness_mode_name(cfg.fitness.mode)},
+                          {"log_ntk", cfg.fitness.log_ntk},
+                          {"dedup_isomorphic", cfg.dedup_isomorphic},
+                          {"reference_sample", cfg.stats ? 0 : cfg.reference_sample},
+                          {"score_seed", s.score_seed},
+                          {"proxies", engine::proxy_list_string(s.proxies)}};
+  for (Proxy p : s.proxies) named[std::string("settings_") + engine::proxy_name(p)] = engine::settings_key(p, s, inputs.identity);
 
   std::unique_ptr<engine::ScoreCache> db;
   if (!cache.empty()) db = open_cache(cache);
@@ -134,7 +175,8 @@ int SearchCommand::run() {
   for (int r = 0; r < runs; ++r) {
     cfg.search_seed = search_seed + static_cast<uint64_t>(r);
     cfg.checkpoint = checkpoint.empty() ? "" : runs == 1 ? checkpoint : checkpoint + ".seed" + std::to_string(cfg.search_seed);
-    cfg.fingerprint = fp + ";search_seed=" + std::to_string(cfg.search_seed);
+    cfg.settings = named;
+    cfg.settings["search_seed"] = cfg.search_seed;
     std::unique_ptr<engine::Scorer> scorer;
     engine::CachedScorer* cached = nullptr;
     if (db) {
@@ -194,7 +236,9 @@ int SearchCommand::run() {
                          {"network_evaluations", cached ? cached->network_evaluations() : res.evaluations - res.restored},
                          {"generations", res.generations},
                          {"seconds", res.seconds},
-                         {"resumed", res.resumed}};
+                         {"resumed", res.resumed},
+                         {"stopped", res.stop_reason},
+                         {"budget_spent", res.stop_reason == "budget"}};
     if (table) {
       if (const auto idx = table->index_of(res.best)) {
         jr["index"] = *idx;
@@ -205,6 +249,13 @@ int SearchCommand::run() {
         }
       }
     }
+    if (cfg.strategy != engine::Strategy::kExhaustive && res.stop_reason != "budget") {
+      const std::string why = stop_explanation(res.stop_reason, cfg);
+      jr["stopped_early"] = why;
+      std::fprintf(stderr, "%s ended before its budget: %d of %d evaluations; %s\n", tag.c_str(),
+                   res.evaluations, cfg.budget, why.c_str());
+    }
+
     result["runs"].push_back(jr);
     if (!scoring.quiet) {
       std::fprintf(stderr, "%s found %s, fitness %.4f, %d evaluations (%lld scored by the network) in %.1fs",
@@ -226,20 +277,15 @@ int SearchCommand::run() {
     if (!scoring.quiet && runs > 1)
       std::fprintf(stderr, "[search] %d runs: %s %.2f +- %.2f (mean +- std)\n", runs, column.c_str(), m, sd);
   }
-  if (out.empty()) {
-    std::cout << result.dump(1) << "\n";
-  } else {
-    std::ofstream f(out);
-    if (!f) throw CliError(kExitData, "cannot write --out file '" + out + "'");
-    f << result.dump(1) << "\n";
-  }
+  if (out.empty()) std::cout << result.dump(1) << "\n";
+  else write_output(out, result.dump(1) + "\n");
   return kExitOk;
 }
 
 // ---- eval ---------------------------------------------------------------------------------------
 
 void EvalCommand::add_to(CLI::App& app) {
-  app.add_option("--scores", scores, "Scores from `hybridnas score` (JSON lines)")->required();
+  app.add_option("--scores", scores, "Scores from `hybridnas score` (JSON lines or CSV)")->required();
   app.add_option("--table", table, "NB201 table with accuracies (default: the build's)");
   app.add_option("--column", column, "Accuracy column (cifar10_test)");
   app.add_option("--out", out, "Write the JSON result here (default: stdout)");
@@ -249,50 +295,69 @@ void EvalCommand::add_to(CLI::App& app) {
 }
 
 int EvalCommand::run() {
-  const auto tab = load_table(table);
-  if (!tab) throw CliError(kExitUsage, "eval needs an NB201 table (--table FILE)");
+  const auto tab = load_table(table, /*required=*/true);
   if (!tab->has_column(column))
     throw CliError(kExitData, "table '" + tab->path() + "' has no column '" + column + "'");
-  std::ifstream in(scores);
-  if (!in) throw CliError(kExitData, "cannot open --scores file '" + scores + "'");
+  if (!out.empty()) check_output(out, "--out");
+  engine::ScoreFile file;
+  try {
+    file = engine::parse_score_file(engine::read_file(scores), scores);
+  } catch (const engine::OutputFileError& e) {
+    throw CliError(kExitData, std::string("--scores: ") + e.what());
+  } catch (const engine::ScoreFileError& e) {
+    throw CliError(kExitData, e.what());
+  }
+  if (file.partial_last_line)
+    throw CliError(kExitData, scores + ": the last line is incomplete (a score run still writing, or killed); "
+                                       "finish it with score --resume first");
   std::vector<engine::ArchScore> rows;
   std::vector<double> acc;
   std::map<int, size_t> seen;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const std::exception&) {
-      throw CliError(kExitData, scores + ":" + std::to_string(lineno) + ": not JSON");
+  size_t error_records = 0, not_in_table = 0, duplicates = 0, no_accuracy = 0;
+  const auto& accuracy = tab->column(column);
+  for (auto& rec : file.records) {
+    if (rec.error_record) {
+      ++error_records;
+      continue;
     }
-    if (!j.contains("arch")) continue;  // error records
-    engine::ArchScore a;
-    try {
-      a.genes = net::parse_arch(j["arch"].get<std::string>());
+    const auto idx = tab->index_of(rec.score.genes);
+    if (rec.index && idx && *rec.index != *idx)
+      throw CliError(kExitData, scores + ":" + std::to_string(rec.line) + ": index " + std::to_string(*rec.index) +
+                                    " is not the table's index of this arch (" + std::to_string(*idx) +
+                                    "): scored with another table?");
+    if (!idx) {
+      ++not_in_table;
+      continue;
+    }
+    const int code = net::genes_code(rec.score.genes);
+    if (const auto it = seen.find(code); it != seen.end()) {
+      const auto& first = rows[it->second];
       for (int p = 0; p < engine::kNumProxies; ++p) {
-        const char* name = engine::proxy_name(static_cast<Proxy>(p));
-        if (!j.contains(name)) continue;
-        const auto& v = j[name];
-        engine::ProxyValue pv;
-        pv.value = v.is_string() ? (v == "+inf" ? INFINITY : -INFINITY) : v.get<double>();
-        if (j.contains("flags") && j["flags"].contains(name)) pv.flag = j["flags"][name].get<std::string>();
-        a.values[p] = pv;
+        const auto& x = first.values[p];
+        const auto& y = rec.score.values[p];
+        if (x.has_value() != y.has_value() || (x && (x->value != y->value || x->flag != y->flag)))
+          throw CliError(kExitData, scores + ":" + std::to_string(rec.line) + ": " + net::arch_string(rec.score.genes) +
+                                        " was scored before with a different " +
+                                        engine::proxy_name(static_cast<Proxy>(p)) +
+                                        " value: records of different runs are mixed in this file; "
+                                        "evaluate each run's file on its own");
       }
-    } catch (const std::exception& e) {
-      throw CliError(kExitData, scores + ":" + std::to_string(lineno) + ": " + e.what());
+      ++duplicates;
+      continue;
     }
-    const auto idx = tab->index_of(a.genes);
-    if (!idx) continue;
-    const int code = net::genes_code(a.genes);
-    if (seen.count(code)) continue;
+    if (!std::isfinite(accuracy[*idx])) {
+      ++no_accuracy;
+      continue;
+    }
     seen[code] = rows.size();
-    rows.push_back(std::move(a));
-    acc.push_back(tab->column(column)[*idx]);
+    rows.push_back(std::move(rec.score));
+    acc.push_back(accuracy[*idx]);
   }
+  std::fprintf(stderr,
+               "[eval] %s: %zu records; %zu architectures matched in the table; dropped: %zu error "
+               "records, %zu not in the table, %zu repeated (identical), %zu without %s\n",
+               scores.c_str(), file.records.size(), rows.size(), error_records, not_in_table, duplicates,
+               no_accuracy, column.c_str());
   if (rows.size() < 3) throw CliError(kExitData, "--scores holds fewer than 3 architectures of the table");
 
   // What to evaluate: every proxy present, then each fitness mode over each preset whose proxies
@@ -362,6 +427,12 @@ int EvalCommand::run() {
     }
 
   nlohmann::json res = {{"scores", scores}, {"column", column}, {"architectures", rows.size()},
+                        {"records", file.records.size()},
+                        {"dropped",
+                         {{"error_records", error_records},
+                          {"not_in_table", not_in_table},
+                          {"duplicates", duplicates},
+                          {"no_accuracy", no_accuracy}}},
                         {"results", nlohmann::json::array()}};
   std::printf("%-22s %9s %9s %8s %8s %8s\n", "proxy / fitness", "kendall", "spearman", "top1", "top10", "excluded");
   for (const auto& c : cands) {
@@ -389,11 +460,7 @@ int EvalCommand::run() {
                               {"top10_mean_accuracy", top10},
                               {"excluded_nonfinite", excluded}});
   }
-  if (!out.empty()) {
-    std::ofstream f(out);
-    if (!f) throw CliError(kExitData, "cannot write --out file '" + out + "'");
-    f << res.dump(1) << "\n";
-  }
+  if (!out.empty()) write_output(out, res.dump(1) + "\n");
   return kExitOk;
 }
 

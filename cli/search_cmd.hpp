@@ -1,6 +1,8 @@
 // `hybridnas search` and `hybridnas eval`.
 #pragma once
 #include "cli/common.hpp"
+#include "engine/files.hpp"
+#include "engine/score_file.hpp"
 
 namespace hn::cli {
 
@@ -8,7 +10,8 @@ struct SearchCommand {
   ScoringOptions scoring;
   std::string strategy = "ga";
   std::string fitness;
-  int budget = 0;  // 0: the preset's
+  int budget = 0;  // the preset's unless --budget is given
+  CLI::Option* o_budget = nullptr;
   int runs = 1;
   uint64_t search_seed = 0;
   std::string column = "cifar10_test";

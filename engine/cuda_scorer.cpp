@@ -557,7 +557,11 @@ class CudaScorer final : public Scorer {
 
 std::unique_ptr<Scorer> make_cuda_scorer(const ScoreSettings& settings, const ScoreInputs& inputs) {
   settings.validate();
-  return std::make_unique<CudaScorer>(settings, inputs);
+  try {
+    return std::make_unique<CudaScorer>(settings, inputs);
+  } catch (const GpuError& e) {
+    throw BackendUnavailable(std::string("GPU setup failed: ") + e.what());
+  }
 }
 
 }  // namespace hn::engine

@@ -10,9 +10,12 @@
 
 namespace hn::engine {
 
+// Throws BackendUnavailable without a usable GPU, when the GPU setup fails (a GpuError) or in a
+// build without the CUDA backend; std::invalid_argument for settings the backend does not take.
 std::unique_ptr<Scorer> make_cuda_scorer(const ScoreSettings& settings, const ScoreInputs& inputs);
 
-// The GA generation step on the device (same functor as ga_generation_host).
+// The GA generation step on the device (same functor as ga_generation_host); BackendUnavailable
+// in a build without the CUDA backend.
 void ga_generation_device(const std::vector<uint8_t>& population, const std::vector<double>& fitness,
                           uint32_t generation, PhiloxKey key, const GaParams& params,
                           std::vector<uint8_t>& children);

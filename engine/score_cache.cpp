@@ -3,11 +3,17 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cmath>
+
+#include "engine/score_file.hpp"
 
 namespace hn::engine {
 
 namespace {
 constexpr const char* kSchema = "hybridnas-score-cache-1";
+// PRAGMA application_id of our databases ("hnas") and their format (PRAGMA user_version).
+constexpr int64_t kApplicationId = 0x686E6173;
+constexpr int64_t kFormatVersion = 1;
 
 struct Stmt {
   sqlite3_stmt* s = nullptr;
@@ -37,7 +43,33 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
   }
   sqlite3_busy_timeout(db_, 120000);  // other processes may hold the write lock
   try {
-    // The first statement reads the header: a file that is not a database fails here.
+    // Identify the file before changing anything in it: only reads until it is known to be ours
+    // (or a new, empty database).
+    const int64_t app_id = query_int("PRAGMA application_id");  // fails on a file that is not SQLite
+    const int64_t version = query_int("PRAGMA user_version");
+    std::vector<std::string> tables;
+    {
+      Stmt t(db_, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+      while (sqlite3_step(t.s) == SQLITE_ROW)
+        tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(t.s, 0)));
+    }
+    bool legacy = false;
+    if (app_id == 0 && tables == std::vector<std::string>{"meta", "scores"}) {
+      Stmt m(db_, "SELECT value FROM meta WHERE key = 'schema'");
+      legacy = sqlite3_step(m.s) == SQLITE_ROW && sqlite3_column_type(m.s, 0) == SQLITE_TEXT &&
+               std::string(reinterpret_cast<const char*>(sqlite3_column_text(m.s, 0))) == kSchema;
+    }
+    if (app_id != kApplicationId && !(app_id == 0 && (tables.empty() || legacy))) {
+      std::string list;
+      for (const auto& t : tables) list += (list.empty() ? "" : ", ") + t;
+      throw CacheError("'" + path + "' is another program's SQLite database (application_id " +
+                       std::to_string(app_id) + (list.empty() ? "" : ", tables " + list) +
+                       "), not a hybridnas score cache; it was left unchanged. Give --cache a new file");
+    }
+    if (app_id == kApplicationId && version > kFormatVersion)
+      throw CacheError("score cache '" + path + "' was written by a newer hybridnas (format " +
+                       std::to_string(version) + "; this one reads " + std::to_string(kFormatVersion) +
+                       "); it was left unchanged");
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
     {
@@ -53,12 +85,15 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
          "flag TEXT NOT NULL, seconds REAL NOT NULL, "
          "PRIMARY KEY(arch, proxy, settings, score_seed)) WITHOUT ROWID");
     exec((std::string("INSERT OR IGNORE INTO meta VALUES('schema', '") + kSchema + "')").c_str());
+    exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
+    if (version < kFormatVersion) exec(("PRAGMA user_version = " + std::to_string(kFormatVersion)).c_str());
     exec("COMMIT");
     Stmt s(db_, "SELECT value FROM meta WHERE key = 'schema'");
-    if (sqlite3_step(s.s) != SQLITE_ROW ||
+    if (sqlite3_step(s.s) != SQLITE_ROW || sqlite3_column_type(s.s, 0) != SQLITE_TEXT ||
         std::string(reinterpret_cast<const char*>(sqlite3_column_text(s.s, 0))) != kSchema)
       throw CacheError("score cache '" + path + "' has another schema (expected " + kSchema + ")");
   } catch (const CacheError& e) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     sqlite3_close(db_);
     db_ = nullptr;
     const std::string what = e.what();
@@ -66,6 +101,13 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
       throw CacheError("'" + path + "' is not a usable hybridnas score cache (" + what + ")");
     throw;
   }
+}
+
+int64_t ScoreCache::query_int(const char* sql) const {
+  Stmt q(db_, sql);
+  const int rc = sqlite3_step(q.s);
+  if (rc != SQLITE_ROW) throw CacheError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
+  return sqlite3_column_int64(q.s, 0);
 }
 
 ScoreCache::~ScoreCache() { sqlite3_close(db_); }
@@ -89,10 +131,23 @@ std::map<int, ProxyValue> ScoreCache::get_many(Proxy p, const std::string& setti
     sqlite3_bind_int64(s.s, 4, static_cast<sqlite3_int64>(score_seed));
     const int rc = sqlite3_step(s.s);
     if (rc == SQLITE_ROW) {
+      // Every value read back is checked: a cache edited by hand or by another program must
+      // not feed NaN, text or unknown flags into a search.
+      const int tv = sqlite3_column_type(s.s, 0), tf = sqlite3_column_type(s.s, 1),
+                tsec = sqlite3_column_type(s.s, 2);
       ProxyValue v;
       v.value = sqlite3_column_double(s.s, 0);
-      v.flag = reinterpret_cast<const char*>(sqlite3_column_text(s.s, 1));
+      v.flag = tf == SQLITE_TEXT ? reinterpret_cast<const char*>(sqlite3_column_text(s.s, 1)) : "?";
       v.seconds = sqlite3_column_double(s.s, 2);
+      const bool ok = (tv == SQLITE_FLOAT || tv == SQLITE_INTEGER) && tf == SQLITE_TEXT &&
+                      (tsec == SQLITE_FLOAT || tsec == SQLITE_INTEGER) && !std::isnan(v.value) &&
+                      (v.flag.empty() || is_known_flag(v.flag)) && (std::isfinite(v.value) || !v.flag.empty()) &&
+                      std::isfinite(v.seconds) && v.seconds >= 0;
+      if (!ok)
+        throw CacheError("score cache '" + path_ + "' holds an invalid row (architecture code " +
+                         std::to_string(a) + ", " + proxy_name(p) +
+                         "): a value that is not a number, an unknown flag or a bad time; the file was "
+                         "modified by something other than hybridnas");
       out[a] = v;
     } else if (rc != SQLITE_DONE) {
       throw CacheError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));

@@ -25,8 +25,10 @@ class CacheError : public std::runtime_error {
 
 class ScoreCache {
  public:
-  // Opens or creates the cache; throws CacheError for a file that is not a hybridnas cache, a
-  // corrupt or truncated one, or one of another schema version.
+  // Opens or creates the cache; throws CacheError for a file that is not a hybridnas cache
+  // (another program's SQLite database is refused without being modified: ours carry PRAGMA
+  // application_id 0x686E6173 and format PRAGMA user_version 1), a corrupt or truncated one, or
+  // one written by a newer format. Values read back are validated (get_many throws CacheError).
   explicit ScoreCache(const std::string& path);
   ~ScoreCache();
   ScoreCache(const ScoreCache&) = delete;
@@ -51,6 +53,7 @@ class ScoreCache {
   std::string path_;
   sqlite3* db_ = nullptr;
   void exec(const char* sql) const;
+  int64_t query_int(const char* sql) const;
 };
 
 // A scorer that serves what the cache holds and scores only the rest with the backend (made on

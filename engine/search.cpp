@@ -10,6 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "engine/files.hpp"
+#include "engine/score_file.hpp"
+#include "net/arch_input.hpp"
 #include "net/sampling.hpp"
 
 namespace hn::engine {
@@ -18,7 +21,7 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr uint32_t kInitialPopulationStream = 1000;  // apart from the per-generation draws
-constexpr const char* kCheckpointFormat = "hybridnas-search-checkpoint-1";
+constexpr const char* kCheckpointFormat = "hybridnas-search-checkpoint-2";
 
 // The archive of distinct evaluated architectures (by isomorphism representative when
 // deduplicating), in evaluation order.
@@ -107,32 +110,6 @@ nlohmann::json value_json(double v) {
   if (std::isinf(v)) return v > 0 ? "+inf" : "-inf";
   return v;
 }
-double json_value(const nlohmann::json& j) {
-  if (j.is_string()) {
-    if (j == "+inf") return std::numeric_limits<double>::infinity();
-    if (j == "-inf") return -std::numeric_limits<double>::infinity();
-    throw CheckpointError("bad value " + j.dump());
-  }
-  return j.get<double>();
-}
-
-nlohmann::json score_json(const ArchScore& a) {
-  nlohmann::json v = nlohmann::json::object();
-  for (int p = 0; p < kNumProxies; ++p)
-    if (a.values[p])
-      v[proxy_name(static_cast<Proxy>(p))] = {value_json(a.values[p]->value), a.values[p]->flag,
-                                              a.values[p]->seconds};
-  return {{"arch", net::genes_code(a.genes)}, {"values", v}};
-}
-
-ArchScore json_score(const nlohmann::json& j) {
-  ArchScore a;
-  a.genes = net::genes_from_code(j.at("arch").get<int>());
-  for (auto it = j.at("values").begin(); it != j.at("values").end(); ++it)
-    a[parse_proxy(it.key())] = ProxyValue{json_value(it.value().at(0)), it.value().at(1).get<std::string>(),
-                                          it.value().at(2).get<double>()};
-  return a;
-}
 
 struct GaState {
   int generation = 0;  // the next generation to run
@@ -144,7 +121,7 @@ void write_checkpoint(const SearchConfig& c, const Archive& archive, const Fitne
                       const GaState& st) {
   nlohmann::json j;
   j["format"] = kCheckpointFormat;
-  j["fingerprint"] = c.fingerprint;
+  j["settings"] = c.settings;
   j["generation"] = st.generation;
   j["stall"] = st.stall;
   j["population"] = st.population;
@@ -153,51 +130,61 @@ void write_checkpoint(const SearchConfig& c, const Archive& archive, const Fitne
     stats[proxy_name(p)] = {s.mean, s.std, s.n, s.settings};
   j["stats"] = stats;
   j["archive"] = nlohmann::json::array();
-  for (const auto& e : archive.entries()) j["archive"].push_back(score_json(e));
-  // Atomic: write a temporary file, flush it to disk, rename over the old checkpoint.
-  const std::string tmp = c.checkpoint + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump() << "\n";
-    out.flush();
-    if (!out) throw CheckpointError("cannot write checkpoint '" + tmp + "'");
+  for (const auto& a : archive.entries()) {
+    nlohmann::json v = nlohmann::json::object();
+    for (int p = 0; p < kNumProxies; ++p)
+      if (a.values[p])
+        v[proxy_name(static_cast<Proxy>(p))] = {value_json(a.values[p]->value), a.values[p]->flag,
+                                                a.values[p]->seconds};
+    j["archive"].push_back({{"arch", net::genes_code(a.genes)}, {"values", v}});
   }
-  if (FILE* f = std::fopen(tmp.c_str(), "r")) {
-    fsync(fileno(f));
-    std::fclose(f);
+  try {
+    write_file_atomic(c.checkpoint, j.dump() + "\n");
+  } catch (const OutputFileError& e) {
+    throw CheckpointError(std::string("checkpoint: ") + e.what());
   }
-  if (std::rename(tmp.c_str(), c.checkpoint.c_str()) != 0)
-    throw CheckpointError("cannot replace checkpoint '" + c.checkpoint + "'");
 }
 
 // Returns false when there is no checkpoint file to resume from.
 bool read_checkpoint(const SearchConfig& c, Archive& archive, Fitness& fitness, GaState& st) {
-  std::ifstream in(c.checkpoint);
-  if (!in) return false;
-  nlohmann::json j;
+  std::ifstream probe(c.checkpoint);
+  if (!probe) return false;
+  probe.close();
+  const std::string name = "checkpoint '" + c.checkpoint + "'";
+  std::string text;
   try {
-    in >> j;
-    if (j.at("format") != kCheckpointFormat) throw CheckpointError("unknown format");
-    if (j.at("fingerprint") != c.fingerprint)
-      throw CheckpointError("it belongs to a search with other settings (" +
-                            j.at("fingerprint").get<std::string>() + ")");
-    st.generation = j.at("generation").get<int>();
-    st.stall = j.at("stall").get<int>();
-    st.population = j.at("population").get<std::vector<uint8_t>>();
-    if (st.population.size() != static_cast<size_t>(c.population) * kGenes)
-      throw CheckpointError("population size does not match");
-    for (uint8_t g : st.population)
-      if (g >= kOps) throw CheckpointError("population holds an invalid op");
-    ZStats stats;
-    for (auto it = j.at("stats").begin(); it != j.at("stats").end(); ++it)
-      stats[parse_proxy(it.key())] = ZStat{it.value().at(0).get<double>(), it.value().at(1).get<double>(),
-                                           it.value().at(2).get<int>(), it.value().at(3).get<std::string>(), 0};
-    fitness.set_stats(stats);
-    for (const auto& e : j.at("archive")) archive.add(json_score(e));
-  } catch (const CheckpointError& e) {
-    throw CheckpointError("checkpoint '" + c.checkpoint + "': " + e.what());
-  } catch (const std::exception& e) {
-    throw CheckpointError("checkpoint '" + c.checkpoint + "' is corrupt or truncated (" + e.what() + ")");
+    text = read_file(c.checkpoint);
+  } catch (const OutputFileError& e) {
+    throw CheckpointError(e.what());
+  }
+  CheckpointData d = parse_checkpoint(text, name);
+  for (auto it = c.settings.begin(); it != c.settings.end(); ++it) {
+    const auto r = d.settings.find(it.key());
+    if (r == d.settings.end() || *r != it.value())
+      throw CheckpointError(name + " belongs to another search: its " + it.key() + " is " +
+                            (r == d.settings.end() ? std::string("not recorded") : r->dump()) +
+                            ", this search's is " + it.value().dump() +
+                            " (give another --checkpoint file, or delete this one to start afresh)");
+  }
+  if (d.population.size() != static_cast<size_t>(c.population) * kGenes)
+    throw CheckpointError(name + ": its population has " + std::to_string(d.population.size() / kGenes) +
+                          " members, this search's " + std::to_string(c.population));
+  if (d.generation > c.generations)
+    throw CheckpointError(name + ": generation " + std::to_string(d.generation) + " is past --generations " +
+                          std::to_string(c.generations));
+  if (static_cast<int>(d.archive.size()) > c.budget)
+    throw CheckpointError(name + ": its archive holds more architectures than the budget");
+  for (const auto& [p, s] : d.stats)
+    if (std::find(c.fitness.proxies.begin(), c.fitness.proxies.end(), p) == c.fitness.proxies.end())
+      throw CheckpointError(name + ": it holds statistics of " + proxy_name(p) + ", which this fitness lacks");
+  st.generation = d.generation;
+  st.stall = d.stall;
+  st.population = std::move(d.population);
+  fitness.set_stats(d.stats);
+  for (auto& e : d.archive) {
+    for (Proxy p : c.fitness.proxies)
+      if (!e[p]) throw CheckpointError(name + ": an archive entry lacks " + std::string(proxy_name(p)));
+    archive.add(std::move(e));
   }
   return true;
 }
@@ -210,6 +197,7 @@ struct Run {
   Fitness& fitness;
   const SearchProgress& progress;
   int generation = 0;
+  std::string stop;
 
   void report() {
     if (!progress) return;
@@ -267,6 +255,9 @@ void run_ga(Run& r, const GaGeneration& step, bool resumed, GaState st) {
     r.report();
   }
   r.generation = st.generation;
+  r.stop = r.archive.full()                    ? "budget"
+           : st.generation >= c.generations    ? "generations"
+                                               : "stall";
 }
 
 void run_random(Run& r) {
@@ -275,6 +266,7 @@ void run_random(Run& r) {
     r.archive.evaluate(std::vector<net::Genes>(order.begin() + i, order.begin() + std::min(order.size(), i + 64)));
     r.report();
   }
+  r.stop = r.archive.full() ? "budget" : "space";
 }
 
 // Regularised evolution (Real et al. 2019): age-ordered population, tournament of k distinct
@@ -288,9 +280,8 @@ void run_rea(Run& r) {
   r.archive.evaluate(init);
   std::vector<net::Genes> pop(init.begin(), init.end());
   r.report();
-  const int64_t max_cycles = 50LL * c.budget + 1000;  // a space without new architectures ends
   std::vector<int> idx(pop.size());
-  for (int64_t t = 0; t < max_cycles && !r.archive.full(); ++t) {
+  for (int64_t t = 0; !r.archive.full(); ++t) {  // each cycle evaluates a new architecture
     const auto& all = r.fitness.all(r.archive);
     for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
     const int k = std::min<int>(c.rea_tournament, static_cast<int>(pop.size()));
@@ -308,18 +299,47 @@ void run_rea(Run& r) {
         wfit = f;
       }
     }
-    net::Genes child = pop[winner];
+    // The child is the winner with one gene changed (SPEC.md 5). When that architecture was
+    // evaluated already, the child is instead the unevaluated architecture nearest to the winner
+    // (fewest genes changed; ties: the first in code order from a drawn start), so that every
+    // cycle spends budget on a new architecture while one exists; SPEC.md 5's budget counts
+    // distinct architectures, and an unchanged REA spends most cycles on repeats once its
+    // population has converged.
     const Philox4 m = philox_draw(key, static_cast<uint32_t>(t), 0, Purpose::kRea, 1);
-    uint8_t genes[kGenes];
-    for (int e = 0; e < kGenes; ++e) genes[e] = static_cast<uint8_t>(child[e]);
-    ga_mutate(genes, m.v[0], m.v[1]);
-    for (int e = 0; e < kGenes; ++e) child[e] = static_cast<net::Op>(genes[e]);
+    net::Genes child = pop[winner];
+    {
+      uint8_t genes[kGenes];
+      for (int e = 0; e < kGenes; ++e) genes[e] = static_cast<uint8_t>(child[e]);
+      ga_mutate(genes, m.v[0], m.v[1]);
+      for (int e = 0; e < kGenes; ++e) child[e] = static_cast<net::Op>(genes[e]);
+    }
+    if (r.archive.find(child) >= 0) {
+      const int start = static_cast<int>(philox_below(m.v[2], net::kNumArchs));
+      int best = -1, best_d = kGenes + 1;
+      for (int k = 0; k < net::kNumArchs && best_d > 1; ++k) {
+        const int code = (start + k) % net::kNumArchs;
+        const net::Genes g = net::genes_from_code(code);
+        int d = 0;
+        for (int e = 0; e < kGenes; ++e) d += g[e] != pop[winner][e];
+        if (d > 0 && d < best_d && r.archive.find(g) < 0) {
+          best = code;
+          best_d = d;
+        }
+      }
+      if (best < 0) {  // every architecture (or isomorphism class) is evaluated
+        r.generation = static_cast<int>(t);
+        r.stop = "space";
+        return;
+      }
+      child = net::genes_from_code(best);
+    }
     r.archive.evaluate({child});
     pop.erase(pop.begin());
     pop.push_back(child);
     r.generation = static_cast<int>(t + 1);
     if ((t + 1) % 25 == 0) r.report();
   }
+  r.stop = "budget";
 }
 
 void run_exhaustive(Run& r) {
@@ -329,6 +349,7 @@ void run_exhaustive(Run& r) {
     r.archive.evaluate(std::vector<net::Genes>(all.begin() + i, all.begin() + std::min(all.size(), i + 256)));
     r.report();
   }
+  r.stop = "space";
 }
 
 }  // namespace
@@ -353,18 +374,37 @@ Strategy parse_strategy(const std::string& s) {
 
 void SearchConfig::validate() const {
   auto bad = [](const std::string& m) { throw std::invalid_argument(m); };
-  if (budget < 1) bad("--budget must be at least 1");
-  if (population < 4 || population % 2) bad("--population must be even and at least 4");
-  if (population > net::kNumArchs) bad("--population is larger than the space");
-  if (generations < 0) bad("--generations must be >= 0");
-  if (!(ga.crossover >= 0 && ga.crossover <= 1)) bad("--crossover must be in [0, 1]");
-  if (!(ga.mutation >= 0 && ga.mutation <= 1)) bad("--mutation must be in [0, 1]");
-  if (stall_generations < 1) bad("--stall must be at least 1");
-  if (rea_tournament < 1) bad("--rea-tournament must be at least 1");
+  const std::string space = std::to_string(net::kNumArchs);
+  if (budget < 1 || budget > net::kNumArchs)
+    bad("--budget must be from 1 to " + space + " (the space's size), got " + std::to_string(budget));
+  if (population < 4 || population % 2 || population > net::kNumArchs)
+    bad("--population must be even, from 4 to " + space + ", got " + std::to_string(population));
+  if (generations < 1 || generations > 1000000)
+    bad("--generations must be from 1 to 1000000, got " + std::to_string(generations));
+  if (!(ga.crossover >= 0 && ga.crossover <= 1)) bad("--crossover must be a probability in [0, 1]");
+  if (!(ga.mutation >= 0 && ga.mutation <= 1)) bad("--mutation must be a probability in [0, 1]");
+  if (stall_generations < 1 || stall_generations > 1000000)
+    bad("--stall must be from 1 to 1000000, got " + std::to_string(stall_generations));
+  if (rea_tournament < 1 || rea_tournament > net::kNumArchs)  // a tournament takes min(k, population)
+    bad("--rea-tournament must be from 1 to " + space + ", got " + std::to_string(rea_tournament));
   if (fitness.proxies.empty()) bad("the fitness needs at least one proxy");
-  if (fitness.mode == FitnessMode::kZ && !stats && reference_sample < 2)
-    bad("--reference-sample must be at least 2 for a z fitness");
+  const bool sample = fitness.mode == FitnessMode::kZ && !stats;
+  if (sample && (reference_sample < 2 || reference_sample > net::kNumArchs))
+    bad("--reference-sample must be from 2 to " + space + " for a z fitness, got " +
+        std::to_string(reference_sample));
   if (!checkpoint.empty() && strategy != Strategy::kGa) bad("--checkpoint is supported for --strategy ga");
+  if (strategy == Strategy::kExhaustive) return;  // evaluates the whole space whatever the budget
+  // The budget must leave the search something to do after what it evaluates first.
+  const int first = (sample ? reference_sample : 0) +
+                    (strategy == Strategy::kGa || strategy == Strategy::kRea ? population : 0);
+  if (budget <= first) {
+    std::string parts = sample ? "the reference sample of " + std::to_string(reference_sample) : "";
+    if (strategy == Strategy::kGa || strategy == Strategy::kRea)
+      parts += std::string(sample ? " plus " : "") + "the initial population of " + std::to_string(population);
+    bad("--budget " + std::to_string(budget) + " is spent before the " + strategy_name(strategy) +
+        " starts: " + parts + " come first, so the budget must be more than " + std::to_string(first) +
+        " (or lower --population" + std::string(sample ? " / --reference-sample, or give --stats" : "") + ")");
+  }
 }
 
 std::vector<int> isomorphism_representatives(const net::ArchTable* table) {
@@ -385,6 +425,100 @@ std::vector<int> isomorphism_representatives(const net::ArchTable* table) {
   return rep;
 }
 
+CheckpointData parse_checkpoint(std::string_view text, const std::string& name) {
+  auto bad = [&](const std::string& what) -> CheckpointError {
+    return CheckpointError(name + " is not a usable checkpoint: " + what);
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::exception&) {
+    throw bad("not JSON (truncated or another program's file)");
+  }
+  if (!j.is_object()) throw bad("not a JSON object");
+  if (!j.contains("format") || !j["format"].is_string())
+    throw bad("no format field (not a hybridnas checkpoint)");
+  const std::string fmt = j["format"].get<std::string>();
+  if (fmt != kCheckpointFormat)
+    throw CheckpointError(name + " has format '" + net::printable(fmt, 60) + "'; this hybridnas reads '" +
+                          kCheckpointFormat + "' (delete it to start the search afresh)");
+  auto integer = [&](const char* key, int64_t lo, int64_t hi) {
+    if (!j.contains(key) || !j[key].is_number_integer()) throw bad(std::string(key) + " is not an integer");
+    const auto v = j[key].get<int64_t>();
+    if (v < lo || v > hi) throw bad(std::string(key) + " is out of range");
+    return static_cast<int>(v);
+  };
+  CheckpointData d;
+  if (!j.contains("settings") || !j["settings"].is_object()) throw bad("settings is not an object");
+  d.settings = j["settings"];
+  d.generation = integer("generation", 0, 1000000000);
+  d.stall = integer("stall", 0, 1000000000);
+  if (!j.contains("population") || !j["population"].is_array()) throw bad("population is not an array");
+  for (const auto& g : j["population"]) {
+    if (!g.is_number_integer() || g.get<int64_t>() < 0 || g.get<int64_t>() >= kOps)
+      throw bad("population holds a value that is not an op code 0..4");
+    d.population.push_back(static_cast<uint8_t>(g.get<int>()));
+  }
+  if (d.population.empty() || d.population.size() % kGenes) throw bad("population is not whole architectures");
+  if (!j.contains("stats") || !j["stats"].is_object()) throw bad("stats is not an object");
+  for (auto it = j["stats"].begin(); it != j["stats"].end(); ++it) {
+    Proxy p;
+    try {
+      p = parse_proxy(it.key());
+    } catch (const std::invalid_argument&) {
+      throw bad("stats names an unknown proxy");
+    }
+    const auto& v = it.value();
+    if (!v.is_array() || v.size() != 4 || !v[0].is_number() || !v[1].is_number() ||
+        !v[2].is_number_integer() || !v[3].is_string())
+      throw bad(std::string("stats of ") + proxy_name(p) + " are not [mean, std, n, settings]");
+    ZStat z{v[0].get<double>(), v[1].get<double>(), 0, v[3].get<std::string>(), 0};
+    const auto n = v[2].get<int64_t>();
+    if (!std::isfinite(z.mean) || !(z.std > 0) || !std::isfinite(z.std) || n < 2 || n > net::kNumArchs)
+      throw bad(std::string("stats of ") + proxy_name(p) + " are not finite with a positive std");
+    z.n = static_cast<int>(n);
+    d.stats[p] = z;
+  }
+  if (!j.contains("archive") || !j["archive"].is_array()) throw bad("archive is not an array");
+  std::vector<bool> seen(net::kNumArchs, false);
+  for (const auto& e : j["archive"]) {
+    if (!e.is_object() || !e.contains("arch") || !e["arch"].is_number_integer() || !e.contains("values") ||
+        !e["values"].is_object())
+      throw bad("an archive entry is not {arch, values}");
+    const auto code = e["arch"].get<int64_t>();
+    if (code < 0 || code >= net::kNumArchs) throw bad("an archive entry's architecture code is out of range");
+    if (seen[code]) throw bad("an architecture appears twice in the archive");
+    seen[code] = true;
+    ArchScore a;
+    a.genes = net::genes_from_code(static_cast<int>(code));
+    for (auto it = e["values"].begin(); it != e["values"].end(); ++it) {
+      Proxy p;
+      try {
+        p = parse_proxy(it.key());
+      } catch (const std::invalid_argument&) {
+        throw bad("an archive entry names an unknown proxy");
+      }
+      const auto& v = it.value();
+      if (!v.is_array() || v.size() != 3 || !v[1].is_string() || !v[2].is_number())
+        throw bad("an archive value is not [value, flag, seconds]");
+      ProxyValue pv;
+      if (v[0].is_number()) pv.value = v[0].get<double>();
+      else if (v[0] == "+inf") pv.value = std::numeric_limits<double>::infinity();
+      else if (v[0] == "-inf") pv.value = -std::numeric_limits<double>::infinity();
+      else throw bad("an archive value is neither a number nor +inf / -inf");
+      pv.flag = v[1].get<std::string>();
+      pv.seconds = v[2].get<double>();
+      if (std::isnan(pv.value) || !std::isfinite(pv.seconds) || pv.seconds < 0)
+        throw bad("an archive value or its time is not a valid number");
+      if (!pv.flag.empty() && !is_known_flag(pv.flag)) throw bad("an archive value has an unknown flag");
+      if (std::isinf(pv.value) && pv.flag.empty()) throw bad("an infinite archive value has no flag");
+      a[p] = pv;
+    }
+    d.archive.push_back(std::move(a));
+  }
+  return d;
+}
+
 SearchResult run_search(const SearchConfig& c, Scorer& scorer, const net::ArchTable* table,
                         const SearchProgress& progress, const GaGeneration& ga_generation) {
   c.validate();
@@ -394,7 +528,7 @@ SearchResult run_search(const SearchConfig& c, Scorer& scorer, const net::ArchTa
   Archive archive(scorer, c.dedup_isomorphic ? &reps : nullptr,
                   c.strategy == Strategy::kExhaustive ? net::kNumArchs : c.budget);
   Fitness fitness(c.fitness);
-  Run run{c, archive, fitness, progress};
+  Run run{c, archive, fitness, progress, 0, {}};
   SearchResult res;
 
   GaState state;
@@ -423,6 +557,8 @@ SearchResult run_search(const SearchConfig& c, Scorer& scorer, const net::ArchTa
   res.fitness = fit[b];
   res.evaluations = archive.size();
   res.generations = run.generation;
+  res.stop_reason = run.stop;
+  if (c.strategy != Strategy::kExhaustive && res.stop_reason != "budget" && archive.full()) res.stop_reason = "budget";
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (const auto& e : archive.entries()) res.visited.push_back(net::genes_code(e.genes));
   res.archive = archive.entries();

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/fitness.hpp"
 #include "engine/ga_ops.cuh"
 #include "engine/scorer.hpp"
@@ -34,7 +36,9 @@ struct SearchConfig {
   int reference_sample = 50;       // z fitness without given statistics
   std::optional<ZStats> stats;     // given z statistics (a statistics file): no sample drawn
   std::string checkpoint;          // GA: written atomically each generation, resumed from
-  std::string fingerprint;         // settings that must match for a checkpoint to resume
+  // Named settings that must match for a checkpoint to resume (strategy, budget, proxies, ...):
+  // a refusal names the first that differs.
+  nlohmann::json settings = nlohmann::json::object();
 
   void validate() const;  // throws std::invalid_argument
 };
@@ -56,6 +60,10 @@ struct SearchResult {
   double seconds = 0.0;
   bool resumed = false;     // continued from a checkpoint
   int restored = 0;         // archive entries loaded from the checkpoint (not scored again)
+  // Why the search ended: "budget" (the budget was spent), "generations" (GA: --generations
+  // run), "stall" (GA: --stall generations without a new architecture), "space" (every
+  // architecture, or isomorphism class, was evaluated).
+  std::string stop_reason;
   std::vector<int> visited; // genes codes in evaluation order
   std::vector<ArchScore> archive;
 };
@@ -79,6 +87,19 @@ class CheckpointError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// A GA checkpoint's content (format "hybridnas-search-checkpoint-2", JSON).
+struct CheckpointData {
+  nlohmann::json settings;          // SearchConfig::settings of the search that wrote it
+  int generation = 0;               // the next generation to run
+  int stall = 0;                    // generations without a new architecture so far
+  std::vector<uint8_t> population;  // n x 6 op codes
+  ZStats stats;                     // the z fitness's statistics
+  std::vector<ArchScore> archive;   // distinct evaluated architectures, in evaluation order
+};
+// Parses a checkpoint and validates every value (types, op codes, architecture codes, flags,
+// finite statistics, no duplicate archive entries); throws CheckpointError naming `name`.
+CheckpointData parse_checkpoint(std::string_view text, const std::string& name);
 
 SearchResult run_search(const SearchConfig& config, Scorer& scorer, const net::ArchTable* table,
                         const SearchProgress& progress = {},

@@ -1,5 +1,8 @@
 #include "engine/zstats.hpp"
 
+#include "engine/files.hpp"
+#include "net/arch_input.hpp"
+
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -49,43 +52,63 @@ void write_stats_file(const std::string& path, const ZStats& stats) {
   for (const auto& [p, s] : stats)
     j[proxy_name(p)] = {{"mean", s.mean}, {"std", s.std}, {"n", s.n}, {"settings", s.settings},
                         {"score_seed", s.score_seed}, {"transform", s.transform}};
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    if (!out) throw std::runtime_error("cannot write statistics file '" + path + "'");
-    out << j.dump(1) << "\n";
-    if (!out) throw std::runtime_error("cannot write statistics file '" + path + "'");
+  try {
+    write_file_atomic(path, j.dump(1) + "\n");
+  } catch (const OutputFileError& e) {
+    throw std::runtime_error(std::string("statistics file: ") + e.what());
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error("cannot write statistics file '" + path + "'");
 }
 
 ZStats read_stats_file(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open statistics file '" + path + "'");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_stats(text, "statistics file '" + path + "'");
+}
+
+ZStats parse_stats(std::string_view text, const std::string& name) {
   nlohmann::json j;
   try {
-    in >> j;
+    j = nlohmann::json::parse(text.begin(), text.end());
   } catch (const std::exception& e) {
-    throw std::runtime_error("statistics file '" + path + "' is not valid JSON: " + e.what());
+    throw std::runtime_error(name + " is not valid JSON: " + e.what());
   }
-  if (!j.is_object()) throw std::runtime_error("statistics file '" + path + "' is not a JSON object");
+  if (!j.is_object() || j.empty())
+    throw std::runtime_error(name + " is not a JSON object of statistics per proxy");
   ZStats out;
   for (auto it = j.begin(); it != j.end(); ++it) {
-    const Proxy p = parse_proxy(it.key());
-    const auto& v = it.value();
+    const std::string where = name + ", entry '" + net::printable(it.key(), 40) + "': ";
+    Proxy p;
     try {
-      ZStat s{v.at("mean").get<double>(), v.at("std").get<double>(), v.at("n").get<int>(),
-              v.at("settings").get<std::string>(), v.at("score_seed").get<uint64_t>(),
-              v.value("transform", std::string("identity"))};
-      if (s.transform != "identity" && s.transform != "log")
-        throw std::runtime_error("transform must be identity or log");
-      if (!std::isfinite(s.mean) || !(s.std > 0.0) || !std::isfinite(s.std))
-        throw std::runtime_error("mean must be finite and std positive");
-      out[p] = s;
-    } catch (const std::exception& e) {
-      throw std::runtime_error("statistics file '" + path + "', entry " + it.key() + ": " + e.what());
+      p = parse_proxy(it.key());
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(where + e.what());
     }
+    const auto& v = it.value();
+    auto need = [&](const char* key, bool ok, const char* what) {
+      if (!v.is_object() || !v.contains(key) || !ok)
+        throw std::runtime_error(where + key + " must be " + what);
+    };
+    need("mean", v.is_object() && v.contains("mean") && v["mean"].is_number(), "a number");
+    need("std", v.is_object() && v.contains("std") && v["std"].is_number(), "a number");
+    need("n", v.is_object() && v.contains("n") && v["n"].is_number_integer(), "an integer");
+    need("settings", v.is_object() && v.contains("settings") && v["settings"].is_string(), "a string");
+    need("score_seed", v.is_object() && v.contains("score_seed") && v["score_seed"].is_number_unsigned(),
+         "an unsigned integer");
+    ZStat s{v["mean"].get<double>(), v["std"].get<double>(), 0, v["settings"].get<std::string>(),
+            v["score_seed"].get<uint64_t>(), "identity"};
+    const auto n = v["n"].get<int64_t>();
+    if (n < 2 || n > 1000000000) throw std::runtime_error(where + "n must be at least 2");
+    s.n = static_cast<int>(n);
+    if (v.contains("transform")) {
+      if (!v["transform"].is_string()) throw std::runtime_error(where + "transform must be a string");
+      s.transform = v["transform"].get<std::string>();
+    }
+    if (s.transform != "identity" && s.transform != "log")
+      throw std::runtime_error(where + "transform must be identity or log");
+    if (!std::isfinite(s.mean) || !(s.std > 0.0) || !std::isfinite(s.std))
+      throw std::runtime_error(where + "mean must be finite and std positive and finite");
+    out[p] = s;
   }
   return out;
 }

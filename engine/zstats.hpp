@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/proxy.hpp"
@@ -33,6 +34,10 @@ ProxyValue ninaswot_value(const ProxyValue& naswot, const ProxyValue& ni, const 
 void write_stats_file(const std::string& path, const ZStats& stats);
 // Throws std::runtime_error on a missing, malformed or incomplete file.
 ZStats read_stats_file(const std::string& path);
+// The same for a file's text (`name` names it in errors): every entry a known proxy with a finite
+// mean, a positive finite std, n >= 2, a settings string, an unsigned score seed and a known
+// transform.
+ZStats parse_stats(std::string_view text, const std::string& name);
 // Throws std::runtime_error when `stats` lacks p or was made with other settings, score seed or
 // transform.
 const ZStat& require_stat(const ZStats& stats, Proxy p, const std::string& settings,

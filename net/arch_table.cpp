@@ -37,6 +37,7 @@ ArchTable ArchTable::load(const std::string& path) {
   t.code_to_index_.assign(kNumArchs, -1);
   std::string line;
   if (!std::getline(in, line)) throw std::runtime_error("architecture table '" + path + "' is empty");
+  if (line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
   const auto header = split_csv_line(line);
   int col_index = -1, col_arch = -1;
   for (size_t c = 0; c < header.size(); ++c) {
@@ -83,8 +84,12 @@ ArchTable ArchTable::load(const std::string& path) {
     std::vector<double> row;
     for (size_t c = 0; c < f.size(); ++c) {
       if (static_cast<int>(c) == col_index || static_cast<int>(c) == col_arch) continue;
+      // An empty cell is a missing value; anything else must be a number (never silently NaN).
       const double v = f[c].empty() ? NAN : std::strtod(f[c].c_str(), &endp);
-      row.push_back(f[c].empty() || *endp == '\0' ? v : NAN);
+      if (!f[c].empty() && (*endp != '\0' || std::isinf(v)))
+        throw std::runtime_error(where + ": column " + header[c] + " holds '" + f[c].substr(0, 40) +
+                                 "', not a number");
+      row.push_back(v);
     }
     values.push_back(std::move(row));
     row_index.push_back(static_cast<int>(idx));

@@ -52,11 +52,16 @@ CifarReader::CifarReader(const std::string& path, DatasetKind kind) : path_(path
   }
 }
 
+void CifarReader::check_range(int64_t offset, int count) const {
+  // Written so that no sum can overflow, whatever the offset.
+  if (offset < 0 || count < 0 || offset > total_ || count > total_ - offset)
+    throw DataError("images " + std::to_string(offset) + " .. " + std::to_string(offset) + " + " +
+                    std::to_string(count) + " requested but '" + path_ + "' holds " +
+                    std::to_string(total_) + " images (check --image-offset and the batch sizes)");
+}
+
 std::vector<double> CifarReader::normalized(int64_t offset, int count, std::vector<int>* labels) const {
-  if (offset < 0 || count < 0 || offset + count > total_)
-    throw DataError("images [" + std::to_string(offset) + ", " + std::to_string(offset + count) +
-                    ") requested but '" + path_ + "' holds " + std::to_string(total_) +
-                    " images (check --image-offset and the batch sizes)");
+  check_range(offset, count);
   // SPEC.md 3: constants computed in double.
   const std::array<double, 3> mean10{125.3, 123.0, 113.9}, std10{63.0, 62.1, 66.7};
   const std::array<double, 3> mean100{129.3, 124.1, 112.4}, std100{68.2, 65.4, 70.4};
@@ -102,6 +107,7 @@ std::vector<double> CifarReader::normalized(int64_t offset, int count, std::vect
 }
 
 std::string CifarReader::identity(int64_t offset, int count) const {
+  check_range(offset, count);
   uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
   int64_t global = 0;
   std::vector<char> rec(record_bytes());

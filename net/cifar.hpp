@@ -41,6 +41,7 @@ class CifarReader {
     std::string path;
     int64_t records;
   };
+  void check_range(int64_t offset, int count) const;  // throws DataError
   std::string path_;
   DatasetKind kind_;
   std::vector<File> files_;

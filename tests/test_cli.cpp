@@ -254,7 +254,8 @@ TEST(Cli, SearchDedupIsomorphicAndStrategies) {
 
 // A preset fixes the fitness mode unless --fitness says otherwise.
 TEST(Cli, HybridLogrankPresetSearchesOnLogrank) {
-  const std::string common = " --budget 24 --population 8 --proxies naswot,entropy -q" + kQuick + data();
+  const std::string common =
+      " --budget 24 --population 8 --reference-sample 6 --proxies naswot,entropy -q" + kQuick + data();
   auto r = run_cli("search --preset hybrid-logrank" + common);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["fitness"], "logrank") << r.out;

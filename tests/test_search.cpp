@@ -190,23 +190,25 @@ TEST(Search, BudgetCountsDistinctEvaluationsIncludingTheReferenceSample) {
 TEST(Search, GaStopsAfterStallGenerationsWithoutNewArchitectures) {
   TableScorer s;
   auto c = ga_config(2);
-  c.budget = 100000;
+  c.budget = 15625;
   c.generations = 1000;
   c.ga.mutation = 0.0;  // without mutation the population collapses onto known architectures
   c.stall_generations = 3;
   const auto r = engine::run_search(c, s, nullptr);
   EXPECT_LT(r.generations, 1000);
   EXPECT_LT(r.evaluations, 15625);
+  EXPECT_EQ(r.stop_reason, "stall");
 }
 
 TEST(Search, GaStopsAfterItsGenerations) {
   TableScorer s;
   auto c = ga_config(3);
-  c.budget = 100000;
+  c.budget = 15625;
   c.generations = 2;
   const auto r = engine::run_search(c, s, nullptr);
   EXPECT_EQ(r.generations, 2);
   EXPECT_LE(r.evaluations, 20 + 40 * 3);
+  EXPECT_EQ(r.stop_reason, "generations");
 }
 
 TEST(Search, AnswerIsTheArchiveBestAndExhaustiveFindsTheOptimum) {
@@ -235,7 +237,7 @@ TEST(Search, DedupIsomorphicScoresOneRepresentativePerClass) {
 TEST(Search, ResumedAfterACrashGivesTheUninterruptedAnswer) {
   test::TempDir d;
   auto c = ga_config(11);
-  c.fingerprint = "test";
+  c.settings = {{"test", 1}};
   TableScorer full;
   const auto want = engine::run_search(c, full, nullptr);
   c.checkpoint = d.path() + "/ga.ckpt";
@@ -254,7 +256,7 @@ TEST(Search, ResumedAfterACrashGivesTheUninterruptedAnswer) {
 TEST(Search, CorruptOrForeignCheckpointsAreClearErrors) {
   test::TempDir d;
   auto c = ga_config(1);
-  c.fingerprint = "a";
+  c.settings = {{"budget", 1000}, {"proxies", "a"}};
   c.checkpoint = d.path() + "/ga.ckpt";
   c.generations = 2;
   TableScorer s;
@@ -265,15 +267,17 @@ TEST(Search, CorruptOrForeignCheckpointsAreClearErrors) {
     engine::run_search(c, s, nullptr);
     ADD_FAILURE();
   } catch (const engine::CheckpointError& e) {
-    EXPECT_NE(std::string(e.what()).find("corrupt or truncated"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
   }
   d.write("ga.ckpt", good);
-  c.fingerprint = "b";
+  c.settings["proxies"] = "b";
   try {
     engine::run_search(c, s, nullptr);
     ADD_FAILURE();
   } catch (const engine::CheckpointError& e) {
-    EXPECT_NE(std::string(e.what()).find("other settings"), std::string::npos) << e.what();
+    // The refusal names the setting that differs and both values, not a fingerprint.
+    EXPECT_NE(std::string(e.what()).find("its proxies is \"a\", this search's is \"b\""), std::string::npos)
+        << e.what();
   }
 }
 
@@ -347,4 +351,95 @@ TEST(Search, SearchOverCachedScoresRunsNoNetwork) {
   EXPECT_EQ(again.network_evaluations(), 0);
   EXPECT_EQ(made, 1);
   EXPECT_EQ(a.visited, b.visited);
+}
+
+// REA spends its whole budget on distinct architectures: a child that repeats an evaluated
+// architecture is replaced by the nearest unevaluated one (it used to stop at about half of a
+// 1,000 budget once its population had converged).
+TEST(Search, ReaSpendsItsBudgetOnDistinctArchitectures) {
+  for (uint64_t seed : {0, 1, 2}) {
+    TableScorer s;
+    auto c = ga_config(seed);
+    c.strategy = engine::Strategy::kRea;
+    c.budget = 1000;
+    c.population = 40;
+    c.rea_tournament = 10;
+    const auto r = engine::run_search(c, s, nullptr);
+    EXPECT_EQ(r.evaluations, 1000);
+    EXPECT_EQ(r.stop_reason, "budget");
+    EXPECT_EQ(s.calls, 1000);  // every scored architecture is a new one
+    std::set<int> distinct(r.visited.begin(), r.visited.end());
+    EXPECT_EQ(distinct.size(), 1000u);
+  }
+}
+
+TEST(Search, SearchesSayWhyTheyEnded) {
+  TableScorer s;
+  auto c = ga_config(4);
+  c.strategy = engine::Strategy::kRea;
+  c.dedup_isomorphic = true;
+  c.budget = 15625;  // more than the 6,466 isomorphism classes
+  auto r = engine::run_search(c, s, nullptr);
+  EXPECT_EQ(r.evaluations, 6466);
+  EXPECT_EQ(r.stop_reason, "space");
+  c.strategy = engine::Strategy::kRandom;
+  r = engine::run_search(c, s, nullptr);
+  EXPECT_EQ(r.evaluations, 6466);
+  EXPECT_EQ(r.stop_reason, "space");
+  c = ga_config(4);
+  c.generations = 2;  // 20 + 40 + 2 x 40 < 600
+  r = engine::run_search(c, s, nullptr);
+  EXPECT_EQ(r.stop_reason, "generations");
+  EXPECT_LT(r.evaluations, c.budget);
+  c.generations = 1000;
+  c.stall_generations = 1000;
+  c.budget = 150;  // within what this table's GA reaches before it converges
+  r = engine::run_search(c, s, nullptr);
+  EXPECT_EQ(r.stop_reason, "budget");
+  EXPECT_EQ(r.evaluations, c.budget);
+  c.strategy = engine::Strategy::kRandom;
+  r = engine::run_search(c, s, nullptr);
+  EXPECT_EQ(r.stop_reason, "budget");
+  EXPECT_EQ(r.evaluations, c.budget);
+}
+
+// Impossible values are refused with plain messages instead of being replaced or ignored.
+TEST(Search, ImpossibleConfigurationsAreRefused) {
+  auto expect_refused = [](engine::SearchConfig c, const std::string& words) {
+    try {
+      c.validate();
+      ADD_FAILURE() << "accepted; expected: " << words;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  auto c = ga_config(0);
+  c.budget = 0;
+  expect_refused(c, "--budget must be from 1 to 15625");
+  c.budget = 15626;
+  expect_refused(c, "--budget must be from 1 to 15625");
+  c = ga_config(0);
+  c.budget = 60;  // reference sample 20 + population 40
+  expect_refused(c, "must be more than 60");
+  c.strategy = engine::Strategy::kRandom;
+  c.budget = 20;
+  expect_refused(c, "the reference sample of 20");
+  c.strategy = engine::Strategy::kRea;
+  c.budget = 60;
+  expect_refused(c, "the initial population of 40");
+  c = ga_config(0);
+  c.generations = 0;
+  expect_refused(c, "--generations");
+  c = ga_config(0);
+  c.population = 15626;
+  expect_refused(c, "--population");
+  c = ga_config(0);
+  c.ga.crossover = std::nan("");
+  expect_refused(c, "--crossover");
+  c = ga_config(0);
+  c.budget = 61;
+  EXPECT_NO_THROW(c.validate());
+  c.strategy = engine::Strategy::kExhaustive;  // the budget does not limit an exhaustive search
+  c.budget = 5;
+  EXPECT_NO_THROW(c.validate());
 }

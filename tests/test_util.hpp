@@ -64,10 +64,13 @@ inline std::string slurp(const std::string& path) {
 }
 
 // Runs the hybridnas binary with `args` (a shell-quoted string), capturing stdout and stderr.
-inline CommandResult run_cli(const std::string& args, const std::string& stdin_text = "") {
+// `env` (e.g. "HYBRIDNAS_TABLE=/x") is set for the command only.
+inline CommandResult run_cli(const std::string& args, const std::string& stdin_text = "",
+                             const std::string& env = "") {
   TempDir d;
   const std::string in = d.write("stdin", stdin_text);
-  const std::string cmd = std::string(HYBRIDNAS_BINARY) + " " + args + " <" + in + " >" +
+  const std::string cmd = (env.empty() ? std::string() : "env " + env + " ") +
+                          std::string(HYBRIDNAS_BINARY) + " " + args + " <" + in + " >" +
                           d.path() + "/out 2>" + d.path() + "/err";
   const int status = std::system(cmd.c_str());
   CommandResult r;

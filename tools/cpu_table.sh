@@ -9,10 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${HYBRIDNAS_DATA:-../shared/data/cifar10/cifar10_sample.bin}
-mkdir -p .devdata
-common=(--all --cache .devdata/cpu_table.db --batch 32 --entropy-batch 16 --entropy-repeats 2
+mkdir -p .studydata
+common=(--all --cache .studydata/cpu_table.db --batch 32 --entropy-batch 16 --entropy-repeats 2
         --data "$data" --image-offset 1000 --score-seed 0 --backend cpu --resume)
 build/cli/hybridnas score "${common[@]}" --proxies naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast \
-  --out .devdata/cpu_table_pass1.jsonl
-build/cli/hybridnas score "${common[@]}" --proxies ni,ntk_fast --num-classes 1 --out .devdata/cpu_table_pass2.jsonl
-for p in 1 2; do xz -9 -c .devdata/cpu_table_pass$p.jsonl > bench/results/cpu_table_pass$p.jsonl.xz; done
+  --out .studydata/cpu_table_pass1.jsonl
+build/cli/hybridnas score "${common[@]}" --proxies ni,ntk_fast --num-classes 1 --out .studydata/cpu_table_pass2.jsonl
+for p in 1 2; do xz -9 -c .studydata/cpu_table_pass$p.jsonl > bench/results/cpu_table_pass$p.jsonl.xz; done

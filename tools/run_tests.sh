@@ -7,3 +7,5 @@ tools/setup.sh
 # of spinning so that the two do not starve each other.
 export OMP_WAIT_POLICY=passive
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 1200
+# The device scripts, checked without a GPU (README "GPU sessions"; under a minute).
+tools/gpu_check.sh --dry-run

@@ -1,0 +1,266 @@
+#include "engine/score_file.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+#include "net/arch_input.hpp"
+
+namespace hn::engine {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& name, int line, const std::string& what) {
+  throw ScoreFileError(name + ":" + std::to_string(line) + ": " + what);
+}
+
+std::optional<Proxy> proxy_of(const std::string& key) {
+  for (int p = 0; p < kNumProxies; ++p)
+    if (key == proxy_name(static_cast<Proxy>(p))) return static_cast<Proxy>(p);
+  return std::nullopt;
+}
+
+double json_proxy_value(const nlohmann::json& v, const std::string& name, int line, const char* proxy) {
+  if (v.is_number()) {
+    const double d = v.get<double>();
+    if (!std::isfinite(d)) fail(name, line, std::string(proxy) + " is not a finite number");
+    return d;
+  }
+  if (v.is_string()) {
+    if (v == "+inf") return INFINITY;
+    if (v == "-inf") return -INFINITY;
+  }
+  fail(name, line, std::string(proxy) + " must be a number, \"+inf\" or \"-inf\", found " +
+                       net::printable(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 60));
+}
+
+double number_field(const std::string& f, const std::string& name, int line, const std::string& what,
+                    bool allow_inf) {
+  if (allow_inf && (f == "inf" || f == "+inf")) return INFINITY;
+  if (allow_inf && f == "-inf") return -INFINITY;
+  char* end = nullptr;
+  errno = 0;
+  const double d = f.empty() ? NAN : std::strtod(f.c_str(), &end);
+  if (f.empty() || *end != '\0' || !std::isfinite(d) || errno == ERANGE)
+    fail(name, line, what + " '" + net::printable(f, 60) + "' is not a finite number");
+  return d;
+}
+
+int index_value(long long v, const std::string& name, int line) {
+  if (v < 0 || v >= net::kNumArchs)
+    fail(name, line, "index " + std::to_string(v) + " is outside 0..15624");
+  return static_cast<int>(v);
+}
+
+net::Genes arch_value(const std::string& s, const std::string& name, int line) {
+  try {
+    return net::parse_arch(s);
+  } catch (const net::ArchParseError& e) {
+    fail(name, line, net::printable(e.what()));
+  }
+}
+
+ScoreRecord parse_json_line(const std::string& text, const std::string& name, int line) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    fail(name, line, "not a JSON record");
+  }
+  if (!j.is_object()) fail(name, line, "not a JSON object");
+  ScoreRecord r;
+  r.line = line;
+  if (!j.contains("arch")) {
+    if (j.contains("error") && j["error"].is_string() && j.contains("input") && j["input"].is_string()) {
+      r.error_record = true;
+      return r;
+    }
+    fail(name, line, "neither a score record (arch) nor an error record (input, error)");
+  }
+  if (!j["arch"].is_string()) fail(name, line, "arch is not a string");
+  r.score.genes = arch_value(j["arch"].get<std::string>(), name, line);
+  if (j.contains("index") && !j["index"].is_null()) {
+    if (!j["index"].is_number_integer()) fail(name, line, "index is not an integer");
+    r.index = index_value(j["index"].get<long long>(), name, line);
+  }
+  const nlohmann::json flags = j.value("flags", nlohmann::json::object());
+  const nlohmann::json secs = j.value("seconds", nlohmann::json::object());
+  if (!flags.is_object()) fail(name, line, "flags is not an object");
+  if (!secs.is_object()) fail(name, line, "seconds is not an object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const auto p = proxy_of(it.key());
+    if (!p) continue;
+    ProxyValue v;
+    v.value = json_proxy_value(it.value(), name, line, proxy_name(*p));
+    if (flags.contains(it.key())) {
+      if (!flags[it.key()].is_string() || !is_known_flag(flags[it.key()].get<std::string>()))
+        fail(name, line, "unknown flag for " + it.key());
+      v.flag = flags[it.key()].get<std::string>();
+    }
+    if (secs.contains(it.key())) {
+      const auto& s = secs[it.key()];
+      if (!s.is_number() || !std::isfinite(s.get<double>()) || s.get<double>() < 0)
+        fail(name, line, "seconds of " + it.key() + " is not a non-negative number");
+      v.seconds = s.get<double>();
+    }
+    r.score[*p] = v;
+  }
+  for (auto it = flags.begin(); it != flags.end(); ++it)
+    if (!proxy_of(it.key()) || !r.score[*proxy_of(it.key())])
+      fail(name, line, "flags names '" + net::printable(it.key(), 40) + "', which has no value here");
+  return r;
+}
+
+std::vector<std::string> split_csv(const std::string& line, const std::string& name, int lineno) {
+  std::vector<std::string> out;
+  std::string field;
+  bool quoted = false, was_quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < line.size() && line[i + 1] == '"') {
+          field += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      if (!field.empty() || was_quoted) fail(name, lineno, "a quote inside an unquoted CSV field");
+      quoted = was_quoted = true;
+    } else if (c == ',') {
+      out.push_back(std::move(field));
+      field.clear();
+      was_quoted = false;
+    } else {
+      if (was_quoted) fail(name, lineno, "text after a closing quote in a CSV field");
+      field += c;
+    }
+  }
+  if (quoted) fail(name, lineno, "an unterminated quoted CSV field");
+  out.push_back(std::move(field));
+  return out;
+}
+
+}  // namespace
+
+bool is_known_flag(const std::string& f) {
+  return f == kFlagDegenerate || f == kFlagSingular || f == kFlagIllConditioned ||
+         f == kFlagZeroVariance || f == kFlagNonfinite;
+}
+
+ScoreFile parse_score_file(std::string_view text, const std::string& name) {
+  ScoreFile out;
+  size_t pos = 0;
+  int lineno = 0;
+  bool header_seen = false;
+  std::vector<std::string> header;
+  while (pos < text.size()) {
+    const size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) {
+      out.partial_last_line = true;
+      break;
+    }
+    ++lineno;
+    std::string line(text.substr(pos, nl - pos));
+    pos = out.complete_bytes = nl + 1;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    if (!net::is_valid_utf8(line)) fail(name, lineno, "not UTF-8 text");
+    if (!header_seen) {
+      header_seen = true;
+      if (line.rfind("arch,index", 0) == 0) {
+        out.format = ScoreFormat::kCsv;
+        header = split_csv(line, name, lineno);
+        if (header.size() < 4 || header.back() != "error")
+          fail(name, lineno, "a CSV header must be arch,index,<proxies>,flags,<seconds_proxies>,error");
+        size_t k = 2;
+        for (; k < header.size() && header[k] != "flags"; ++k) {
+          const auto p = proxy_of(header[k]);
+          if (!p) fail(name, lineno, "unknown CSV column '" + net::printable(header[k], 40) + "'");
+          out.csv_proxies.push_back(*p);
+        }
+        if (k + out.csv_proxies.size() + 2 != header.size())
+          fail(name, lineno, "the CSV header's seconds columns do not match its proxy columns");
+        for (size_t i = 0; i < out.csv_proxies.size(); ++i)
+          if (header[k + 1 + i] != std::string("seconds_") + proxy_name(out.csv_proxies[i]))
+            fail(name, lineno, "unexpected CSV column '" + net::printable(header[k + 1 + i], 40) + "'");
+        continue;
+      }
+    }
+    if (out.format == ScoreFormat::kJsonl) {
+      out.records.push_back(parse_json_line(line, name, lineno));
+      continue;
+    }
+    const auto f = split_csv(line, name, lineno);
+    if (f.size() != header.size())
+      fail(name, lineno, "expected " + std::to_string(header.size()) + " CSV fields, found " +
+                             std::to_string(f.size()));
+    ScoreRecord r;
+    r.line = lineno;
+    if (!f.back().empty()) {
+      r.error_record = true;
+      out.records.push_back(std::move(r));
+      continue;
+    }
+    r.score.genes = arch_value(f[0], name, lineno);
+    if (!f[1].empty()) {
+      const std::string& s = f[1];
+      if (s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
+        fail(name, lineno, "index '" + net::printable(s, 40) + "' is not an integer");
+      r.index = index_value(std::stoll(s), name, lineno);
+    }
+    const size_t np = out.csv_proxies.size();
+    std::map<Proxy, std::string> flags;
+    const std::string& fl = f[2 + np];
+    for (size_t b = 0; b < fl.size();) {
+      size_t e = fl.find(';', b);
+      if (e == std::string::npos) e = fl.size();
+      const std::string item = fl.substr(b, e - b);
+      const size_t colon = item.find(':');
+      const auto p = colon == std::string::npos ? std::nullopt : proxy_of(item.substr(0, colon));
+      if (!p || !is_known_flag(item.substr(colon + 1)))
+        fail(name, lineno, "flags entry '" + net::printable(item, 40) + "' is not proxy:flag");
+      flags[*p] = item.substr(colon + 1);
+      b = e + 1;
+    }
+    for (size_t i = 0; i < np; ++i) {
+      const Proxy p = out.csv_proxies[i];
+      if (f[2 + i].empty()) continue;
+      ProxyValue v;
+      v.value = number_field(f[2 + i], name, lineno, proxy_name(p), true);
+      if (flags.count(p)) v.flag = flags[p];
+      if (!f[3 + np + i].empty()) {
+        v.seconds = number_field(f[3 + np + i], name, lineno, std::string("seconds_") + proxy_name(p), false);
+        if (v.seconds < 0) fail(name, lineno, std::string("seconds_") + proxy_name(p) + " is negative");
+      }
+      r.score[p] = v;
+    }
+    out.records.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string settings_file_path(const std::string& out) { return out + ".settings.json"; }
+
+void require_same_settings(const nlohmann::json& recorded, const nlohmann::json& now,
+                           const std::string& what) {
+  if (!recorded.is_object()) throw ScoreFileError(what + " holds no settings object");
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    const auto r = recorded.find(it.key());
+    const std::string was = r == recorded.end() ? "(not recorded)" : r->dump();
+    if (r == recorded.end() || *r != it.value())
+      throw ScoreFileError(what + ": " + it.key() + " differs: it was made with " +
+                           net::printable(was, 300) + ", this run uses " +
+                           net::printable(it.value().dump(), 300));
+  }
+  for (auto it = recorded.begin(); it != recorded.end(); ++it)
+    if (!now.contains(it.key()))
+      throw ScoreFileError(what + ": it records a setting this run does not have: " +
+                           net::printable(it.key(), 80));
+}
+
+}  // namespace hn::engine

@@ -1,0 +1,251 @@
+#include "net/arch_input.hpp"
+
+#include <cctype>
+#include <cstdio>
+#include <vector>
+
+namespace hn::net {
+
+namespace {
+
+constexpr const char* kFormats =
+    "accepted: an NB201 arch string (|nor_conv_3x3~0|+|...~0|...~1|+|...~0|...~1|...~2|), an NB201 "
+    "index (0..15624), NASLib op indices ([4, 0, 3, 1, 4, 3]) or a NASLib one-hot list of 30 "
+    "values";
+
+// NASLib's edge k (EDGE_LIST order) is our gene kNaslibEdgeToGene[k]; NASLib's op index o is our
+// op kNaslibOp[o].
+constexpr int kNaslibEdgeToGene[kNumEdges] = {0, 1, 3, 2, 4, 5};
+constexpr Op kNaslibOp[kNumOps] = {Op::kSkip, Op::kNone, Op::kConv3x3, Op::kConv1x1, Op::kAvgPool};
+
+std::string_view trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n')) --e;
+  return s.substr(b, e - b);
+}
+
+[[noreturn]] void refuse(std::string_view text, const std::string& what) {
+  throw ArchInputError("'" + printable(text) + "' is not an architecture: " + what + " (" +
+                       kFormats + ")");
+}
+
+ArchRef parse_index(std::string_view t, const ArchTable* table) {
+  const bool negative = t[0] == '-';
+  std::string_view digits = t.substr(t[0] == '-' || t[0] == '+' ? 1 : 0);
+  while (digits.size() > 1 && digits[0] == '0') digits.remove_prefix(1);
+  const std::string shown = printable(t);
+  if (negative && digits != "0")
+    throw ArchInputError("NB201 index " + shown + " is negative: indices are 0..15624");
+  if (digits.size() > 9)
+    throw ArchInputError("NB201 index " + shown + " is out of range: indices are 0..15624");
+  const int idx = std::stoi(std::string(digits));
+  if (idx >= kNumArchs)
+    throw ArchInputError("NB201 index " + shown + " is out of range: indices are 0..15624");
+  if (!table)
+    throw ArchInputError("'" + shown +
+                         "' is an NB201 index, which needs the NB201 table (--table FILE or "
+                         "$HYBRIDNAS_TABLE); arch strings and NASLib encodings need none");
+  try {
+    return ArchRef{table->genes_of(idx), idx};
+  } catch (const std::out_of_range& e) {
+    throw ArchInputError(e.what());
+  }
+}
+
+// A bracketed list of numbers: [a, b, ...] or (a, b, ...), separated by commas and/or spaces.
+ArchRef parse_list(std::string_view t, const ArchTable* table) {
+  const char close = t[0] == '[' ? ']' : ')';
+  if (t.size() < 2 || t.back() != close)
+    refuse(t, std::string("a list must end with '") + close + "'");
+  std::string_view body = t.substr(1, t.size() - 2);
+  std::vector<std::string_view> items;
+  size_t i = 0;
+  while (i < body.size()) {
+    while (i < body.size() && (body[i] == ',' || body[i] == ' ' || body[i] == '\t')) ++i;
+    const size_t b = i;
+    while (i < body.size() && body[i] != ',' && body[i] != ' ' && body[i] != '\t') ++i;
+    if (i > b) items.push_back(body.substr(b, i - b));
+  }
+  auto value_of = [&](std::string_view v, int hi) -> int {
+    // Integers, or numpy-style floats with a zero fraction ("1.", "1.0", "0.000").
+    size_t k = 0;
+    int n = 0;
+    if (k < v.size() && v[k] == '+') ++k;
+    const size_t digits_at = k;
+    while (k < v.size() && std::isdigit(static_cast<unsigned char>(v[k])) && k - digits_at < 4)
+      n = n * 10 + (v[k++] - '0');
+    bool ok = k > digits_at;
+    if (ok && k < v.size() && v[k] == '.') {
+      ++k;
+      while (k < v.size() && v[k] == '0') ++k;
+    }
+    ok = ok && k == v.size() && n <= hi;
+    if (!ok)
+      refuse(t, "list value '" + printable(v) + "' is not an integer in 0.." + std::to_string(hi));
+    return n;
+  };
+  int ops[kNumEdges];
+  if (items.size() == kNumEdges) {
+    for (int e = 0; e < kNumEdges; ++e) ops[e] = value_of(items[e], kNumOps - 1);
+  } else if (items.size() == kNumEdges * kNumOps) {
+    for (int e = 0; e < kNumEdges; ++e) {
+      int hot = -1, ones = 0;
+      for (int o = 0; o < kNumOps; ++o)
+        if (value_of(items[e * kNumOps + o], 1) == 1) {
+          hot = o;
+          ++ones;
+        }
+      if (ones != 1)
+        refuse(t, "one-hot block " + std::to_string(e + 1) + " (values " +
+                      std::to_string(e * kNumOps + 1) + ".." + std::to_string(e * kNumOps + kNumOps) +
+                      ") holds " + std::to_string(ones) + " ones, not exactly one");
+      ops[e] = hot;
+    }
+  } else {
+    refuse(t, "a list of " + std::to_string(items.size()) +
+                  " values (NASLib op indices have 6, a one-hot encoding 30)");
+  }
+  ArchRef r{genes_from_naslib_op_indices(ops), std::nullopt};
+  if (table) r.index = table->index_of(r.genes);
+  return r;
+}
+
+// Length of the UTF-8 sequence at s[i], or 0 when it is not a valid one.
+size_t utf8_sequence(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
+  else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
+  else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
+  else return 0;
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n;
+}
+
+}  // namespace
+
+Genes genes_from_naslib_op_indices(const int (&ops)[kNumEdges]) {
+  Genes g;
+  for (int k = 0; k < kNumEdges; ++k) {
+    if (ops[k] < 0 || ops[k] >= kNumOps)
+      throw ArchInputError("NASLib op index " + std::to_string(ops[k]) + " is outside 0..4");
+    g[kNaslibEdgeToGene[k]] = kNaslibOp[ops[k]];
+  }
+  return g;
+}
+
+bool is_valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string printable(std::string_view s, size_t max_bytes) {
+  std::string out;
+  const size_t end = std::min(s.size(), max_bytes);
+  for (size_t i = 0; i < end;) {
+    const size_t n = utf8_sequence(s, i);
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (n == 0 || (n == 1 && ((c < 0x20 && c != '\t') || c == 0x7F))) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+      ++i;
+    } else {
+      if (i + n > end && n > 1) break;  // do not cut a character in two
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  if (s.size() > max_bytes) out += "...";
+  return out;
+}
+
+ArchRef parse_arch_input(std::string_view text, const ArchTable* table) {
+  const std::string_view t = trim(text);
+  if (t.empty()) refuse(text, "it is empty");
+  if (!is_valid_utf8(t)) refuse(t, "it holds bytes that are not UTF-8 text");
+  const bool signed_number = (t[0] == '-' || t[0] == '+') && t.size() > 1;
+  if (std::isdigit(static_cast<unsigned char>(t[0])) || signed_number) {
+    bool all_digits = true;
+    for (size_t i = signed_number ? 1 : 0; i < t.size(); ++i)
+      all_digits = all_digits && std::isdigit(static_cast<unsigned char>(t[i]));
+    if (all_digits) return parse_index(t, table);
+    refuse(t, "an NB201 index is a whole number 0..15624");
+  }
+  if (t[0] == '[' || t[0] == '(') return parse_list(t, table);
+  if (t[0] != '|') refuse(t, "it matches none of the formats");
+  ArchRef r;
+  try {
+    r.genes = parse_arch(t);
+  } catch (const ArchParseError& e) {
+    throw ArchInputError(e.what());
+  }
+  if (table) r.index = table->index_of(r.genes);
+  return r;
+}
+
+int read_arch_lines(std::istream& in, const std::function<void(ArchLine&&)>& sink) {
+  std::streambuf* buf = in.rdbuf();
+  int lineno = 0;
+  bool first = true;
+  while (true) {
+    std::string line;
+    bool too_long = false, any = false;
+    int c;
+    while ((c = buf->sbumpc()) != std::char_traits<char>::eof()) {
+      any = true;
+      if (c == '\n') break;
+      if (line.size() < kMaxArchLineBytes) line.push_back(static_cast<char>(c));
+      else too_long = true;
+    }
+    if (!any) break;
+    ++lineno;
+    if (first && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
+    first = false;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    ArchLine out;
+    out.line = lineno;
+    if (too_long) {
+      out.text = printable(line, 80);
+      out.error = "line " + std::to_string(lineno) + " is longer than " +
+                  std::to_string(kMaxArchLineBytes) + " bytes; an architecture fits in one short line";
+      sink(std::move(out));
+      continue;
+    }
+    bool control = false;
+    for (char ch : line) {
+      const unsigned char u = static_cast<unsigned char>(ch);
+      control = control || (u < 0x20 && u != '\t') || u == 0x7F;
+    }
+    if (control || !is_valid_utf8(line)) {
+      out.text = printable(line, 80);
+      out.error = "line " + std::to_string(lineno) +
+                  " is not UTF-8 text (binary or wrongly encoded bytes, shown as \\xNN)";
+      sink(std::move(out));
+      continue;
+    }
+    const size_t hash = line.find('#');
+    const std::string_view entry = trim(std::string_view(line).substr(0, hash));
+    if (entry.empty()) continue;
+    out.text = std::string(entry);
+    sink(std::move(out));
+  }
+  return lineno;
+}
+
+}  // namespace hn::net

@@ -1,0 +1,620 @@
+// Every input a user can hand us, and output that is never lost (the robustness issue): each
+// test is one of the issue's examples, or the same kind of fault elsewhere.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "engine/files.hpp"
+#include "engine/score_cache.hpp"
+#include "engine/score_file.hpp"
+#include "engine/search.hpp"
+#include "engine/zstats.hpp"
+#include "net/arch_input.hpp"
+#include "net/cifar.hpp"
+#include "test_util.hpp"
+
+using hn::test::run_cli;
+namespace engine = hn::engine;
+namespace net = hn::net;
+using engine::Proxy;
+
+namespace {
+const std::string kQuick =
+    " --backend cpu --batch 8 --entropy-batch 4 --entropy-repeats 1 --proxies naswot -q ";
+std::string data() { return " --data " + hn::test::data_path("cifar10/cifar10_sample.bin") + " "; }
+std::string table_path() { return hn::test::data_path("nb201/nb201_cifar10.csv"); }
+const net::ArchTable& table() {
+  static const net::ArchTable t = net::ArchTable::load(table_path());
+  return t;
+}
+
+std::vector<nlohmann::json> lines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::istringstream in(out);
+  std::string l;
+  while (std::getline(in, l))
+    if (!l.empty()) v.push_back(nlohmann::json::parse(l));  // throws on invalid UTF-8 or JSON
+  return v;
+}
+
+bool has(const std::string& text, const std::string& words) { return text.find(words) != std::string::npos; }
+
+std::vector<net::ArchLine> read_lines(const std::string& bytes) {
+  std::istringstream in(bytes);
+  std::vector<net::ArchLine> out;
+  net::read_arch_lines(in, [&](net::ArchLine&& l) { out.push_back(std::move(l)); });
+  return out;
+}
+}  // namespace
+
+// ---- 1. no value is silently reinterpreted -------------------------------------------------
+
+// NASLib's op indices: edges (1,2) (1,3) (1,4) (2,3) (2,4) (3,4), ops skip_connect, none,
+// nor_conv_3x3, nor_conv_1x1, avg_pool_3x3. The expected strings were derived by hand from those
+// two lists (edge (i,j) is `op~(i-1)` in node j-1's group of the arch string).
+TEST(ArchInput, NaslibOpIndicesMapToHandCheckedCells) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[4, 0, 3, 1, 4, 3]",
+       "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_1x1~2|"},
+      {"(0, 1, 2, 3, 4, 0)",
+       "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|"},
+      {"[2,2,2,2,2,2]",
+       "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"},
+      {"[1 1 1 1 1 1]", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"},
+      // Only edge (1,4) (input -> output) is a conv: NASLib index 2 is arch-string gene 3.
+      {"[1, 1, 2, 1, 1, 1]", "|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"},
+      // Only edge (2,3) is a 1x1 conv: NASLib index 3 is arch-string gene 2.
+      {"[1, 1, 1, 3, 1, 1]", "|none~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|none~2|"},
+  };
+  for (const auto& [in, want] : cases) {
+    const auto r = net::parse_arch_input(in, &table());
+    EXPECT_EQ(net::arch_string(r.genes), want) << in;
+    EXPECT_EQ(r.index, table().index_of(r.genes)) << in;
+  }
+}
+
+TEST(ArchInput, NaslibOneHotListsMapLikeTheirOpIndices) {
+  // [0, 1, 2, 3, 4, 0] one-hot, as Python lists and as numpy prints floats.
+  const std::string ints = "[1,0,0,0,0, 0,1,0,0,0, 0,0,1,0,0, 0,0,0,1,0, 0,0,0,0,1, 1,0,0,0,0]";
+  const std::string floats =
+      "[1. 0. 0. 0. 0. 0. 1. 0. 0. 0. 0. 0. 1. 0. 0. 0. 0. 0. 1. 0. 0. 0. 0. 0. 1. 1. 0. 0. 0. 0.]";
+  const auto want = net::parse_arch_input("[0, 1, 2, 3, 4, 0]", nullptr).genes;
+  EXPECT_EQ(net::parse_arch_input(ints, nullptr).genes, want);
+  EXPECT_EQ(net::parse_arch_input(floats, nullptr).genes, want);
+}
+
+TEST(ArchInput, AnythingElseIsRefusedNamingTheFormats) {
+  const char* bad[] = {"[5, 0, 0, 0, 0, 0]", "[1, 2]", "[4, 0, 3, 1, 4", "[0.5, 0, 0, 0, 0, 0]",
+                       "[1,1,0,0,0, 0,1,0,0,0, 0,0,1,0,0, 0,0,0,1,0, 0,0,0,0,1, 1,0,0,0,0]",
+                       "nor_conv_3x3", "{\"arch\": 1}", "", "   ", "6111.0", "0x10", "1e3"};
+  for (const char* b : bad) {
+    try {
+      net::parse_arch_input(b, &table());
+      ADD_FAILURE() << "accepted '" << b << "'";
+    } catch (const net::ArchInputError& e) {
+      EXPECT_TRUE(has(e.what(), "NASLib op indices") || has(e.what(), "NB201 index")) << e.what();
+    }
+  }
+}
+
+TEST(ArchInput, IndicesSayWhatIsWrongWithTheNumber) {
+  auto err = [](const std::string& s, const net::ArchTable* t) {
+    try {
+      net::parse_arch_input(s, t);
+    } catch (const net::ArchInputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_TRUE(has(err("-1", &table()), "NB201 index -1 is negative")) << err("-1", &table());
+  EXPECT_TRUE(has(err("15625", &table()), "out of range")) << err("15625", &table());
+  EXPECT_TRUE(has(err("99999999999999999999", &table()), "out of range"));
+  EXPECT_TRUE(has(err("17", nullptr), "needs the NB201 table"));
+  EXPECT_EQ(net::parse_arch_input("+0017", &table()).index, 17);
+}
+
+TEST(Cli, BracketedArchitecturesAreOneArchitectureNeverAList) {
+  auto r = run_cli("score --arch '[4, 0, 3, 1, 4, 3]'" + kQuick + data());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto recs = lines(r.out);
+  ASSERT_EQ(recs.size(), 1u) << r.out;
+  EXPECT_EQ(recs[0]["arch"],
+            "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_1x1~2|");
+  r = run_cli("score --arch '[0,0,0,0,1, 1,0,0,0,0, 0,0,0,1,0, 0,0,1,0,0, 0,1,0,0,0, 1,0,0,0,0]'" + kQuick + data());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines(r.out).size(), 1u) << r.out;
+  // Through --archs and stdin too, and --index takes only indices.
+  r = run_cli("score --archs -" + kQuick + data(), "[4, 0, 3, 1, 4, 3]\n(2,2,2,2,2,2)\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines(r.out).size(), 2u);
+  r = run_cli("score --index -1 --index '[1,2,3,4,0,1]'" + kQuick + data());
+  EXPECT_EQ(r.exit_code, 1);
+  recs = lines(r.out);
+  ASSERT_EQ(recs.size(), 2u) << r.out;
+  EXPECT_TRUE(has(recs[0]["error"], "NB201 index -1 is negative")) << recs[0];
+  EXPECT_TRUE(has(recs[1]["error"], "is not an NB201 index")) << recs[1];
+}
+
+// ---- 2. bytes that are not clean UTF-8 text --------------------------------------------------
+
+TEST(ArchLines, BomCrlfCommentsAndBadBytes) {
+  using namespace std::string_literals;  // the text holds NUL bytes
+  const auto l = read_lines("\xEF\xBB\xBF" "6111\r\n# whole-line comment\n\n  17  # why this one\n"
+                            "61\xE9" "11\n\x00\x01\x02 binary\n|none~0|\n"s);
+  ASSERT_EQ(l.size(), 5u);
+  EXPECT_EQ(l[0].text, "6111");
+  EXPECT_TRUE(l[0].error.empty());
+  EXPECT_EQ(l[1].text, "17");
+  EXPECT_EQ(l[1].line, 4);
+  EXPECT_TRUE(has(l[2].error, "line 5 is not UTF-8 text"));
+  EXPECT_EQ(l[2].text, "61\\xE911");
+  EXPECT_TRUE(has(l[3].error, "line 6"));
+  EXPECT_EQ(l[4].text, "|none~0|");
+  // A line without a newline at the end of the stream is still read.
+  EXPECT_EQ(read_lines("6111").at(0).text, "6111");
+}
+
+TEST(ArchLines, AnyBytesGiveValidUtf8EntriesAndOverlongLinesAreErrors) {
+  std::mt19937 gen(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string bytes(1 + gen() % 400, '\0');
+    for (auto& b : bytes) b = static_cast<char>(gen() % 256);
+    for (const auto& l : read_lines(bytes)) {
+      EXPECT_TRUE(net::is_valid_utf8(l.text));
+      EXPECT_TRUE(net::is_valid_utf8(l.error));
+    }
+  }
+  const auto l = read_lines(std::string(net::kMaxArchLineBytes + 10, 'x') + "\n6111\n");
+  ASSERT_EQ(l.size(), 2u);
+  EXPECT_TRUE(has(l[0].error, "longer than"));
+  EXPECT_EQ(l[1].text, "6111");
+  EXPECT_FALSE(net::is_valid_utf8("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(net::is_valid_utf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_TRUE(net::is_valid_utf8("caf\xC3\xA9 \xE2\x82\xAC"));
+}
+
+TEST(Cli, NonUtf8ListsScoreEveryGoodLine) {
+  const auto r = run_cli("score --archs -" + kQuick + data(),
+                         "\xEF\xBB\xBF" "6111\n61\xE9" "11\n17 # trailing comment\n");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const auto recs = lines(r.out);  // every line valid UTF-8 JSON
+  ASSERT_EQ(recs.size(), 3u) << r.out;
+  EXPECT_EQ(recs[0]["index"], 6111);
+  EXPECT_EQ(recs[1]["line"], 2);
+  EXPECT_EQ(recs[1]["input"], "61\\xE911");
+  EXPECT_EQ(recs[2]["index"], 17);
+  // A binary file: error records only, no crash, and the message names the line.
+  hn::test::TempDir d;
+  std::string bin = hn::test::slurp(hn::test::data_path("cifar10/cifar10_sample.bin")).substr(0, 20000);
+  const std::string path = d.write("bin.txt", bin + "\n6111\n");
+  const auto b = run_cli("score --archs " + path + kQuick + data());
+  EXPECT_EQ(b.exit_code, 1) << b.err;
+  const auto brecs = lines(b.out);
+  ASSERT_GE(brecs.size(), 2u);
+  EXPECT_EQ(brecs.back()["index"], 6111);
+  for (size_t i = 0; i + 1 < brecs.size(); ++i) EXPECT_TRUE(brecs[i].contains("error"));
+}
+
+TEST(Cli, DirectoriesAndEmptyListsAreErrors) {
+  hn::test::TempDir d;
+  auto r = run_cli("score --archs " + d.path() + kQuick + data());
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "is a directory")) << r.err;
+  r = run_cli("score --archs " + d.write("empty", "") + kQuick + data());
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "names no architecture")) << r.err;
+  r = run_cli("score --archs -" + kQuick + data(), "# nothing here\n\n");
+  EXPECT_EQ(r.exit_code, 3);
+}
+
+// ---- 3. work is never done and then lost -----------------------------------------------------
+
+TEST(Cli, OutputPathsAreCheckedBeforeAnyWork) {
+  const std::string missing = "/nonexistent-dir-hybridnas/x.json";
+  const std::string search = "search --budget 200 --population 20 --reference-sample 4" + kQuick + data();
+  const std::pair<std::string, std::string> cases[] = {
+      {search + "--out " + missing, "--out"},
+      {search + "--checkpoint " + missing, "--checkpoint"},
+      {search + "--cache " + missing, "--cache"},
+      {"stats --reference-sample 4" + kQuick + data() + "--out " + missing, "--out"},
+      {"bench --warmup 0 --runs 1" + kQuick + "--json " + missing, "--json"},
+      {"score --index 1" + kQuick + data() + "--out " + missing, "--out"},
+      {"score --index 1" + kQuick + data() + "--cache " + missing, "--cache"},
+  };
+  for (const auto& [args, option] : cases) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = run_cli(args);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(r.exit_code, 3) << args << "\n" << r.err;
+    EXPECT_TRUE(has(r.err, option + " '" + missing + "'")) << r.err;
+    EXPECT_TRUE(has(r.err, "does not exist")) << r.err;
+    EXPECT_FALSE(has(r.err, "found")) << "the search ran: " << r.err;
+    EXPECT_LT(s, 20.0) << args;
+  }
+  hn::test::TempDir d;
+  auto r = run_cli("eval --scores " + d.write("s.jsonl", "") + " --out " + d.path());
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "is a directory")) << r.err;
+}
+
+TEST(Cli, ScoreRefusesToTruncateAnExistingOutput) {
+  hn::test::TempDir d;
+  const std::string out = d.write("s.jsonl", "{\"arch\":\"hours of work\"}\n");
+  auto r = run_cli("score --index 1" + kQuick + data() + "--out " + out);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--resume") && has(r.err, "--force")) << r.err;
+  EXPECT_EQ(hn::test::slurp(out), "{\"arch\":\"hours of work\"}\n");
+  r = run_cli("score --index 1" + kQuick + data() + "--out " + out + " --force");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines(hn::test::slurp(out)).at(0)["index"], 1);
+}
+
+TEST(Files, AtomicWritesReplaceWholeFilesAndLeaveNoTemporaries) {
+  hn::test::TempDir d;
+  const std::string p = d.path() + "/r.json";
+  engine::write_file_atomic(p, "first\n");
+  engine::write_file_atomic(p, "second, longer\n");
+  EXPECT_EQ(hn::test::slurp(p), "second, longer\n");
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(d.path())) files += e.is_regular_file();
+  EXPECT_EQ(files, 1);
+  EXPECT_THROW(engine::write_file_atomic(d.path() + "/no/such/x", "x"), engine::OutputFileError);
+  EXPECT_THROW(engine::check_output_path(d.path(), "--out"), engine::OutputFileError);
+  EXPECT_NO_THROW(engine::check_output_path(p, "--out"));
+}
+
+TEST(Cli, BenchWritesItsJsonAfterEveryCase) {
+  hn::test::TempDir d;
+  const auto r = run_cli("bench --warmup 0 --runs 1 --proxies naswot,entropy --gaussian-input --arch 17"
+                         " --backend cpu --batch 8 --entropy-batch 4 --entropy-repeats 1 --json " +
+                         d.path() + "/b.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(hn::test::slurp(d.path() + "/b.json"));
+  EXPECT_TRUE(j["complete"].get<bool>());
+  EXPECT_EQ(j["proxies"].size(), 2u);
+}
+
+// ---- 4. results with different meanings never end up in one file ----------------------------
+
+TEST(Cli, ResumeRefusesOutputMadeWithOtherSettings) {
+  hn::test::TempDir d;
+  const std::string out = d.path() + "/s.jsonl";
+  const std::string base = "score --index 1 --index 2 --backend cpu --entropy-batch 4 --entropy-repeats 1 -q" +
+                           data() + "--out " + out;
+  ASSERT_EQ(run_cli(base + " --batch 8 --proxies naswot").exit_code, 0);
+  const std::string before = hn::test::slurp(out);
+  const std::pair<std::string, std::string> cases[] = {
+      {" --batch 16 --proxies naswot", "batch differs"},
+      {" --batch 8 --proxies naswot,ni", "proxies differs"},
+      {" --batch 8 --proxies naswot --score-seed 3", "score_seed differs"},
+      {" --batch 8 --proxies naswot --image-offset 100", "input differs"},
+      {" --batch 8 --proxies naswot --precision fp64", "precision differs"},
+  };
+  for (const auto& [flags, words] : cases) {
+    const auto r = run_cli(base + flags + " --resume --index 3");
+    EXPECT_EQ(r.exit_code, 2) << flags;
+    EXPECT_TRUE(has(r.err, words)) << r.err;
+    EXPECT_EQ(hn::test::slurp(out), before) << flags;  // nothing appended
+  }
+  const auto same = run_cli(base + " --batch 8 --proxies naswot --resume --index 3");
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_EQ(lines(hn::test::slurp(out)).size(), 3u);
+  // Without its settings file nothing says what made the records: refused.
+  std::filesystem::remove(engine::settings_file_path(out));
+  const auto bare = run_cli(base + " --batch 8 --proxies naswot --resume --index 4");
+  EXPECT_EQ(bare.exit_code, 3);
+  EXPECT_TRUE(has(bare.err, "no settings file")) << bare.err;
+}
+
+TEST(Cli, CheckpointOfAnotherSearchNamesTheSetting) {
+  hn::test::TempDir d;
+  const std::string base = "search --population 8 --reference-sample 4 --generations 2 --checkpoint " +
+                           d.path() + "/ck.json" + kQuick + data();
+  ASSERT_EQ(run_cli(base + "--budget 40").exit_code, 0);
+  auto r = run_cli(base + "--budget 41");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "its budget is 40, this search's is 41")) << r.err;
+  r = run_cli(base + "--budget 40 --mutation 0.5");
+  EXPECT_TRUE(has(r.err, "its mutation is 0.1, this search's is 0.5")) << r.err;
+  r = run_cli(base + "--budget 40 --search-seed 9");
+  EXPECT_TRUE(has(r.err, "its search_seed is 0, this search's is 9")) << r.err;
+}
+
+// ---- 5. a search does what was asked, or says why not ----------------------------------------
+
+TEST(Cli, SearchBudgetsAndRunsAreCheckedAndEarlyEndsReported) {
+  const std::string base = "search --population 8 --reference-sample 4" + kQuick + data();
+  for (const char* b : {"0", "-1", "15626", "abc", "1e3"}) {
+    const auto r = run_cli(base + "--budget " + b);
+    EXPECT_EQ(r.exit_code, 2) << b;
+    EXPECT_TRUE(has(r.err, "--budget: must be an integer from 1 to 15625")) << r.err;
+  }
+  auto r = run_cli(base + "--budget 12");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "must be more than 12")) << r.err;
+  r = run_cli(base + "--runs 0");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--runs: must be an integer from 1 to 100000")) << r.err;
+  EXPECT_LT(r.err.size(), 200u) << r.err;  // no 309-digit range
+  r = run_cli(base + "--budget 200 --generations 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out)["runs"][0];
+  EXPECT_EQ(j["stopped"], "generations");
+  EXPECT_FALSE(j["budget_spent"].get<bool>());
+  EXPECT_TRUE(j.contains("stopped_early"));
+  EXPECT_TRUE(has(r.err, "ended before its budget")) << r.err;
+  r = run_cli(base + "--budget 30 --strategy rea");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["runs"][0]["evaluations"], 30);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["runs"][0]["stopped"], "budget");
+}
+
+// ---- 6. files we did not write are not trusted -----------------------------------------------
+
+namespace {
+void sql(const std::string& path, const std::string& statements) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, statements.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+}  // namespace
+
+TEST(ScoreCacheTest, ForeignAndNewerDatabasesAreRefusedUnchanged) {
+  hn::test::TempDir d;
+  const std::string foreign = d.path() + "/app.db";
+  sql(foreign, "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES(1, 'a');");
+  const std::string own_scores = d.path() + "/own.db";
+  sql(own_scores, "CREATE TABLE scores(x INTEGER); PRAGMA application_id = 42;");
+  for (const auto& path : {foreign, own_scores}) {
+    const std::string before = hn::test::slurp(path);
+    try {
+      engine::ScoreCache c(path);
+      ADD_FAILURE() << path;
+    } catch (const engine::CacheError& e) {
+      EXPECT_TRUE(has(e.what(), "another program's SQLite database")) << e.what();
+    }
+    EXPECT_EQ(hn::test::slurp(path), before);  // no table added, journal mode unchanged
+    EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  }
+  const auto r = run_cli("score --index 1" + kQuick + data() + "--cache " + foreign);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "another program's")) << r.err;
+  // Ours, but from a newer format: refused too.
+  const std::string newer = d.path() + "/newer.db";
+  { engine::ScoreCache c(newer); }
+  sql(newer, "PRAGMA user_version = 99;");
+  try {
+    engine::ScoreCache c(newer);
+    ADD_FAILURE();
+  } catch (const engine::CacheError& e) {
+    EXPECT_TRUE(has(e.what(), "newer")) << e.what();
+  }
+}
+
+TEST(ScoreCacheTest, RowsReadBackAreValidated) {
+  hn::test::TempDir d;
+  const std::string path = d.path() + "/c.db";
+  {
+    engine::ScoreCache c(path);
+    c.put({{{5, Proxy::kNaswot, "k", 0}, engine::ProxyValue{1.5, "", 0.1}},
+           {{6, Proxy::kNaswot, "k", 0}, engine::ProxyValue{2.5, "", 0.1}}});
+    EXPECT_EQ(c.get({5, Proxy::kNaswot, "k", 0})->value, 1.5);
+  }
+  for (const char* edit : {"UPDATE scores SET value = 'abc' WHERE arch = 6",
+                           "UPDATE scores SET flag = 'bogus' WHERE arch = 6",
+                           "UPDATE scores SET seconds = -1 WHERE arch = 6",
+                           "UPDATE scores SET value = 9e999, flag = '' WHERE arch = 6"}) {
+    sql(path, std::string("PRAGMA journal_mode=WAL; ") + edit + ";");
+    engine::ScoreCache c(path);
+    EXPECT_EQ(c.get({5, Proxy::kNaswot, "k", 0})->value, 1.5);
+    try {
+      c.get({6, Proxy::kNaswot, "k", 0});
+      ADD_FAILURE() << edit;
+    } catch (const engine::CacheError& e) {
+      EXPECT_TRUE(has(e.what(), path) && has(e.what(), "invalid row")) << e.what();
+    }
+    sql(path, "UPDATE scores SET value = 2.5, flag = '', seconds = 0.1 WHERE arch = 6;");
+  }
+}
+
+TEST(StatsFile, EveryValueIsValidated) {
+  const std::string good =
+      R"({"naswot": {"mean": 1.0, "std": 2.0, "n": 50, "settings": "k", "score_seed": 0}})";
+  EXPECT_EQ(engine::parse_stats(good, "s").at(Proxy::kNaswot).n, 50);
+  const char* bad[] = {
+      R"({"nosuchproxy": {"mean": 1.0, "std": 2.0, "n": 50, "settings": "k", "score_seed": 0}})",
+      R"({"naswot": {"mean": "1", "std": 2.0, "n": 50, "settings": "k", "score_seed": 0}})",
+      R"({"naswot": {"mean": 1.0, "std": 0.0, "n": 50, "settings": "k", "score_seed": 0}})",
+      R"({"naswot": {"mean": 1.0, "std": 2.0, "n": 1, "settings": "k", "score_seed": 0}})",
+      R"({"naswot": {"mean": 1.0, "std": 2.0, "n": 50, "settings": "k", "score_seed": -1}})",
+      R"({"naswot": {"mean": 1.0, "std": 2.0, "n": 50, "settings": 7, "score_seed": 0}})",
+      R"({"naswot": {"mean": 1.0, "std": 2.0, "n": 50, "settings": "k", "score_seed": 0, "transform": "exp"}})",
+      R"({"naswot": [1, 2]})", R"([])", R"({})", "", "{\"naswot\":"};
+  for (const char* b : bad) {
+    try {
+      engine::parse_stats(b, "stats.json");
+      ADD_FAILURE() << b;
+    } catch (const std::runtime_error& e) {
+      EXPECT_TRUE(has(e.what(), "stats.json")) << e.what();
+    }
+  }
+  // Through the CLI: an exit code for bad data, never an internal error.
+  hn::test::TempDir d;
+  const auto r = run_cli("score --index 1 --proxies ninaswot --stats " + d.write("s.json", bad[0]) +
+                         " --backend cpu --batch 8 -q" + data());
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+}
+
+TEST(Checkpoint, EveryValueIsValidated) {
+  const std::string head = R"({"format": "hybridnas-search-checkpoint-2", "settings": {}, "generation": 1, "stall": 0,)";
+  const std::string good = head + R"( "population": [0,1,2,3,4,0], "stats": {}, "archive": [{"arch": 5, "values": {"naswot": [1.5, "", 0.1]}}]})";
+  EXPECT_EQ(engine::parse_checkpoint(good, "ck").archive.size(), 1u);
+  const std::string bad[] = {
+      head + R"( "population": [0,1,2,3,4,7], "stats": {}, "archive": []})",
+      head + R"( "population": [0,1,2,3,4], "stats": {}, "archive": []})",
+      head + R"( "population": [0,1,2,3,4,0], "stats": {}, "archive": [{"arch": 99999, "values": {}}]})",
+      head + R"( "population": [0,1,2,3,4,0], "stats": {}, "archive": [{"arch": 5, "values": {"naswot": ["nan", "", 0]}}]})",
+      head + R"( "population": [0,1,2,3,4,0], "stats": {}, "archive": [{"arch": 5, "values": {"naswot": [1, "bogus", 0]}}]})",
+      head + R"( "population": [0,1,2,3,4,0], "stats": {}, "archive": [{"arch": 5, "values": {"naswot": ["+inf", "", 0]}}]})",
+      head + R"( "population": [0,1,2,3,4,0], "stats": {}, "archive": [{"arch": 5, "values": {}}, {"arch": 5, "values": {}}]})",
+      head + R"( "population": [0,1,2,3,4,0], "stats": {"naswot": [1, 0, 5, "k"]}, "archive": []})",
+      R"({"format": "hybridnas-search-checkpoint-1", "fingerprint": "x"})",
+      R"({"some": "other program"})", "", good.substr(0, good.size() / 2)};
+  for (const auto& b : bad) {
+    try {
+      engine::parse_checkpoint(b, "checkpoint 'ck'");
+      ADD_FAILURE() << b;
+    } catch (const engine::CheckpointError& e) {
+      EXPECT_TRUE(has(e.what(), "checkpoint 'ck'")) << e.what();
+    }
+  }
+}
+
+TEST(ScoreFileTest, ValuesAreValidatedAndCsvIsRead) {
+  const std::string arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|";
+  const std::string good = "{\"arch\":\"" + arch + "\",\"index\":6111,\"naswot\":1.5,\"ntk\":\"+inf\","
+                           "\"flags\":{\"ntk\":\"singular\"},\"seconds\":{\"naswot\":0.1}}\n"
+                           "{\"input\":\"x\",\"line\":2,\"error\":\"bad\"}\n";
+  auto f = engine::parse_score_file(good + "{\"arch\":\"|nor_co", "s");
+  ASSERT_EQ(f.records.size(), 2u);
+  EXPECT_TRUE(f.partial_last_line);
+  EXPECT_EQ(f.complete_bytes, good.size());
+  EXPECT_EQ(f.records[0].score[Proxy::kNaswot]->value, 1.5);
+  EXPECT_TRUE(std::isinf(f.records[0].score[Proxy::kNtk]->value));
+  EXPECT_TRUE(f.records[1].error_record);
+  const std::string bad[] = {
+      "{\"arch\":\"" + arch + "\",\"naswot\":\"nan\"}\n",
+      "{\"arch\":\"" + arch + "\",\"naswot\":1,\"flags\":{\"naswot\":\"odd\"}}\n",
+      "{\"arch\":\"" + arch + "\",\"index\":15625}\n",
+      "{\"arch\":\"|bogus~0|\"}\n",
+      "{\"arch\":7}\n",
+      "[1,2]\n",
+      "{\"arch\":\"" + arch + "\",\"naswot\":1,\"seconds\":{\"naswot\":-2}}\n",
+      "not json\n",
+      "arch,index,naswot,flags,seconds_naswot,error\n" + arch + ",6111,nan,,0.1,\n",
+      "arch,index,naswot,flags,seconds_naswot,error\n" + arch + ",6111,1.5,,0.1\n",
+      "arch,index,bogus,flags,seconds_bogus,error\n"};
+  for (const auto& b : bad) EXPECT_THROW(engine::parse_score_file(b, "s"), engine::ScoreFileError) << b;
+  const auto csv = engine::parse_score_file(
+      "arch,index,naswot,ntk,flags,seconds_naswot,seconds_ntk,error\n" + arch +
+          ",6111,1.5,inf,ntk:singular,0.1,0.2,\n\"[1, 2]\",,,,,,,\"a, \"\"quoted\"\" error\"\n",
+      "s.csv");
+  ASSERT_EQ(csv.records.size(), 2u);
+  EXPECT_EQ(csv.format, engine::ScoreFormat::kCsv);
+  EXPECT_EQ(csv.records[0].score[Proxy::kNtk]->flag, "singular");
+  EXPECT_TRUE(csv.records[1].error_record);
+}
+
+// ---- 7. numbers at the edges -------------------------------------------------------------------
+
+TEST(Cli, EveryNumericOptionIsRangeCheckedAtBothEnds) {
+  const std::string score = "score --index 1 --backend cpu --proxies naswot -q --gaussian-input ";
+  const std::string search = "search --backend cpu --proxies naswot -q --gaussian-input --batch 8 ";
+  const std::string bench = "bench --backend cpu --proxies naswot --warmup 0 --runs 1 --batch 8 ";
+  const std::pair<std::string, std::string> cases[] = {
+      {score + "--batch 1", "--batch"}, {score + "--batch 4097", "--batch"},
+      {score + "--batch 99999999999999999999", "--batch"}, {score + "--batch -1", "--batch"},
+      {score + "--entropy-batch 0", "--entropy-batch"}, {score + "--entropy-repeats 1001", "--entropy-repeats"},
+      {score + "--num-classes 0", "--num-classes"}, {score + "--num-classes 1001", "--num-classes"},
+      {score + "--score-seed -1", "--score-seed"}, {score + "--score-seed 18446744073709551616", "--score-seed"},
+      {score + "--image-offset -1", "--image-offset"}, {score + "--image-offset 9223372036854775807", "--image-offset"},
+      {score + "--threads -1", "--threads"}, {score + "--device 1024", "--device"},
+      {score + "--gpu-streams 65", "--gpu-streams"}, {score + "--gpu-streams 0", "--gpu-streams"},
+      {score + "--reference-sample 1", "--reference-sample"}, {score + "--search-seed -5", "--search-seed"},
+      {search + "--population 15626", "--population"}, {search + "--population 3", "--population"},
+      {search + "--generations 0", "--generations"}, {search + "--crossover 1.5", "--crossover"},
+      {search + "--crossover nan", "--crossover"}, {search + "--mutation -0.1", "--mutation"},
+      {search + "--mutation inf", "--mutation"}, {search + "--stall 0", "--stall"},
+      {search + "--rea-tournament 0", "--rea-tournament"}, {search + "--reference-sample 15626", "--reference-sample"},
+      {search + "--search-seed 18446744073709551615 --runs 2", "--search-seed"},
+      {bench + "--repeat-archs 0", "--repeat-archs"}, {bench + "--max-seconds -1", "--max-seconds"},
+      {bench + "--runs 0", "--runs"}, {bench + "--warmup -1", "--warmup"},
+      {bench + "--repeat-archs 100000 --all", "--repeat-archs"},
+  };
+  for (const auto& [args, option] : cases) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
+    EXPECT_TRUE(has(r.err, option)) << args << "\n" << r.err;
+  }
+  // In range for the option, past the data: a data error, computed without overflow.
+  const auto r = run_cli("score --index 1 --backend cpu --proxies naswot -q --batch 8 --image-offset "
+                         "4611686018427387903" + data());
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_TRUE(has(r.err, "requested but")) << r.err;
+  net::CifarReader reader(hn::test::data_path("cifar10/cifar10_sample.bin"), net::DatasetKind::kCifar10);
+  EXPECT_THROW(reader.normalized(INT64_MAX, 10), net::DataError);
+  EXPECT_THROW(reader.identity(INT64_MAX - 3, 10), net::DataError);
+  EXPECT_THROW(reader.normalized(reader.size() - 2, 4), net::DataError);
+}
+
+// ---- 8. eval says what it dropped ------------------------------------------------------------
+
+TEST(Cli, EvalReportsMatchedAndDroppedAndRefusesConflicts) {
+  hn::test::TempDir d;
+  const std::string out = d.path() + "/s.jsonl";
+  auto r = run_cli("score --index 1 --index 2 --index 3 --index 6111 --archs -" + kQuick + data() +
+                   "--out " + out, "17\nnot-an-arch\n");
+  ASSERT_EQ(r.exit_code, 1) << r.err;
+  const std::string text = hn::test::slurp(out);
+  const auto recs = lines(text);
+  // A copy of one record (identical: dropped as a repeat) and a table without index 17's arch.
+  std::string csv_table = hn::test::slurp(table_path());
+  const std::string arch17 = recs[4]["arch"];
+  std::string filtered;
+  std::istringstream in(csv_table);
+  for (std::string l; std::getline(in, l);)
+    if (l.find(arch17) == std::string::npos) filtered += l + "\n";
+  const std::string tab = d.write("t.csv", filtered);
+  const std::string dup = d.write("dup.jsonl", text + recs[0].dump() + "\n");
+  r = run_cli("eval --scores " + dup + " --table " + tab + " --out " + d.path() + "/e.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(hn::test::slurp(d.path() + "/e.json"));
+  EXPECT_EQ(j["architectures"], 4);
+  EXPECT_EQ(j["dropped"]["error_records"], 1);
+  EXPECT_EQ(j["dropped"]["not_in_table"], 1);
+  EXPECT_EQ(j["dropped"]["duplicates"], 1);
+  EXPECT_TRUE(has(r.err, "4 architectures matched")) << r.err;
+  // Conflicting duplicates: records of different runs mixed in one file.
+  nlohmann::json other = recs[0];
+  other["naswot"] = other["naswot"].get<double>() + 1.0;
+  const std::string mixed = d.write("mixed.jsonl", text + other.dump() + "\n");
+  r = run_cli("eval --scores " + mixed);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "different naswot value")) << r.err;
+  // CSV output reads the same.
+  r = run_cli("score --index 1 --index 2 --index 3 --index 6111" + kQuick + data() + "--format csv --out " +
+              d.path() + "/s.csv");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto a = run_cli("eval --scores " + d.path() + "/s.csv");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_TRUE(has(a.out, "naswot")) << a.out;
+}
+
+// ---- smaller ones ------------------------------------------------------------------------------
+
+TEST(Cli, AMissingDefaultTableDoesNotBlockArchStrings) {
+  const std::string arch = "'|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|'";
+  auto r = run_cli("score --arch " + arch + kQuick + data(), "", "HYBRIDNAS_TABLE=/nonexistent.csv");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(lines(r.out).at(0)["index"].is_null());
+  r = run_cli("score --index 5" + kQuick + data(), "", "HYBRIDNAS_TABLE=/nonexistent.csv");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(has(lines(r.out).at(0)["error"], "needs the NB201 table")) << r.out;
+  // An explicit --table that is missing stays an error.
+  r = run_cli("score --arch " + arch + kQuick + data() + "--table /nonexistent.csv");
+  EXPECT_EQ(r.exit_code, 3);
+}
+
+TEST(Cli, HelpSaysEntropySeedUsesGaussianImages) {
+  const auto r = run_cli("score --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(has(r.out, "entropy_seed (always Gaussian")) << r.out;
+}
