@@ -56,15 +56,15 @@ void BenchCommand::add_to(CLI::App& app) {
   scoring.add_to(app, /*with_preset=*/false);
   archs.add_to(app);
   app.add_option("--warmup", warmup, "Untimed warm-up passes over the first architecture (1)")
-      ->check(int_range(0, 1000));
-  app.add_option("--runs", runs, "Timed passes; the median is reported (5)")->check(int_range(1, 1000));
+      ->transform(int_range(0, 1000));
+  app.add_option("--runs", runs, "Timed passes; the median is reported (5)")->transform(int_range(1, 1000));
   app.add_option("--max-seconds", max_seconds,
                  "Stop timing a proxy after this many seconds (at least one timed pass) (120)")
-      ->check(real_range(0, 1e6));
+      ->transform(real_range(0, 1e6));
   app.add_flag("--presets", presets, "Also time the presets hybrid, seed and cpu-quick as wholes");
   app.add_option("--repeat-archs", repeat_archs,
                  "Score each architecture this many times per pass (fills a GPU's streams) (1)")
-      ->check(int_range(1, 100000));
+      ->transform(int_range(1, 100000));
   app.add_flag("--once", once, "One pass, no warm-up (for profilers)");
   app.add_option("--json", json,
                  "Also write the results as JSON to this file (rewritten atomically after every "
@@ -87,7 +87,7 @@ int BenchCommand::run() {
   } else {
     const auto table = load_table(scoring.table, false, scoring.quiet);
     for (const auto& it : resolve_archs(archs, table.get())) {
-      if (!it.error.empty()) throw CliError(kExitBadInput, it.error);
+      if (!it.error.empty()) throw CliError(kExitUsage, it.error);
       genes.push_back(*it.genes);
     }
   }
@@ -128,6 +128,9 @@ int BenchCommand::run() {
       if (pre.num_classes > 0) c.settings.num_classes = pre.num_classes;
       cases.push_back(c);
     }
+  if (cases.empty())
+    throw CliError(kExitUsage, "nothing to time: bench times the raw proxies (ninaswot is naswot + ni: "
+                               "--proxies naswot,ni times both and their pair)");
 
   std::string device = cpu_model_name();
   double peak_tflops = 0.0;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include "cli/bench.hpp"
@@ -12,6 +13,8 @@
 #include "engine/files.hpp"
 #include "engine/score_file.hpp"
 #include "engine/devices.hpp"
+#include "engine/search.hpp"
+#include "net/text.hpp"
 #include "engine/fitness.hpp"
 #include "cli/search_cmd.hpp"
 #include "net/sampling.hpp"
@@ -52,8 +55,8 @@ struct ScoreCommand {
     app.add_option("--stats", stats_file, "ninaswot: z statistics from `hybridnas stats`");
     app.add_option("--reference-sample", reference_sample,
                    "ninaswot without --stats: z statistics over R sampled architectures (50)")
-        ->check(int_range(2, net::kNumArchs));
-    app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)")->check(unsigned64());
+        ->transform(int_range(2, net::kNumArchs));
+    app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)")->transform(unsigned64());
   }
 
   // What gives the records their meaning; a resume must match it exactly (engine::score_file).
@@ -80,11 +83,56 @@ struct ScoreCommand {
     return j;
   }
 
-  // Architectures already in the output (for --resume), after checking that the file was made
-  // with this run's settings. A run killed mid-write leaves at most a partial last line: it is
-  // cut off so that appending starts on a fresh line.
-  std::set<int> already_scored(const nlohmann::json& now) const {
-    std::set<int> done;
+  // The order in which a --resume refusal looks for the setting that differs: the options a user
+  // sets first, then what is derived from them.
+  static const std::vector<std::string>& settings_order() {
+    static const std::vector<std::string> order = {
+        "proxies", "batch", "entropy_batch", "entropy_repeats", "num_classes", "score_seed",
+        "precision", "input", "format", "proxy_settings", "ninaswot_statistics"};
+    return order;
+  }
+
+  // The settings recorded beside a non-empty output (for --resume), or null when there is no
+  // output yet.
+  nlohmann::json recorded_settings() const {
+    std::error_code ec;
+    if (!std::filesystem::exists(out, ec) || std::filesystem::file_size(out, ec) == 0) return nullptr;
+    const std::string side = engine::settings_file_path(out);
+    try {
+      return engine::parse_json_strict(engine::read_file(side)).at("settings");
+    } catch (const engine::OutputFileError&) {
+      throw CliError(kExitData, "--resume: '" + out + "' has no settings file beside it (" + side +
+                                    "), so nothing says which settings made its records; score into "
+                                    "a new file, or give --force to overwrite it");
+    } catch (const std::exception&) {
+      throw CliError(kExitData, "--resume: the settings file " + side + " is not valid; score into a "
+                                    "new file, or give --force to overwrite both");
+    }
+  }
+
+  void require_recorded(const nlohmann::json& recorded, const nlohmann::json& now) const {
+    if (recorded.is_null()) return;
+    nlohmann::json rec = recorded;
+    // The early check comes before ninaswot's statistics exist: everything else must match.
+    if (!now.contains("ninaswot_statistics") && rec.is_object()) rec.erase("ninaswot_statistics");
+    try {
+      engine::require_same_settings(rec, now, "--resume: '" + out + "' was made with other settings",
+                                    settings_order());
+    } catch (const engine::ScoreFileError& e) {
+      throw CliError(kExitUsage, std::string(e.what()) +
+                                     "; score into a new file, or give --force to overwrite it");
+    }
+  }
+
+  // What is already in the output (for --resume): scored architectures, and error records by
+  // (line, input) so that a resume does not repeat them. A run killed mid-write leaves at most a
+  // partial last line: it is cut off so that appending starts on a fresh line.
+  struct Done {
+    std::set<int> archs;
+    std::set<std::pair<int, std::string>> errors;
+  };
+  Done already_scored() const {
+    Done done;
     std::error_code ec;
     if (!std::filesystem::exists(out, ec)) return done;
     std::string text;
@@ -94,25 +142,6 @@ struct ScoreCommand {
       throw CliError(kExitData, std::string("--resume: ") + e.what());
     }
     if (text.empty()) return done;
-    const std::string side = engine::settings_file_path(out);
-    nlohmann::json recorded;
-    try {
-      const std::string st = engine::read_file(side);
-      recorded = nlohmann::json::parse(st).at("settings");
-    } catch (const engine::OutputFileError&) {
-      throw CliError(kExitData, "--resume: '" + out + "' has no settings file beside it (" + side +
-                                    "), so nothing says which settings made its records; score into "
-                                    "a new file, or give --force to overwrite it");
-    } catch (const std::exception&) {
-      throw CliError(kExitData, "--resume: the settings file " + side + " is not valid; score into a "
-                                    "new file, or give --force to overwrite both");
-    }
-    try {
-      engine::require_same_settings(recorded, now, "--resume: '" + out + "' was made with other settings");
-    } catch (const engine::ScoreFileError& e) {
-      throw CliError(kExitUsage, std::string(e.what()) +
-                                     "; score into a new file, or give --force to overwrite it");
-    }
     engine::ScoreFile f;
     try {
       f = engine::parse_score_file(text, out);
@@ -121,8 +150,10 @@ struct ScoreCommand {
     }
     if (f.format != engine::ScoreFormat::kJsonl)
       throw CliError(kExitData, "--resume: '" + out + "' is not JSON lines");
-    for (const auto& r : f.records)
-      if (!r.error_record) done.insert(net::genes_code(r.score.genes));
+    for (const auto& r : f.records) {
+      if (r.error_record) done.errors.insert({r.input_line, r.input});
+      else done.archs.insert(net::genes_code(r.score.genes));
+    }
     if (f.partial_last_line) {
       std::filesystem::resize_file(out, f.complete_bytes, ec);
       if (ec) throw CliError(kExitData, "--resume: cannot trim the partial last line of '" + out + "'");
@@ -143,8 +174,18 @@ struct ScoreCommand {
     if (resume && force)
       throw CliError(kExitUsage, "--resume keeps the records in --out, --force overwrites them: give one");
     // Every output is checked before any work starts.
+    OutputLock lock;
     if (!out.empty()) {
       check_output(out, "--out");
+      check_output(engine::settings_file_path(out), "--out's settings file");
+      check_distinct({{"--out", out},
+                      {"--out's settings file", engine::settings_file_path(out)},
+                      {"--cache", cache},
+                      {"--archs", archs.archs_file == "-" ? "" : archs.archs_file},
+                      {"--stats", stats_file},
+                      {"--data", scoring.data},
+                      {"--table", scoring.table}});
+      lock = lock_output(out);  // two runs writing one file would interleave their records
       std::error_code ec;
       if (!resume && !force && std::filesystem::exists(out, ec) && std::filesystem::file_size(out, ec) > 0)
         throw CliError(kExitUsage, "--out '" + out + "' exists and is not empty: give --resume to continue "
@@ -155,6 +196,8 @@ struct ScoreCommand {
     const auto table = load_table(scoring.table, false, scoring.quiet);
     std::vector<ArchItem> items = resolve_archs(archs, table.get());
     const engine::ScoreInputs inputs = load_inputs_or_fail(s);
+    const nlohmann::json recorded = resume ? recorded_settings() : nlohmann::json();
+    require_recorded(recorded, settings_json(s, inputs, {}));  // before any network runs
     const bool want_ninaswot =
         std::find(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot) != s.proxies.end();
     engine::ZStats stats;
@@ -162,9 +205,9 @@ struct ScoreCommand {
       stats = ninaswot_stats(s, inputs, backend, stats_file, reference_sample, search_seed,
                              scoring.quiet);
     const nlohmann::json settings = settings_json(s, inputs, stats);
-
-    std::set<int> skip;
-    if (resume) skip = already_scored(settings);
+    require_recorded(recorded, settings);
+    Done skip;
+    if (resume) skip = already_scored();
     std::ofstream file;
     std::ostream* os = &std::cout;
     if (!out.empty()) {
@@ -176,7 +219,8 @@ struct ScoreCommand {
                                    {"written", utc_timestamp()}})
                            .dump(1) +
                        "\n");
-      file.open(out, resume ? std::ios::app | std::ios::binary : std::ios::trunc | std::ios::binary);
+      file.open(engine::resolve_output(out),
+                resume ? std::ios::app | std::ios::binary : std::ios::trunc | std::ios::binary);
       if (!file) throw CliError(kExitData, "cannot write --out file '" + out + "'");
       os = &file;
     }
@@ -194,9 +238,10 @@ struct ScoreCommand {
     for (size_t i = 0; i < items.size(); ++i) {
       if (!items[i].error.empty()) {
         ++errors;
+        if (skip.errors.count({items[i].line, items[i].input})) items[i].already_written = true;
         continue;
       }
-      if (skip.count(net::genes_code(*items[i].genes))) {
+      if (skip.archs.count(net::genes_code(*items[i].genes))) {
         ++resumed;
         continue;
       }
@@ -209,7 +254,7 @@ struct ScoreCommand {
     size_t next_item = 0;
     auto flush_errors_before = [&](size_t item) {
       for (; next_item < item; ++next_item)
-        if (!items[next_item].error.empty()) {
+        if (!items[next_item].error.empty() && !items[next_item].already_written) {
           Record r;
           r.input = items[next_item].input;
           r.line = items[next_item].line;
@@ -267,8 +312,8 @@ struct StatsCommand {
     archs.add_to(app);
     app.add_option("--reference-sample", reference_sample,
                    "Architectures to sample (without --arch/--index/--archs/--all) (50)")
-        ->check(int_range(2, net::kNumArchs));
-    app.add_option("--search-seed", search_seed, "Seed of the sample (0)")->check(unsigned64());
+        ->transform(int_range(2, net::kNumArchs));
+    app.add_option("--search-seed", search_seed, "Seed of the sample (0)")->transform(unsigned64());
     app.add_option("--out", out, "Statistics file to write (JSON); default: stdout");
   }
 
@@ -279,6 +324,8 @@ struct StatsCommand {
     engine::FitnessSpec spec;
     spec.log_ntk = engine::run_preset(preset_name).log_ntk;
     if (!out.empty()) check_output(out, "--out");
+    check_distinct({{"--out", out}, {"--archs", archs.archs_file == "-" ? "" : archs.archs_file},
+                    {"--data", scoring.data}, {"--table", scoring.table}});
     const engine::ScoreInputs inputs = load_inputs_or_fail(s);
     std::vector<net::Genes> sample;
     if (archs.empty()) {
@@ -286,9 +333,13 @@ struct StatsCommand {
       sample = net::sample_distinct(reference_sample, search_seed, Purpose::kReferenceSample, true);
     } else {
       const auto table = load_table(scoring.table, false, scoring.quiet);
+      std::set<int> seen;
       for (const auto& it : resolve_archs(archs, table.get())) {
-        if (!it.error.empty()) throw CliError(kExitBadInput, it.error);
-        if (!net::is_degenerate(*it.genes)) sample.push_back(*it.genes);  // SPEC.md 4
+        // Statistics over a sample with a hole in it would be wrong without a word: refuse.
+        if (!it.error.empty()) throw CliError(kExitUsage, it.error);
+        // SPEC.md 4: degenerate cells are not in a reference sample; each architecture once.
+        if (!net::is_degenerate(*it.genes) && seen.insert(net::genes_code(*it.genes)).second)
+          sample.push_back(*it.genes);
       }
     }
     std::vector<Proxy> raw = engine::raw_proxies(s.proxies);
@@ -366,7 +417,33 @@ struct DevicesCommand {
 
 }  // namespace
 
+namespace {
+// What CLI11 would get wrong: "--out=" (an empty value) makes it take the next argument as the
+// value, and an unknown first word gives "A subcommand is required".
+std::optional<std::string> argv_problem(int argc, char** argv) {
+  static const char* kCommands[] = {"score", "stats", "bench", "devices", "search", "eval"};
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const char* c : kCommands) known = known || std::string(argv[1]) == c;
+    if (!known)
+      return "unknown command '" + net::printable(argv[1], 60) +
+             "' (commands: score, stats, search, eval, bench, devices; see --help)";
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.size() > 2 && a.compare(0, 2, "--") == 0 && a.back() == '=' &&
+        a.find('=') == a.size() - 1)
+      return a.substr(0, a.size() - 1) + ": an empty value (give a value after '=')";
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 int run(int argc, char** argv) {
+  if (const auto problem = argv_problem(argc, argv)) {
+    std::cerr << "hybridnas: error: " << *problem << "\nRun with --help for more information.\n";
+    return kExitUsage;
+  }
   CLI::App app{
       "hybridnas: training-free neural architecture search on NAS-Bench-201.\n"
       "Scores architectures with proxies computed on randomly initialised networks."};
@@ -409,6 +486,22 @@ int run(int argc, char** argv) {
   } catch (const net::DataError& e) {
     std::cerr << "hybridnas: error: " << e.what() << "\n";
     return kExitData;
+  } catch (const engine::CacheError& e) {  // files read or written mid-run
+    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    return kExitData;
+  } catch (const engine::CheckpointError& e) {
+    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    return kExitData;
+  } catch (const engine::ScoreFileError& e) {
+    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    return kExitData;
+  } catch (const engine::OutputFileError& e) {
+    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    return kExitData;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "hybridnas: error: out of memory; lower --batch, --entropy-batch or the number of "
+                 "architectures scored at once\n";
+    return kExitInternal;
   } catch (const std::exception& e) {
     std::cerr << "hybridnas: internal error: " << e.what() << "\n";
     return kExitInternal;

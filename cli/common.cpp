@@ -1,6 +1,11 @@
 #include "cli/common.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -29,23 +34,23 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
   app.add_option("--data", data, "CIFAR binary data: a file or a directory of batch files");
   app.add_option("--dataset", dataset, "Data format and normalisation: cifar10 or cifar100")
       ->check(CLI::IsMember({"cifar10", "cifar100"}));
-  app.add_option("--image-offset", image_offset, "First record of the data to use (0)")
-      ->check(int_range(0, INT64_MAX / 2));
+  o_image_offset = app.add_option("--image-offset", image_offset, "First record of the data to use (0)")
+      ->transform(int_range(0, INT64_MAX / 2));
   app.add_flag("--gaussian-input", gaussian_input, "Use N(0,1) images instead of --data");
   o_batch = app.add_option("--batch", batch,
                            "Images of naswot, naswot_once and ni (real images, or Gaussian with "
                            "--gaussian-input), of entropy_seed (always Gaussian, SPEC.md 3) and of "
                            "ntk / ntk_fast (min(64, batch)) (128)")
-                ->check(int_range(2, 4096));
+                ->transform(int_range(2, 4096));
   o_entropy_batch = app.add_option("--entropy-batch", entropy_batch, "Gaussian images of entropy (32)")
-                        ->check(int_range(1, 4096));
+                        ->transform(int_range(1, 4096));
   o_entropy_repeats =
-      app.add_option("--entropy-repeats", entropy_repeats, "Repeats of entropy (4)")->check(int_range(1, 1000));
+      app.add_option("--entropy-repeats", entropy_repeats, "Repeats of entropy (4)")->transform(int_range(1, 1000));
   o_num_classes = app.add_option("--num-classes", num_classes,
                                  "Logits of the head (default: 10 for cifar10, 100 for cifar100; "
                                  "1 = the NASWOT convention)")
-                    ->check(int_range(1, 1000));
-  app.add_option("--score-seed", score_seed, "Seed of every random tensor of scoring (0)")->check(unsigned64());
+                    ->transform(int_range(1, 1000));
+  app.add_option("--score-seed", score_seed, "Seed of every random tensor of scoring (0)")->transform(unsigned64());
   app.add_option("--precision", precision, "Activations: fp32 or fp64 (CPU only)")
       ->check(CLI::IsMember({"fp32", "fp64"}));
   app.add_option("--backend", backend, "cpu, cuda or auto (the GPU when there is one)")
@@ -54,11 +59,11 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
     app.add_option("--preset", preset,
                    "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, or auto (cpu-quick on the CPU "
                    "backend; full for score and hybrid for search on CUDA); flags override it");
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(int_range(0, 4096));
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->transform(int_range(0, 4096));
   app.add_option("--device", device, "CUDA device index (after CUDA_VISIBLE_DEVICES) (0)")
-      ->check(int_range(0, 1023));
+      ->transform(int_range(0, 1023));
   app.add_option("--gpu-streams", gpu_streams, "CUDA backend: architectures scored concurrently (8)")
-      ->check(int_range(1, 64));
+      ->transform(int_range(1, 64));
   app.add_flag("--tf32", tf32, "CUDA backend: TF32 tensor cores for convolutions and GEMMs (faster, "
                                "less exact; reported in the settings)");
   app.add_option("--table", table,
@@ -100,6 +105,8 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
   s.gaussian_input = gaussian_input;
   if (s.gaussian_input && !data.empty())
     throw CliError(kExitUsage, "give either --data or --gaussian-input, not both");
+  if (o_image_offset && o_image_offset->count() && data.empty())
+    throw CliError(kExitUsage, "--image-offset selects records of --data; there is no --data");
   if (be == "cuda" && s.precision == engine::Precision::kFp64)
     throw CliError(kExitUsage, "--precision fp64 is a CPU-backend reference mode");
   try {
@@ -125,6 +132,9 @@ void ArchOptions::add_to(CLI::App& app) {
 
 engine::ScoreInputs load_inputs_or_fail(const engine::ScoreSettings& s) {
   try {
+    // --data is checked even when these proxies read no images: a wrong path is never ignored.
+    if (!s.data_path.empty() && !engine::needs_images(engine::raw_proxies(s.proxies)))
+      net::CifarReader(s.data_path, s.dataset).identity(s.image_offset, 1);
     return engine::load_inputs(s);
   } catch (const net::DataError& e) {
     throw CliError(kExitData, e.what());
@@ -144,6 +154,7 @@ CLI::Validator int_range(int64_t lo, int64_t hi) {
         char* end = nullptr;
         const long long x = std::strtoll(v.c_str(), &end, 10);
         if (errno == ERANGE || *end != '\0' || x < lo || x > hi) return msg;
+        v = std::to_string(x);  // decimal for CLI11, which would read a leading 0 as octal
         return {};
       },
       "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
@@ -155,10 +166,8 @@ CLI::Validator real_range(double lo, double hi) {
         char buf[128];
         std::snprintf(buf, sizeof buf, "must be a number from %g to %g, got '", lo, hi);
         const std::string msg = buf + net::printable(v, 40) + "'";
-        errno = 0;
-        char* end = nullptr;
-        const double x = v.empty() ? NAN : std::strtod(v.c_str(), &end);
-        if (v.empty() || errno == ERANGE || *end != '\0' || !std::isfinite(x) || x < lo || x > hi) return msg;
+        double x = 0;
+        if (!net::parse_decimal(v, &x) || x < lo || x > hi) return msg;
         return {};
       },
       "NUMBER");
@@ -172,8 +181,9 @@ CLI::Validator unsigned64() {
         if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) return msg;
         errno = 0;
         char* end = nullptr;
-        std::strtoull(v.c_str(), &end, 10);
+        const unsigned long long x = std::strtoull(v.c_str(), &end, 10);
         if (errno == ERANGE || *end != '\0') return msg;
+        v = std::to_string(x);  // decimal for CLI11, which would read a leading 0 as octal
         return {};
       },
       "UINT64");
@@ -196,8 +206,8 @@ std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool require
     return std::make_unique<net::ArchTable>(net::ArchTable::load(p));
   } catch (const std::exception& e) {
     if (!path.empty() || required) throw CliError(kExitData, e.what());
-    if (!quiet)
-      std::cerr << "hybridnas: warning: the default NB201 table is unusable (" << e.what()
+    (void)quiet;  // a warning, not progress: -q does not hide it
+    std::cerr << "hybridnas: warning: the default NB201 table is unusable (" << e.what()
                 << "); NB201 indices and accuracies are unavailable, arch strings still work\n";
     return nullptr;
   }
@@ -400,6 +410,47 @@ void check_output(const std::string& path, const std::string& option) {
   } catch (const engine::OutputFileError& e) {
     throw CliError(kExitData, e.what());
   }
+}
+
+void check_distinct(const std::vector<std::pair<std::string, std::string>>& options) {
+  namespace fs = std::filesystem;
+  auto same = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec);
+    return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+  };
+  for (size_t i = 0; i < options.size(); ++i)
+    for (size_t j = i + 1; j < options.size(); ++j) {
+      const auto& [na, pa] = options[i];
+      const auto& [nb, pb] = options[j];
+      if (!pa.empty() && !pb.empty() && same(pa, pb))
+        throw CliError(kExitUsage, na + " and " + nb + " name the same file ('" + pa + "'); give them different files");
+    }
+}
+
+OutputLock& OutputLock::operator=(OutputLock&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+OutputLock::~OutputLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+OutputLock lock_output(const std::string& path) {
+  const std::string target = engine::resolve_output(path);
+  const int fd = ::open(target.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);  // never truncates
+  if (fd < 0) throw CliError(kExitData, "cannot open '" + path + "': " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw CliError(kExitData, "'" + path + "' is being written by another hybridnas process; wait for it, "
+                              "or give another --out");
+  }
+  return OutputLock(fd);
 }
 
 void write_output(const std::string& path, const std::string& content) {

@@ -57,6 +57,7 @@ struct ScoringOptions {
   std::string gpu_auto_preset = "full";  // what --preset auto means on CUDA
 
   CLI::Option* o_proxies = nullptr;
+  CLI::Option* o_image_offset = nullptr;
   CLI::Option* o_batch = nullptr;
   CLI::Option* o_entropy_batch = nullptr;
   CLI::Option* o_entropy_repeats = nullptr;
@@ -94,6 +95,7 @@ struct ArchItem {
   std::string input;
   int line = 0;
   std::string error;
+  bool already_written = false;  // score --resume: this error record is in the output already
 };
 
 // engine::load_inputs with its errors as exit codes (data: kExitData; missing images: kExitUsage).
@@ -142,6 +144,25 @@ std::unique_ptr<engine::ScoreCache> open_cache(const std::string& path);
 
 // engine::check_output_path as a CliError(kExitData); call it before any work starts.
 void check_output(const std::string& path, const std::string& option);
+// Refuses two options naming the same file (e.g. eval --scores F --out F would replace the
+// scores with the result); empty paths are skipped. CliError(kExitUsage).
+void check_distinct(const std::vector<std::pair<std::string, std::string>>& options);
+
+// An exclusive lock (flock) on an output file, held until destroyed: a second process writing the
+// same file is refused (CliError kExitData) instead of interleaving records with the first.
+class OutputLock {
+ public:
+  OutputLock() = default;
+  explicit OutputLock(int fd) : fd_(fd) {}
+  OutputLock(OutputLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  OutputLock& operator=(OutputLock&& o) noexcept;
+  ~OutputLock();
+
+ private:
+  int fd_ = -1;
+};
+OutputLock lock_output(const std::string& path);
+
 // engine::write_file_atomic as a CliError(kExitData).
 void write_output(const std::string& path, const std::string& content);
 

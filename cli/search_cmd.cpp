@@ -24,22 +24,22 @@ void SearchCommand::add_to(CLI::App& app) {
   o_budget = app.add_option("--budget", budget,
                             "Distinct architectures to evaluate, reference sample included, 1..15625 "
                             "(default: the preset's; 1000, cpu-quick 500)")
-                 ->check(int_range(1, net::kNumArchs));
-  app.add_option("--runs", runs, "Independent runs with search seeds S, S+1, ... (1)")->check(int_range(1, 100000));
-  app.add_option("--search-seed", search_seed, "Seed of the search and reference sample (0)")->check(unsigned64());
+                 ->transform(int_range(1, net::kNumArchs));
+  app.add_option("--runs", runs, "Independent runs with search seeds S, S+1, ... (1)")->transform(int_range(1, 100000));
+  app.add_option("--search-seed", search_seed, "Seed of the search and reference sample (0)")->transform(unsigned64());
   app.add_option("--column", column, "Accuracy column of --table reported for the answer (cifar10_test)");
   app.add_option("--cache", cache, "SQLite score cache shared with `score` (no network runs for cached scores)");
   app.add_flag("--cache-only", cache_only,
                "Never run a network: an architecture missing from --cache is an error (exit 3)");
-  app.add_option("--population", population, "GA / REA population (100, even)")->check(int_range(4, net::kNumArchs));
-  app.add_option("--generations", generations, "GA generations (10)")->check(int_range(1, 1000000));
-  app.add_option("--crossover", crossover, "GA crossover probability (0.8)")->check(real_range(0, 1));
-  app.add_option("--mutation", mutation, "GA mutation probability per pair (0.1)")->check(real_range(0, 1));
+  app.add_option("--population", population, "GA / REA population (100, even)")->transform(int_range(4, net::kNumArchs));
+  app.add_option("--generations", generations, "GA generations (10)")->transform(int_range(1, 1000000));
+  app.add_option("--crossover", crossover, "GA crossover probability (0.8)")->transform(real_range(0, 1));
+  app.add_option("--mutation", mutation, "GA mutation probability per pair (0.1)")->transform(real_range(0, 1));
   app.add_option("--stall", stall, "GA: stop after this many generations without a new architecture (20)")
-      ->check(int_range(1, 1000000));
-  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)")->check(int_range(1, net::kNumArchs));
+      ->transform(int_range(1, 1000000));
+  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)")->transform(int_range(1, net::kNumArchs));
   app.add_option("--reference-sample", reference_sample, "z fitness: architectures in the reference sample (50)")
-      ->check(int_range(2, net::kNumArchs));
+      ->transform(int_range(2, net::kNumArchs));
   app.add_option("--stats", stats_file, "z statistics from `hybridnas stats` instead of a reference sample");
   app.add_flag("--dedup-isomorphic", dedup, "Score one representative (lowest NB201 index) per isomorphism class");
   app.add_option("--checkpoint", checkpoint,
@@ -49,11 +49,13 @@ void SearchCommand::add_to(CLI::App& app) {
 }
 
 namespace {
+constexpr int kIsomorphismClasses = 6466;  // NB201 cells up to isomorphism (tests/test_search.cpp)
+
 std::string stop_explanation(const std::string& reason, const engine::SearchConfig& c) {
   if (reason == "generations")
     return "the GA ran its " + std::to_string(c.generations) +
            " generations (--generations) first; children that repeat evaluated architectures cost "
-           "no budget, so raise --generations to spend more of it";
+           "no budget" + std::string(c.generations < 1000000 ? ", so raise --generations to spend more of it" : "");
   if (reason == "stall")
     return "the GA made no new architecture for " + std::to_string(c.stall_generations) +
            " generations (--stall)";
@@ -71,6 +73,11 @@ std::string arch_label(const net::Genes& g, const net::ArchTable* table) {
 }
 }  // namespace
 
+std::string SearchCommand::checkpoint_path(uint64_t seed) const {
+  if (checkpoint.empty()) return "";
+  return runs == 1 ? checkpoint : checkpoint + ".seed" + std::to_string(seed);
+}
+
 int SearchCommand::run() {
   std::string backend, preset_name;
   engine::ScoreSettings s = scoring.settings(&backend, &preset_name);
@@ -86,7 +93,15 @@ int SearchCommand::run() {
   s.proxies.erase(std::remove(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot), s.proxies.end());
   cfg.fitness.proxies = s.proxies;
   cfg.fitness.log_ntk = preset.log_ntk;
+  if (cfg.strategy == engine::Strategy::kExhaustive && o_budget->count())
+    throw CliError(kExitUsage, "--budget does not apply to --strategy exhaustive, which evaluates the whole space");
+  if (!stats_file.empty() && cfg.fitness.mode != engine::FitnessMode::kZ)
+    throw CliError(kExitUsage, "--stats gives z statistics; the " + std::string(engine::fitness_mode_name(cfg.fitness.mode)) +
+                                   " fitness does not use them");
   cfg.budget = o_budget->count() ? budget : preset.budget;
+  if (dedup && cfg.budget > kIsomorphismClasses)
+    throw CliError(kExitUsage, "--budget " + std::to_string(cfg.budget) + " with --dedup-isomorphic: the space has only " +
+                                   std::to_string(kIsomorphismClasses) + " isomorphism classes");
   cfg.population = population;
   cfg.generations = generations;
   cfg.ga.crossover = crossover;
@@ -109,7 +124,14 @@ int SearchCommand::run() {
   cfg.stats = std::nullopt;
   // Every output is checked before any work starts.
   if (!out.empty()) check_output(out, "--out");
-  if (!checkpoint.empty()) check_output(checkpoint, "--checkpoint");
+  for (int r = 0; r < runs && !checkpoint.empty(); ++r)
+    check_output(checkpoint_path(search_seed + static_cast<uint64_t>(r)), "--checkpoint");
+  check_distinct({{"--out", out},
+                  {"--checkpoint", runs == 1 ? checkpoint : ""},
+                  {"--cache", cache},
+                  {"--stats", stats_file},
+                  {"--data", scoring.data},
+                  {"--table", scoring.table}});
   const auto table = load_table(scoring.table, false, scoring.quiet);
   if (!table && !column.empty() && !scoring.quiet)
     std::cerr << "[search] no NB201 table: answers are reported without accuracy\n";
@@ -131,7 +153,8 @@ int SearchCommand::run() {
   }
   // What a checkpoint must have been written with to be resumed (a refusal names the first
   // setting that differs).
-  nlohmann::json named = {{"strategy", engine::strategy_name(cfg.strategy)},
+  nlohmann::json named = {{"preset", preset_name},
+                          {"strategy", engine::strategy_name(cfg.strategy)},
                           {"budget", cfg.budget},
                           {"population", cfg.population},
                           {"generations", cfg.generations},
@@ -141,10 +164,18 @@ int SearchCommand::run() {
                           {"fitness", engine::fitness_mode_name(cfg.fitness.mode)},
                           {"log_ntk", cfg.fitness.log_ntk},
                           {"dedup_isomorphic", cfg.dedup_isomorphic},
-                          {"reference_sample", cfg.stats ? 0 : cfg.reference_sample},
+                          {"reference_sample", cfg.stats ? nlohmann::json("--stats") : nlohmann::json(cfg.reference_sample)},
                           {"score_seed", s.score_seed},
                           {"proxies", engine::proxy_list_string(s.proxies)}};
   for (Proxy p : s.proxies) named[std::string("settings_") + engine::proxy_name(p)] = engine::settings_key(p, s, inputs.identity);
+  if (cfg.stats) {  // the statistics' values, not the file's name
+    nlohmann::json z = nlohmann::json::object();
+    for (const auto& [p, st] : *cfg.stats) z[engine::proxy_name(p)] = {st.mean, st.std};
+    named["stats"] = z;
+  }
+  cfg.settings_order = {"preset", "strategy", "proxies", "fitness", "log_ntk", "budget", "population",
+                        "generations", "crossover", "mutation", "stall", "dedup_isomorphic",
+                        "reference_sample", "stats", "score_seed", "search_seed"};
 
   std::unique_ptr<engine::ScoreCache> db;
   if (!cache.empty()) db = open_cache(cache);
@@ -174,7 +205,7 @@ int SearchCommand::run() {
   std::vector<double> accuracies;
   for (int r = 0; r < runs; ++r) {
     cfg.search_seed = search_seed + static_cast<uint64_t>(r);
-    cfg.checkpoint = checkpoint.empty() ? "" : runs == 1 ? checkpoint : checkpoint + ".seed" + std::to_string(cfg.search_seed);
+    cfg.checkpoint = checkpoint_path(cfg.search_seed);
     cfg.settings = named;
     cfg.settings["search_seed"] = cfg.search_seed;
     std::unique_ptr<engine::Scorer> scorer;
@@ -295,10 +326,26 @@ void EvalCommand::add_to(CLI::App& app) {
 }
 
 int EvalCommand::run() {
+  std::vector<engine::FitnessSpec> extra_specs;  // --fitness-proxies, checked before any reading
+  for (const auto& list : fitness_proxies) {
+    engine::FitnessSpec spec;
+    try {
+      spec.proxies = engine::raw_proxies(engine::parse_proxy_list(list));
+    } catch (const std::invalid_argument& e) {
+      throw CliError(kExitUsage, std::string("--fitness-proxies: ") + e.what());
+    }
+    spec.proxies.erase(std::remove(spec.proxies.begin(), spec.proxies.end(), Proxy::kNinaswot), spec.proxies.end());
+    extra_specs.push_back(spec);
+  }
+  if (!out.empty()) check_output(out, "--out");
+  check_distinct({{"--scores", scores}, {"--out", out}, {"--table", table}});
   const auto tab = load_table(table, /*required=*/true);
   if (!tab->has_column(column))
     throw CliError(kExitData, "table '" + tab->path() + "' has no column '" + column + "'");
-  if (!out.empty()) check_output(out, "--out");
+  for (double a : tab->column(column))
+    if (std::isfinite(a) && (a < 0 || a > 100))
+      throw CliError(kExitData, "table '" + tab->path() + "': column " + column + " holds " + std::to_string(a) +
+                                    ", not an accuracy in percent (0..100)");
   engine::ScoreFile file;
   try {
     file = engine::parse_score_file(engine::read_file(scores), scores);
@@ -395,14 +442,7 @@ int EvalCommand::run() {
     for (Proxy p : spec.proxies) ok = ok && std::find(present.begin(), present.end(), p) != present.end();
     if (ok) specs.push_back({name, spec});
   }
-  for (const auto& list : fitness_proxies) {
-    engine::FitnessSpec spec;
-    try {
-      spec.proxies = engine::raw_proxies(engine::parse_proxy_list(list));
-    } catch (const std::invalid_argument& e) {
-      throw CliError(kExitUsage, e.what());
-    }
-    spec.proxies.erase(std::remove(spec.proxies.begin(), spec.proxies.end(), Proxy::kNinaswot), spec.proxies.end());
+  for (auto spec : extra_specs) {
     for (Proxy p : spec.proxies)
       if (std::find(present.begin(), present.end(), p) == present.end())
         throw CliError(kExitData, std::string("--fitness-proxies: the scores have no ") + engine::proxy_name(p));

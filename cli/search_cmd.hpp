@@ -31,6 +31,7 @@ struct SearchCommand {
 
   void add_to(CLI::App& app);
   int run();
+  std::string checkpoint_path(uint64_t search_seed) const;  // FILE, or FILE.seedS with --runs > 1
 };
 
 struct EvalCommand {

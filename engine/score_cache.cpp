@@ -2,10 +2,15 @@
 
 #include <sqlite3.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 
 #include "engine/score_file.hpp"
+#include "net/nb201.hpp"
 
 namespace hn::engine {
 
@@ -34,7 +39,87 @@ void ScoreCache::exec(const char* sql) const {
   }
 }
 
+namespace {
+// What a file is, found without changing it: a read-only connection never rolls back a hot
+// journal, checkpoints or deletes a WAL file, or writes the database.
+struct Identity {
+  int64_t app_id = 0, version = 0;
+  std::vector<std::string> objects;  // every schema object: "type name"
+  bool legacy_schema = false;        // meta.schema holds our old schema name
+};
+
+Identity inspect(const std::string& path) {
+  sqlite3* db = nullptr;
+  auto fail = [&](const std::string& why) -> CacheError {
+    const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return CacheError("'" + path + "' is not a usable hybridnas score cache (" + why + ": " + msg +
+                      "); it was left unchanged");
+  };
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+    throw fail("cannot open it read-only");
+  Identity id;
+  auto one_int = [&](const char* sql) {
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, nullptr) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
+      sqlite3_finalize(q);
+      throw fail("not a readable SQLite database");
+    }
+    const int64_t v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+  };
+  id.app_id = one_int("PRAGMA application_id");
+  id.version = one_int("PRAGMA user_version");
+  sqlite3_stmt* q = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT type || ' ' || name FROM sqlite_master ORDER BY type, name", -1, &q,
+                         nullptr) != SQLITE_OK)
+    throw fail("cannot read its schema");
+  while (sqlite3_step(q) == SQLITE_ROW)
+    id.objects.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
+  sqlite3_finalize(q);
+  if (id.objects == std::vector<std::string>{"table meta", "table scores"} && id.app_id == 0 && id.version == 0) {
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema'", -1, &q, nullptr) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_TEXT)
+      id.legacy_schema = std::string(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))) == kSchema;
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(db);
+  return id;
+}
+}  // namespace
+
 ScoreCache::ScoreCache(const std::string& path) : path_(path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode))
+      throw CacheError("score cache '" + path + "' is not a regular file");
+    if (st.st_size > 0) {
+      // Not even SQLite: refused before SQLite opens it.
+      char head[16] = {};
+      std::FILE* f = std::fopen(path.c_str(), "rb");
+      const size_t got = f ? std::fread(head, 1, sizeof head, f) : 0;
+      if (f) std::fclose(f);
+      if (got < sizeof head || std::memcmp(head, "SQLite format 3", 16) != 0)
+        throw CacheError("'" + path + "' is not a SQLite database, so not a hybridnas score cache; it was "
+                         "left unchanged. Give --cache a new file");
+      const Identity id = inspect(path);
+      const bool ours = id.app_id == kApplicationId;
+      const bool empty = id.objects.empty() && id.app_id == 0 && id.version == 0;
+      if (!ours && !empty && !id.legacy_schema) {
+        std::string list;
+        for (const auto& o : id.objects) list += (list.empty() ? "" : ", ") + o;
+        throw CacheError("'" + path + "' is another program's SQLite database (application_id " +
+                         std::to_string(id.app_id) + ", user_version " + std::to_string(id.version) +
+                         (list.empty() ? "" : ", " + list) +
+                         "), not a hybridnas score cache; it was left unchanged. Give --cache a new file");
+      }
+      if (ours && id.version > kFormatVersion)
+        throw CacheError("score cache '" + path + "' was written by a newer hybridnas (format " +
+                         std::to_string(id.version) + "; this one reads " + std::to_string(kFormatVersion) +
+                         "); it was left unchanged");
+    }
+  }
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
     const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -43,33 +128,7 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
   }
   sqlite3_busy_timeout(db_, 120000);  // other processes may hold the write lock
   try {
-    // Identify the file before changing anything in it: only reads until it is known to be ours
-    // (or a new, empty database).
-    const int64_t app_id = query_int("PRAGMA application_id");  // fails on a file that is not SQLite
     const int64_t version = query_int("PRAGMA user_version");
-    std::vector<std::string> tables;
-    {
-      Stmt t(db_, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-      while (sqlite3_step(t.s) == SQLITE_ROW)
-        tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(t.s, 0)));
-    }
-    bool legacy = false;
-    if (app_id == 0 && tables == std::vector<std::string>{"meta", "scores"}) {
-      Stmt m(db_, "SELECT value FROM meta WHERE key = 'schema'");
-      legacy = sqlite3_step(m.s) == SQLITE_ROW && sqlite3_column_type(m.s, 0) == SQLITE_TEXT &&
-               std::string(reinterpret_cast<const char*>(sqlite3_column_text(m.s, 0))) == kSchema;
-    }
-    if (app_id != kApplicationId && !(app_id == 0 && (tables.empty() || legacy))) {
-      std::string list;
-      for (const auto& t : tables) list += (list.empty() ? "" : ", ") + t;
-      throw CacheError("'" + path + "' is another program's SQLite database (application_id " +
-                       std::to_string(app_id) + (list.empty() ? "" : ", tables " + list) +
-                       "), not a hybridnas score cache; it was left unchanged. Give --cache a new file");
-    }
-    if (app_id == kApplicationId && version > kFormatVersion)
-      throw CacheError("score cache '" + path + "' was written by a newer hybridnas (format " +
-                       std::to_string(version) + "; this one reads " + std::to_string(kFormatVersion) +
-                       "); it was left unchanged");
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
     {
@@ -141,7 +200,9 @@ std::map<int, ProxyValue> ScoreCache::get_many(Proxy p, const std::string& setti
       v.seconds = sqlite3_column_double(s.s, 2);
       const bool ok = (tv == SQLITE_FLOAT || tv == SQLITE_INTEGER) && tf == SQLITE_TEXT &&
                       (tsec == SQLITE_FLOAT || tsec == SQLITE_INTEGER) && !std::isnan(v.value) &&
-                      (v.flag.empty() || is_known_flag(v.flag)) && (std::isfinite(v.value) || !v.flag.empty()) &&
+                      (v.flag.empty() || is_known_flag(v.flag)) &&
+                      (std::isfinite(v.value) || (!v.flag.empty() && v.value == worst_value(p))) &&
+                      (v.flag == kFlagDegenerate) == net::is_degenerate(net::genes_from_code(a)) &&
                       std::isfinite(v.seconds) && v.seconds >= 0;
       if (!ok)
         throw CacheError("score cache '" + path_ + "' holds an invalid row (architecture code " +

@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <cmath>
+#include <algorithm>
 #include <cstdlib>
 
+#include "engine/files.hpp"
 #include "net/arch_input.hpp"
 
 namespace hn::engine {
@@ -38,12 +40,20 @@ double number_field(const std::string& f, const std::string& name, int line, con
                     bool allow_inf) {
   if (allow_inf && (f == "inf" || f == "+inf")) return INFINITY;
   if (allow_inf && f == "-inf") return -INFINITY;
-  char* end = nullptr;
-  errno = 0;
-  const double d = f.empty() ? NAN : std::strtod(f.c_str(), &end);
-  if (f.empty() || *end != '\0' || !std::isfinite(d) || errno == ERANGE)
-    fail(name, line, what + " '" + net::printable(f, 60) + "' is not a finite number");
+  double d = 0;
+  if (!net::parse_decimal(f, &d))
+    fail(name, line, what + " '" + net::printable(f, 60) + "' is not a finite decimal number");
   return d;
+}
+
+// What SPEC.md 3 allows a value: infinite only as a flagged worst value, and the flag
+// `degenerate` exactly on degenerate cells.
+void check_value(Proxy p, const ProxyValue& v, const net::Genes& g, const std::string& name, int line) {
+  if (std::isinf(v.value) && (v.flag.empty() || v.value != worst_value(p)))
+    fail(name, line, std::string(proxy_name(p)) + " is infinite without being a flagged worst value");
+  if ((v.flag == kFlagDegenerate) != net::is_degenerate(g))
+    fail(name, line, std::string(proxy_name(p)) + (net::is_degenerate(g) ? " of a degenerate cell lacks the flag degenerate"
+                                                                        : " is flagged degenerate on a cell that is not"));
 }
 
 int index_value(long long v, const std::string& name, int line) {
@@ -63,9 +73,9 @@ net::Genes arch_value(const std::string& s, const std::string& name, int line) {
 ScoreRecord parse_json_line(const std::string& text, const std::string& name, int line) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    fail(name, line, "not a JSON record");
+    j = parse_json_strict(text);
+  } catch (const std::exception& e) {
+    fail(name, line, std::string("not a JSON record: ") + e.what());
   }
   if (!j.is_object()) fail(name, line, "not a JSON object");
   ScoreRecord r;
@@ -73,6 +83,12 @@ ScoreRecord parse_json_line(const std::string& text, const std::string& name, in
   if (!j.contains("arch")) {
     if (j.contains("error") && j["error"].is_string() && j.contains("input") && j["input"].is_string()) {
       r.error_record = true;
+      r.input = j["input"].get<std::string>();
+      if (j.contains("line")) {
+        if (!j["line"].is_number_unsigned() || j["line"].get<uint64_t>() > 1000000000)
+          fail(name, line, "the error record's line is not a line number");
+        r.input_line = static_cast<int>(j["line"].get<uint64_t>());
+      }
       return r;
     }
     fail(name, line, "neither a score record (arch) nor an error record (input, error)");
@@ -80,7 +96,8 @@ ScoreRecord parse_json_line(const std::string& text, const std::string& name, in
   if (!j["arch"].is_string()) fail(name, line, "arch is not a string");
   r.score.genes = arch_value(j["arch"].get<std::string>(), name, line);
   if (j.contains("index") && !j["index"].is_null()) {
-    if (!j["index"].is_number_integer()) fail(name, line, "index is not an integer");
+    if (!j["index"].is_number_integer() || (j["index"].is_number_unsigned() && j["index"].get<uint64_t>() > 15624))
+      fail(name, line, "index " + net::printable(j["index"].dump(), 40) + " is not an integer in 0..15624");
     r.index = index_value(j["index"].get<long long>(), name, line);
   }
   const nlohmann::json flags = j.value("flags", nlohmann::json::object());
@@ -103,6 +120,7 @@ ScoreRecord parse_json_line(const std::string& text, const std::string& name, in
         fail(name, line, "seconds of " + it.key() + " is not a non-negative number");
       v.seconds = s.get<double>();
     }
+    check_value(*p, v, r.score.genes, name, line);
     r.score[*p] = v;
   }
   for (auto it = flags.begin(); it != flags.end(); ++it)
@@ -168,6 +186,7 @@ ScoreFile parse_score_file(std::string_view text, const std::string& name) {
     std::string line(text.substr(pos, nl - pos));
     pos = out.complete_bytes = nl + 1;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (lineno == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // a BOM
     if (line.empty()) continue;
     if (!net::is_valid_utf8(line)) fail(name, lineno, "not UTF-8 text");
     if (!header_seen) {
@@ -181,6 +200,8 @@ ScoreFile parse_score_file(std::string_view text, const std::string& name) {
         for (; k < header.size() && header[k] != "flags"; ++k) {
           const auto p = proxy_of(header[k]);
           if (!p) fail(name, lineno, "unknown CSV column '" + net::printable(header[k], 40) + "'");
+          if (std::find(out.csv_proxies.begin(), out.csv_proxies.end(), *p) != out.csv_proxies.end())
+            fail(name, lineno, "the CSV header names " + header[k] + " twice");
           out.csv_proxies.push_back(*p);
         }
         if (k + out.csv_proxies.size() + 2 != header.size())
@@ -203,6 +224,7 @@ ScoreFile parse_score_file(std::string_view text, const std::string& name) {
     r.line = lineno;
     if (!f.back().empty()) {
       r.error_record = true;
+      r.input = f[0];
       out.records.push_back(std::move(r));
       continue;
     }
@@ -224,7 +246,8 @@ ScoreFile parse_score_file(std::string_view text, const std::string& name) {
       const auto p = colon == std::string::npos ? std::nullopt : proxy_of(item.substr(0, colon));
       if (!p || !is_known_flag(item.substr(colon + 1)))
         fail(name, lineno, "flags entry '" + net::printable(item, 40) + "' is not proxy:flag");
-      flags[*p] = item.substr(colon + 1);
+      if (!flags.emplace(*p, item.substr(colon + 1)).second)
+        fail(name, lineno, "flags name " + std::string(proxy_name(*p)) + " twice");
       b = e + 1;
     }
     for (size_t i = 0; i < np; ++i) {
@@ -237,6 +260,7 @@ ScoreFile parse_score_file(std::string_view text, const std::string& name) {
         v.seconds = number_field(f[3 + np + i], name, lineno, std::string("seconds_") + proxy_name(p), false);
         if (v.seconds < 0) fail(name, lineno, std::string("seconds_") + proxy_name(p) + " is negative");
       }
+      check_value(p, v, r.score.genes, name, lineno);
       r.score[p] = v;
     }
     out.records.push_back(std::move(r));
@@ -247,15 +271,19 @@ ScoreFile parse_score_file(std::string_view text, const std::string& name) {
 std::string settings_file_path(const std::string& out) { return out + ".settings.json"; }
 
 void require_same_settings(const nlohmann::json& recorded, const nlohmann::json& now,
-                           const std::string& what) {
+                           const std::string& what, const std::vector<std::string>& order) {
   if (!recorded.is_object()) throw ScoreFileError(what + " holds no settings object");
-  for (auto it = now.begin(); it != now.end(); ++it) {
-    const auto r = recorded.find(it.key());
+  std::vector<std::string> keys;
+  for (const auto& k : order)
+    if (now.contains(k)) keys.push_back(k);
+  for (auto it = now.begin(); it != now.end(); ++it)
+    if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) keys.push_back(it.key());
+  for (const auto& k : keys) {
+    const auto r = recorded.find(k);
     const std::string was = r == recorded.end() ? "(not recorded)" : r->dump();
-    if (r == recorded.end() || *r != it.value())
-      throw ScoreFileError(what + ": " + it.key() + " differs: it was made with " +
-                           net::printable(was, 300) + ", this run uses " +
-                           net::printable(it.value().dump(), 300));
+    if (r == recorded.end() || *r != now[k])
+      throw ScoreFileError(what + ": " + k + " differs: it was made with " + net::printable(was, 300) +
+                           ", this run uses " + net::printable(now[k].dump(), 300));
   }
   for (auto it = recorded.begin(); it != recorded.end(); ++it)
     if (!now.contains(it.key()))

@@ -28,6 +28,8 @@ struct ScoreRecord {
   bool error_record = false;    // an input that could not be scored (input, line, error)
   ArchScore score;              // genes and every proxy column present (error records: empty)
   std::optional<int> index;     // the record's NB201 index (null / empty: none)
+  std::string input;            // error records: the input text and its line (0: none)
+  int input_line = 0;
 };
 
 struct ScoreFile {
@@ -52,7 +54,9 @@ bool is_known_flag(const std::string& flag);
 std::string settings_file_path(const std::string& out);
 // Compares the settings recorded for an output with this run's; throws ScoreFileError naming
 // the first setting that differs (e.g. "batch: the file was made with 64, this run uses 128").
+// Keys named in `order` are compared first, in that order (the options a user sets, before the
+// values derived from them), then the rest.
 void require_same_settings(const nlohmann::json& recorded, const nlohmann::json& now,
-                           const std::string& what);
+                           const std::string& what, const std::vector<std::string>& order = {});
 
 }  // namespace hn::engine

@@ -158,12 +158,17 @@ bool read_checkpoint(const SearchConfig& c, Archive& archive, Fitness& fitness, 
     throw CheckpointError(e.what());
   }
   CheckpointData d = parse_checkpoint(text, name);
-  for (auto it = c.settings.begin(); it != c.settings.end(); ++it) {
-    const auto r = d.settings.find(it.key());
-    if (r == d.settings.end() || *r != it.value())
-      throw CheckpointError(name + " belongs to another search: its " + it.key() + " is " +
-                            (r == d.settings.end() ? std::string("not recorded") : r->dump()) +
-                            ", this search's is " + it.value().dump() +
+  std::vector<std::string> keys;
+  for (const auto& k : c.settings_order)
+    if (c.settings.contains(k)) keys.push_back(k);
+  for (auto it = c.settings.begin(); it != c.settings.end(); ++it)
+    if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) keys.push_back(it.key());
+  for (const auto& k : keys) {
+    const auto r = d.settings.find(k);
+    if (r == d.settings.end() || *r != c.settings[k])
+      throw CheckpointError(name + " belongs to another search: its " + k + " is " +
+                            (r == d.settings.end() ? std::string("not recorded") : net::printable(r->dump(), 200)) +
+                            ", this search's is " + net::printable(c.settings[k].dump(), 200) +
                             " (give another --checkpoint file, or delete this one to start afresh)");
   }
   if (d.population.size() != static_cast<size_t>(c.population) * kGenes)
@@ -177,6 +182,23 @@ bool read_checkpoint(const SearchConfig& c, Archive& archive, Fitness& fitness, 
   for (const auto& [p, s] : d.stats)
     if (std::find(c.fitness.proxies.begin(), c.fitness.proxies.end(), p) == c.fitness.proxies.end())
       throw CheckpointError(name + ": it holds statistics of " + proxy_name(p) + ", which this fitness lacks");
+  if (c.fitness.mode == FitnessMode::kZ)
+    for (Proxy p : c.fitness.proxies)
+      if (!d.stats.count(p))
+        throw CheckpointError(name + ": it holds no z statistics of " + proxy_name(p) +
+                              ", which this fitness needs");
+  // The GA checkpoints after evaluating its population: every member is in the archive.
+  {
+    std::vector<bool> in_archive(net::kNumArchs, false);
+    for (const auto& e : d.archive) in_archive[net::genes_code(e.genes)] = true;
+    for (size_t i = 0; i < d.population.size(); i += kGenes) {
+      net::Genes g;
+      for (int e = 0; e < kGenes; ++e) g[e] = static_cast<net::Op>(d.population[i + e]);
+      if (!in_archive[net::genes_code(g)] && !c.dedup_isomorphic)
+        throw CheckpointError(name + ": a population member is missing from its archive");
+    }
+    if (d.archive.empty()) throw CheckpointError(name + ": its archive is empty");
+  }
   st.generation = d.generation;
   st.stall = d.stall;
   st.population = std::move(d.population);
@@ -431,9 +453,9 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name) 
   };
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception&) {
-    throw bad("not JSON (truncated or another program's file)");
+    j = parse_json_strict(text);
+  } catch (const std::exception& e) {
+    throw bad(std::string(e.what()) + " (truncated, or another program's file)");
   }
   if (!j.is_object()) throw bad("not a JSON object");
   if (!j.contains("format") || !j["format"].is_string())
@@ -447,6 +469,13 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name) 
     const auto v = j[key].get<int64_t>();
     if (v < lo || v > hi) throw bad(std::string(key) + " is out of range");
     return static_cast<int>(v);
+  };
+  auto proxy_named = [&](const std::string& key, const char* where) {
+    try {
+      return parse_proxy(key);
+    } catch (const std::invalid_argument&) {
+      throw bad(std::string(where) + " names an unknown proxy");
+    }
   };
   CheckpointData d;
   if (!j.contains("settings") || !j["settings"].is_object()) throw bad("settings is not an object");
@@ -462,19 +491,15 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name) 
   if (d.population.empty() || d.population.size() % kGenes) throw bad("population is not whole architectures");
   if (!j.contains("stats") || !j["stats"].is_object()) throw bad("stats is not an object");
   for (auto it = j["stats"].begin(); it != j["stats"].end(); ++it) {
-    Proxy p;
-    try {
-      p = parse_proxy(it.key());
-    } catch (const std::invalid_argument&) {
-      throw bad("stats names an unknown proxy");
-    }
+    const Proxy p = proxy_named(it.key(), "stats");
     const auto& v = it.value();
     if (!v.is_array() || v.size() != 4 || !v[0].is_number() || !v[1].is_number() ||
         !v[2].is_number_integer() || !v[3].is_string())
       throw bad(std::string("stats of ") + proxy_name(p) + " are not [mean, std, n, settings]");
     ZStat z{v[0].get<double>(), v[1].get<double>(), 0, v[3].get<std::string>(), 0};
     const auto n = v[2].get<int64_t>();
-    if (!std::isfinite(z.mean) || !(z.std > 0) || !std::isfinite(z.std) || n < 2 || n > net::kNumArchs)
+    if (!std::isfinite(z.mean) || !(z.std >= std::numeric_limits<double>::min()) || !std::isfinite(z.std) ||
+        n < 2 || n > net::kNumArchs)
       throw bad(std::string("stats of ") + proxy_name(p) + " are not finite with a positive std");
     z.n = static_cast<int>(n);
     d.stats[p] = z;
@@ -492,12 +517,7 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name) 
     ArchScore a;
     a.genes = net::genes_from_code(static_cast<int>(code));
     for (auto it = e["values"].begin(); it != e["values"].end(); ++it) {
-      Proxy p;
-      try {
-        p = parse_proxy(it.key());
-      } catch (const std::invalid_argument&) {
-        throw bad("an archive entry names an unknown proxy");
-      }
+      const Proxy p = proxy_named(it.key(), "an archive entry");
       const auto& v = it.value();
       if (!v.is_array() || v.size() != 3 || !v[1].is_string() || !v[2].is_number())
         throw bad("an archive value is not [value, flag, seconds]");

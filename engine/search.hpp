@@ -39,6 +39,7 @@ struct SearchConfig {
   // Named settings that must match for a checkpoint to resume (strategy, budget, proxies, ...):
   // a refusal names the first that differs.
   nlohmann::json settings = nlohmann::json::object();
+  std::vector<std::string> settings_order;  // compared first, in this order (the user's options)
 
   void validate() const;  // throws std::invalid_argument
 };

@@ -4,6 +4,7 @@
 #include "net/arch_input.hpp"
 
 #include <cmath>
+#include <limits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -69,9 +70,9 @@ ZStats read_stats_file(const std::string& path) {
 ZStats parse_stats(std::string_view text, const std::string& name) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text.begin(), text.end());
+    j = parse_json_strict(text);
   } catch (const std::exception& e) {
-    throw std::runtime_error(name + " is not valid JSON: " + e.what());
+    throw std::runtime_error(name + ": " + e.what());
   }
   if (!j.is_object() || j.empty())
     throw std::runtime_error(name + " is not a JSON object of statistics per proxy");
@@ -98,7 +99,7 @@ ZStats parse_stats(std::string_view text, const std::string& name) {
     ZStat s{v["mean"].get<double>(), v["std"].get<double>(), 0, v["settings"].get<std::string>(),
             v["score_seed"].get<uint64_t>(), "identity"};
     const auto n = v["n"].get<int64_t>();
-    if (n < 2 || n > 1000000000) throw std::runtime_error(where + "n must be at least 2");
+    if (n < 2 || n > 1000000000) throw std::runtime_error(where + "n must be from 2 to 1000000000");
     s.n = static_cast<int>(n);
     if (v.contains("transform")) {
       if (!v["transform"].is_string()) throw std::runtime_error(where + "transform must be a string");
@@ -106,8 +107,9 @@ ZStats parse_stats(std::string_view text, const std::string& name) {
     }
     if (s.transform != "identity" && s.transform != "log")
       throw std::runtime_error(where + "transform must be identity or log");
-    if (!std::isfinite(s.mean) || !(s.std > 0.0) || !std::isfinite(s.std))
-      throw std::runtime_error(where + "mean must be finite and std positive and finite");
+    // A std below the smallest normal double would turn every z into an infinity.
+    if (!std::isfinite(s.mean) || !(s.std >= std::numeric_limits<double>::min()) || !std::isfinite(s.std))
+      throw std::runtime_error(where + "mean must be finite and std a positive, finite, normal number");
     out[p] = s;
   }
   return out;

@@ -1,5 +1,7 @@
 #include "net/arch_input.hpp"
 
+#include "net/text.hpp"
+
 #include <cctype>
 #include <cstdio>
 #include <vector>
@@ -31,12 +33,13 @@ std::string_view trim(std::string_view s) {
 }
 
 ArchRef parse_index(std::string_view t, const ArchTable* table) {
-  const bool negative = t[0] == '-';
-  std::string_view digits = t.substr(t[0] == '-' || t[0] == '+' ? 1 : 0);
-  while (digits.size() > 1 && digits[0] == '0') digits.remove_prefix(1);
   const std::string shown = printable(t);
-  if (negative && digits != "0")
+  if (t[0] == '-')
     throw ArchInputError("NB201 index " + shown + " is negative: indices are 0..15624");
+  if (t[0] == '+')
+    throw ArchInputError("'" + shown + "': write an NB201 index without a sign (0..15624)");
+  std::string_view digits = t;  // leading zeros are decimal, never octal
+  while (digits.size() > 1 && digits[0] == '0') digits.remove_prefix(1);
   if (digits.size() > 9)
     throw ArchInputError("NB201 index " + shown + " is out of range: indices are 0..15624");
   const int idx = std::stoi(std::string(digits));
@@ -59,19 +62,34 @@ ArchRef parse_list(std::string_view t, const ArchTable* table) {
   if (t.size() < 2 || t.back() != close)
     refuse(t, std::string("a list must end with '") + close + "'");
   std::string_view body = t.substr(1, t.size() - 2);
+  // Values separated by commas (Python: "4, 0, 3") or by whitespace only (numpy: "1. 0. 0."),
+  // never both, and no empty slot between two commas.
   std::vector<std::string_view> items;
+  const bool commas = body.find(',') != std::string_view::npos;
   size_t i = 0;
+  auto skip_space = [&] {
+    while (i < body.size() && (body[i] == ' ' || body[i] == '\t')) ++i;
+  };
+  skip_space();
   while (i < body.size()) {
-    while (i < body.size() && (body[i] == ',' || body[i] == ' ' || body[i] == '\t')) ++i;
     const size_t b = i;
     while (i < body.size() && body[i] != ',' && body[i] != ' ' && body[i] != '\t') ++i;
-    if (i > b) items.push_back(body.substr(b, i - b));
+    if (i == b) refuse(t, "an empty value in the list");
+    items.push_back(body.substr(b, i - b));
+    skip_space();
+    if (commas && i < body.size()) {
+      if (body[i] != ',') refuse(t, "list values must be separated by commas throughout");
+      ++i;
+      skip_space();
+      if (i == body.size()) refuse(t, "a comma ends the list");
+    }
   }
   auto value_of = [&](std::string_view v, int hi) -> int {
     // Integers, or numpy-style floats with a zero fraction ("1.", "1.0", "0.000").
     size_t k = 0;
     int n = 0;
-    if (k < v.size() && v[k] == '+') ++k;
+    if (v.size() > 1 && v[0] == '0' && std::isdigit(static_cast<unsigned char>(v[1])))
+      refuse(t, "list value '" + printable(v) + "' has a leading zero");
     const size_t digits_at = k;
     while (k < v.size() && std::isdigit(static_cast<unsigned char>(v[k])) && k - digits_at < 4)
       n = n * 10 + (v[k++] - '0');
@@ -111,28 +129,6 @@ ArchRef parse_list(std::string_view t, const ArchTable* table) {
   return r;
 }
 
-// Length of the UTF-8 sequence at s[i], or 0 when it is not a valid one.
-size_t utf8_sequence(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  size_t n;
-  uint32_t cp;
-  if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
-  else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
-  else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return n;
-}
-
 }  // namespace
 
 Genes genes_from_naslib_op_indices(const int (&ops)[kNumEdges]) {
@@ -143,36 +139,6 @@ Genes genes_from_naslib_op_indices(const int (&ops)[kNumEdges]) {
     g[kNaslibEdgeToGene[k]] = kNaslibOp[ops[k]];
   }
   return g;
-}
-
-bool is_valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = utf8_sequence(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-std::string printable(std::string_view s, size_t max_bytes) {
-  std::string out;
-  const size_t end = std::min(s.size(), max_bytes);
-  for (size_t i = 0; i < end;) {
-    const size_t n = utf8_sequence(s, i);
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (n == 0 || (n == 1 && ((c < 0x20 && c != '\t') || c == 0x7F))) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02X", c);
-      out += buf;
-      ++i;
-    } else {
-      if (i + n > end && n > 1) break;  // do not cut a character in two
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  if (s.size() > max_bytes) out += "...";
-  return out;
 }
 
 ArchRef parse_arch_input(std::string_view text, const ArchTable* table) {

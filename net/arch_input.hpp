@@ -20,6 +20,7 @@
 
 #include "net/arch_table.hpp"
 #include "net/nb201.hpp"
+#include "net/text.hpp"
 
 namespace hn::net {
 
@@ -41,12 +42,6 @@ ArchRef parse_arch_input(std::string_view text, const ArchTable* table);
 
 // NASLib op indices (6 values) -> genes; throws ArchInputError for a value outside 0..4.
 Genes genes_from_naslib_op_indices(const int (&ops)[kNumEdges]);
-
-// True when `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
-bool is_valid_utf8(std::string_view bytes);
-// `bytes` as valid UTF-8 for messages and records: invalid bytes and control characters other
-// than tab become \xNN; at most `max_bytes` of input are shown (then "...").
-std::string printable(std::string_view bytes, size_t max_bytes = 200);
 
 // One entry of an architecture list.
 struct ArchLine {

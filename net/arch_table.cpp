@@ -1,5 +1,7 @@
 #include "net/arch_table.hpp"
 
+#include "net/text.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -85,10 +87,10 @@ ArchTable ArchTable::load(const std::string& path) {
     for (size_t c = 0; c < f.size(); ++c) {
       if (static_cast<int>(c) == col_index || static_cast<int>(c) == col_arch) continue;
       // An empty cell is a missing value; anything else must be a number (never silently NaN).
-      const double v = f[c].empty() ? NAN : std::strtod(f[c].c_str(), &endp);
-      if (!f[c].empty() && (*endp != '\0' || std::isinf(v)))
-        throw std::runtime_error(where + ": column " + header[c] + " holds '" + f[c].substr(0, 40) +
-                                 "', not a number");
+      double v = NAN;
+      if (!f[c].empty() && !parse_decimal(f[c], &v))
+        throw std::runtime_error(where + ": column " + printable(header[c], 40) + " holds '" +
+                                 printable(f[c], 40) + "', not a decimal number");
       row.push_back(v);
     }
     values.push_back(std::move(row));

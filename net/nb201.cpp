@@ -1,6 +1,9 @@
 #include "net/nb201.hpp"
 
+#include "net/text.hpp"
+
 #include <algorithm>
+#include <cstdio>
 #include <vector>
 
 namespace hn::net {
@@ -10,7 +13,7 @@ constexpr std::array<const char*, kNumOps> kOpNames = {"none", "skip_connect", "
                                                        "nor_conv_3x3", "avg_pool_3x3"};
 
 [[noreturn]] void fail(std::string_view text, size_t pos, const std::string& what) {
-  std::string shown(text);
+  const std::string shown = printable(text);
   throw ArchParseError("invalid architecture string '" + shown + "' at character " +
                            std::to_string(pos + 1) + ": " + what,
                        pos);
@@ -44,8 +47,14 @@ Genes parse_arch(std::string_view text) {
   size_t pos = begin;
   auto expect = [&](char c) {
     if (pos >= end) fail(full, pos, std::string("expected '") + c + "' but the string ended");
-    if (text[pos] != c)
-      fail(full, pos, std::string("expected '") + c + "', found '" + text[pos] + "'");
+    if (text[pos] != c) {
+      // One byte of a multi-byte character, or a control byte, is shown as \xNN: the message
+      // stays valid UTF-8 whatever the input.
+      const unsigned char u = static_cast<unsigned char>(text[pos]);
+      char found[8];
+      std::snprintf(found, sizeof found, u >= 0x20 && u < 0x7F ? "%c" : "\\x%02X", u);
+      fail(full, pos, std::string("expected '") + c + "', found '" + found + "'");
+    }
     ++pos;
   };
   Genes g;

@@ -7,6 +7,10 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sstream>
 
 #include "engine/files.hpp"
@@ -15,6 +19,7 @@
 #include "engine/search.hpp"
 #include "engine/zstats.hpp"
 #include "net/arch_input.hpp"
+#include "net/text.hpp"
 #include "net/cifar.hpp"
 #include "test_util.hpp"
 
@@ -90,6 +95,8 @@ TEST(ArchInput, NaslibOneHotListsMapLikeTheirOpIndices) {
 
 TEST(ArchInput, AnythingElseIsRefusedNamingTheFormats) {
   const char* bad[] = {"[5, 0, 0, 0, 0, 0]", "[1, 2]", "[4, 0, 3, 1, 4", "[0.5, 0, 0, 0, 0, 0]",
+                       "[4,,,0,3,1,4,3]", "[,4 0 3 1 4 3,]", "[04, 0, 3, 1, 4, 3]", "[4, 0, 3, 1, 4, 3,]",
+                       "[4 0, 3 1 4 3]",
                        "[1,1,0,0,0, 0,1,0,0,0, 0,0,1,0,0, 0,0,0,1,0, 0,0,0,0,1, 1,0,0,0,0]",
                        "nor_conv_3x3", "{\"arch\": 1}", "", "   ", "6111.0", "0x10", "1e3"};
   for (const char* b : bad) {
@@ -115,7 +122,9 @@ TEST(ArchInput, IndicesSayWhatIsWrongWithTheNumber) {
   EXPECT_TRUE(has(err("15625", &table()), "out of range")) << err("15625", &table());
   EXPECT_TRUE(has(err("99999999999999999999", &table()), "out of range"));
   EXPECT_TRUE(has(err("17", nullptr), "needs the NB201 table"));
-  EXPECT_EQ(net::parse_arch_input("+0017", &table()).index, 17);
+  EXPECT_EQ(net::parse_arch_input("0017", &table()).index, 17);  // decimal, never octal
+  EXPECT_TRUE(has(err("+0017", &table()), "without a sign"));
+  EXPECT_TRUE(has(err("-0", &table()), "negative"));
 }
 
 TEST(Cli, BracketedArchitecturesAreOneArchitectureNeverAList) {
@@ -404,24 +413,24 @@ TEST(ScoreCacheTest, RowsReadBackAreValidated) {
   const std::string path = d.path() + "/c.db";
   {
     engine::ScoreCache c(path);
-    c.put({{{5, Proxy::kNaswot, "k", 0}, engine::ProxyValue{1.5, "", 0.1}},
-           {{6, Proxy::kNaswot, "k", 0}, engine::ProxyValue{2.5, "", 0.1}}});
-    EXPECT_EQ(c.get({5, Proxy::kNaswot, "k", 0})->value, 1.5);
+    c.put({{{15624, Proxy::kNaswot, "k", 0}, engine::ProxyValue{1.5, "", 0.1}},
+           {{15623, Proxy::kNaswot, "k", 0}, engine::ProxyValue{2.5, "", 0.1}}});
+    EXPECT_EQ(c.get({15624, Proxy::kNaswot, "k", 0})->value, 1.5);
   }
-  for (const char* edit : {"UPDATE scores SET value = 'abc' WHERE arch = 6",
-                           "UPDATE scores SET flag = 'bogus' WHERE arch = 6",
-                           "UPDATE scores SET seconds = -1 WHERE arch = 6",
-                           "UPDATE scores SET value = 9e999, flag = '' WHERE arch = 6"}) {
+  for (const char* edit : {"UPDATE scores SET value = 'abc' WHERE arch = 15623",
+                           "UPDATE scores SET flag = 'bogus' WHERE arch = 15623",
+                           "UPDATE scores SET seconds = -1 WHERE arch = 15623",
+                           "UPDATE scores SET value = 9e999, flag = '' WHERE arch = 15623"}) {
     sql(path, std::string("PRAGMA journal_mode=WAL; ") + edit + ";");
     engine::ScoreCache c(path);
-    EXPECT_EQ(c.get({5, Proxy::kNaswot, "k", 0})->value, 1.5);
+    EXPECT_EQ(c.get({15624, Proxy::kNaswot, "k", 0})->value, 1.5);
     try {
-      c.get({6, Proxy::kNaswot, "k", 0});
+      c.get({15623, Proxy::kNaswot, "k", 0});
       ADD_FAILURE() << edit;
     } catch (const engine::CacheError& e) {
       EXPECT_TRUE(has(e.what(), path) && has(e.what(), "invalid row")) << e.what();
     }
-    sql(path, "UPDATE scores SET value = 2.5, flag = '', seconds = 0.1 WHERE arch = 6;");
+    sql(path, "UPDATE scores SET value = 2.5, flag = '', seconds = 0.1 WHERE arch = 15623;");
   }
 }
 
@@ -617,4 +626,294 @@ TEST(Cli, HelpSaysEntropySeedUsesGaussianImages) {
   const auto r = run_cli("score --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(has(r.out, "entropy_seed (always Gaussian")) << r.out;
+}
+
+// ---- regressions from a tester's attack on the first version of the above ---------------------
+
+TEST(Cli, EmptyOptionValuesAndUnknownCommandsAreRefused) {
+  hn::test::TempDir d;
+  auto r = run_cli("score --arch 6111" + kQuick + data() + "--out= --force");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--out: an empty value")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists("--force"));
+  r = run_cli("bogus --arch 1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "unknown command 'bogus'")) << r.err;
+}
+
+TEST(Cli, LeadingZerosAreDecimalNeverOctal) {
+  auto r = run_cli("score --arch 17 --backend cpu --proxies naswot --batch 010 --entropy-batch 4" + data());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.err, "batch 10,")) << r.err;
+  r = run_cli("search --population 8 --reference-sample 4 --budget 030" + kQuick + data());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["budget"], 30);
+}
+
+TEST(StrictJson, DeepNestingAndDuplicateKeysAreRefused) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  EXPECT_THROW(engine::parse_json_strict(deep), std::runtime_error);
+  EXPECT_THROW(engine::parse_json_strict(R"({"a": 1, "a": 2})"), std::runtime_error);
+  EXPECT_THROW(engine::parse_json_strict(R"({"x": {"a": 1, "b": {"a": 2}, "a": 3}})"), std::runtime_error);
+  EXPECT_EQ(engine::parse_json_strict(R"({"x": {"a": 1}, "y": {"a": 2}})")["y"]["a"], 2);
+  // The parser's own message quotes what it last read: half of a UTF-8 sequence must not leak
+  // into ours (found by fuzz_score_file).
+  try {
+    engine::parse_json_strict("{\"s\": 1.5\xEF\xBB\xBF}");
+    ADD_FAILURE();
+  } catch (const std::runtime_error& e) {
+    EXPECT_TRUE(net::is_valid_utf8(e.what())) << e.what();
+  }
+  const std::string arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|";
+  const std::string flags = "{\"arch\":\"" + arch + "\",\"naswot\":1,\"flags\":" + std::string(150000, '[') +
+                            std::string(150000, ']') + "}\n";
+  EXPECT_THROW(engine::parse_score_file(flags, "s"), engine::ScoreFileError);
+  EXPECT_THROW(engine::parse_stats("{\"naswot\":" + deep + "}", "s"), std::runtime_error);
+  EXPECT_THROW(engine::parse_checkpoint(R"({"format": "hybridnas-search-checkpoint-2", "settings": {"x": )" + deep + "}}",
+                                        "ck"),
+               engine::CheckpointError);
+  EXPECT_THROW(engine::parse_score_file("{\"arch\":\"" + arch + "\",\"naswot\":1,\"naswot\":2}\n", "s"),
+               engine::ScoreFileError);
+}
+
+TEST(Cli, CheckpointsWithoutTheirArchiveOrStatisticsAreErrorsNotCrashes) {
+  hn::test::TempDir d;
+  const std::string ck = d.path() + "/ck.json";
+  const std::string args = "search --proxies naswot,ni --budget 40 --population 8 --reference-sample 4 "
+                           "--generations 2 --backend cpu --batch 8 -q" + data() + "--checkpoint " + ck;
+  ASSERT_EQ(run_cli(args).exit_code, 0);
+  auto j = nlohmann::json::parse(hn::test::slurp(ck));
+  for (const char* what : {"archive", "stats"}) {
+    auto k = j;
+    k[what] = std::string(what) == "archive" ? nlohmann::json::array() : nlohmann::json::object();
+    d.write("ck.json", k.dump());
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 3) << what << ": " << r.err;
+    EXPECT_TRUE(has(r.err, "checkpoint")) << r.err;
+  }
+}
+
+TEST(Cli, InvalidCacheRowsAreDataErrorsInEveryCommand) {
+  hn::test::TempDir d;
+  const std::string db = d.path() + "/c.db";
+  ASSERT_EQ(run_cli("score --index 17" + kQuick + data() + "--cache " + db).exit_code, 0);
+  sql(db, "UPDATE scores SET flag = 'weird';");
+  auto r = run_cli("score --index 17" + kQuick + data() + "--cache " + db);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_TRUE(has(r.err, "invalid row")) << r.err;
+  // A degenerate flag on a cell that is not degenerate is out of range too.
+  sql(db, "UPDATE scores SET flag = 'degenerate', value = 9e999;");
+  r = run_cli("score --index 17" + kQuick + data() + "--cache " + db);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+}
+
+TEST(ScoreCacheTest, ForeignFilesAreInspectedReadOnly) {
+  hn::test::TempDir d;
+  // Another program's WAL database with uncheckpointed changes: the WAL must survive.
+  const std::string wal = d.path() + "/w.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(wal.c_str(), &db), SQLITE_OK);
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(x); INSERT INTO t VALUES(1);",
+                 nullptr, nullptr, nullptr);
+    const std::string main_before = hn::test::slurp(wal), wal_before = hn::test::slurp(wal + "-wal");
+    ASSERT_FALSE(wal_before.empty());
+    EXPECT_THROW(engine::ScoreCache c(wal), engine::CacheError);
+    EXPECT_EQ(hn::test::slurp(wal), main_before);
+    EXPECT_EQ(hn::test::slurp(wal + "-wal"), wal_before);
+    sqlite3_close(db);
+  }
+  // No tables but a view, or a user_version of its own: not an empty database to take over.
+  sql(d.path() + "/v.db", "CREATE VIEW v AS SELECT 1;");
+  sql(d.path() + "/u.db", "PRAGMA user_version = 42; CREATE TABLE x(y); DROP TABLE x;");
+  for (const char* f : {"/v.db", "/u.db"}) {
+    const std::string before = hn::test::slurp(d.path() + f);
+    EXPECT_THROW(engine::ScoreCache c(d.path() + f), engine::CacheError) << f;
+    EXPECT_EQ(hn::test::slurp(d.path() + f), before) << f;
+  }
+  d.write("text.db", "not a database at all, but long enough to have a header.........");
+  EXPECT_THROW(engine::ScoreCache c(d.path() + "/text.db"), engine::CacheError);
+  // A new, empty file is taken.
+  d.write("empty.db", "");
+  EXPECT_NO_THROW(engine::ScoreCache c(d.path() + "/empty.db"));
+}
+
+TEST(Cli, OutputsThatAreNotRegularFilesAreRefusedAndLinksWrittenThrough) {
+  hn::test::TempDir d;
+  const std::string fifo = d.path() + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string search = "search --strategy random --population 8 --reference-sample 4 --budget 12" + kQuick + data();
+  const std::string ga = "search --strategy ga --population 8 --reference-sample 4 --budget 30" + kQuick + data();
+  for (const std::string& args : {search + "--out " + fifo, search + "--out /dev/null",
+                                  ga + "--checkpoint " + fifo,
+                                  "score --index 1" + kQuick + data() + "--out " + fifo + " --resume",
+                                  "stats --reference-sample 4" + kQuick + data() + "--out " + fifo}) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 3) << args << "\n" << r.err;
+    EXPECT_TRUE(has(r.err, "not a regular file")) << r.err;
+  }
+  std::filesystem::create_directory(d.path() + "/real");
+  d.write("real/target.json", "old");
+  std::filesystem::create_symlink(d.path() + "/real/target.json", d.path() + "/link.json");
+  const auto r = run_cli(search + "--out " + d.path() + "/link.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::is_symlink(d.path() + "/link.json"));
+  EXPECT_TRUE(nlohmann::json::parse(hn::test::slurp(d.path() + "/real/target.json")).contains("runs"));
+}
+
+TEST(Cli, TwoOptionsNamingOneFileAreRefused) {
+  hn::test::TempDir d;
+  const std::string scores = d.write("s.jsonl", "");
+  auto r = run_cli("eval --scores " + scores + " --out " + scores);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--scores and --out name the same file")) << r.err;
+  r = run_cli("score --index 1" + kQuick + data() + "--cache " + d.path() + "/c.db --out " + d.path() +
+              "/./c.db --force");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_cli("search --population 8 --reference-sample 4 --budget 30" + kQuick + data() + "--checkpoint " +
+              d.path() + "/k.json --out " + d.path() + "/k.json");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+TEST(Cli, EveryOutputNameIsCheckedBeforeWork) {
+  hn::test::TempDir d;
+  std::filesystem::create_directory(d.path() + "/s.jsonl.settings.json");
+  auto r = run_cli("score --index 1" + kQuick + data() + "--out " + d.path() + "/s.jsonl");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "settings file")) << r.err;
+  const std::string long_name = d.path() + "/" + std::string(250, 'n');
+  r = run_cli("stats --reference-sample 4" + kQuick + data() + "--out " + long_name);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "too long")) << r.err;
+  std::filesystem::create_directory(d.path() + "/rr.seed1");
+  r = run_cli("search --runs 2 --population 8 --reference-sample 4 --budget 30" + kQuick + data() + "--checkpoint " +
+              d.path() + "/rr");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "rr.seed1")) << r.err;
+  EXPECT_FALSE(has(r.err, "found")) << r.err;
+}
+
+TEST(Cli, ResumeIsRefusedBeforeTheReferenceSampleAndNamesTheOption) {
+  hn::test::TempDir d;
+  const std::string out = d.path() + "/s.jsonl";
+  const std::string base = "score --index 7 --backend cpu --proxies naswot,ni,ninaswot -q --reference-sample 4" + data() +
+                           "--out " + out;
+  ASSERT_EQ(run_cli(base + " --batch 8").exit_code, 0);
+  auto r = run_cli(base + " --batch 8 --score-seed 1 --resume");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "score_seed differs")) << r.err;
+  r = run_cli(base + " --batch 8 --num-classes 5 --resume");
+  EXPECT_TRUE(has(r.err, "num_classes differs")) << r.err;
+  const auto t0 = std::chrono::steady_clock::now();
+  r = run_cli("score --index 7 --backend cpu --proxies naswot,ni,ninaswot -q --reference-sample 2000 --batch 16" +
+              data() + "--out " + out + " --resume");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
+  EXPECT_TRUE(has(r.err, "batch differs")) << r.err;
+}
+
+TEST(Cli, ResumeWritesEachErrorRecordOnce) {
+  hn::test::TempDir d;
+  const std::string out = d.path() + "/s.jsonl";
+  const std::string list = d.write("l.txt", "17\nbogus\n18\n");
+  const std::string args = "score --archs " + list + kQuick + data() + "--out " + out;
+  EXPECT_EQ(run_cli(args).exit_code, 1);
+  EXPECT_EQ(run_cli(args + " --resume").exit_code, 1);
+  EXPECT_EQ(run_cli(args + " --resume").exit_code, 1);
+  const auto recs = lines(hn::test::slurp(out));
+  EXPECT_EQ(recs.size(), 3u);
+}
+
+TEST(Cli, AnOutputBeingWrittenIsNotWrittenBySecondProcess) {
+  hn::test::TempDir d;
+  const std::string out = d.write("s.jsonl", "");
+  const int fd = ::open(out.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);  // as a running `score --out` holds it
+  const auto r = run_cli("score --index 1" + kQuick + data() + "--out " + out + " --force");
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "being written by another")) << r.err;
+}
+
+TEST(Cli, CheckpointRecordsTheStatisticsItWasMadeWith) {
+  hn::test::TempDir d;
+  const std::string common = kQuick + data();
+  ASSERT_EQ(run_cli("stats --reference-sample 4 --search-seed 1 --preset cpu-quick --out " + d.path() + "/a.json" + common).exit_code, 0);
+  ASSERT_EQ(run_cli("stats --reference-sample 4 --search-seed 2 --preset cpu-quick --out " + d.path() + "/b.json" + common).exit_code, 0);
+  const std::string search = "search --population 8 --budget 30 --generations 2 --preset cpu-quick --checkpoint " +
+                             d.path() + "/ck.json" + common;
+  ASSERT_EQ(run_cli(search + "--stats " + d.path() + "/a.json").exit_code, 0);
+  const auto r = run_cli(search + "--stats " + d.path() + "/b.json");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "its stats is")) << r.err;
+}
+
+TEST(Cli, SearchOptionsThatWouldBeIgnoredAreRefused) {
+  const std::string base = "search --population 8 --reference-sample 4" + kQuick + data();
+  auto r = run_cli(base + "--strategy exhaustive --budget 30");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "does not apply to --strategy exhaustive")) << r.err;
+  r = run_cli(base + "--dedup-isomorphic --budget 10000");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "6466 isomorphism classes")) << r.err;
+  r = run_cli(base + "--fitness rank --stats /nonexistent.json --budget 30");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "does not use them")) << r.err;
+  r = run_cli("bench --proxies ninaswot --backend cpu --warmup 0 --runs 1 --batch 8");
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_cli("score --index 1 --backend cpu --proxies entropy --entropy-batch 4 --entropy-repeats 1 -q "
+              "--data /nonexistent.bin");
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  r = run_cli("score --index 1 --backend cpu --proxies naswot --batch 8 -q --gaussian-input --image-offset 5");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_cli("stats --arch 5 --arch bogus" + kQuick + data());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+TEST(ValuesReadBack, OutOfRangeValuesAreRefused) {
+  const std::string arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|";
+  const std::string degenerate = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+  const std::string bad[] = {
+      "{\"arch\":\"" + arch + "\",\"naswot\":\"+inf\"}\n",
+      "{\"arch\":\"" + arch + "\",\"naswot\":\"-inf\",\"flags\":{\"naswot\":\"degenerate\"}}\n",
+      "{\"arch\":\"" + degenerate + "\",\"naswot\":1.5}\n",
+      "{\"arch\":\"" + arch + "\",\"index\":18446744073709551615}\n",
+      "arch,index,naswot,flags,seconds_naswot,error\n" + arch + ",6111,0x1p7,,0.1,\n",
+      "arch,index,naswot,naswot,flags,seconds_naswot,seconds_naswot,error\n",
+      "arch,index,naswot,flags,seconds_naswot,error\n" + arch + ",6111,-inf,naswot:singular;naswot:singular,0.1,\n"};
+  for (const auto& b : bad) {
+    try {
+      engine::parse_score_file(b, "s");
+      ADD_FAILURE() << b;
+    } catch (const engine::ScoreFileError& e) {
+      EXPECT_TRUE(net::is_valid_utf8(e.what()));
+    }
+  }
+  EXPECT_TRUE(has([&] {
+    try { engine::parse_score_file(bad[3], "s"); } catch (const std::exception& e) { return std::string(e.what()); }
+    return std::string();
+  }(), "18446744073709551615"));
+  // A BOM before a CSV header.
+  EXPECT_EQ(engine::parse_score_file("\xEF\xBB\xBF" "arch,index,naswot,flags,seconds_naswot,error\n" + arch +
+                                         ",6111,1.5,,0.1,\n", "s").format,
+            engine::ScoreFormat::kCsv);
+  EXPECT_THROW(engine::parse_stats(R"({"naswot": {"mean": 1, "std": 1e-320, "n": 5, "settings": "k", "score_seed": 0}})", "s"),
+               std::runtime_error);
+  hn::test::TempDir d;
+  const std::string t = d.write("t.csv", "arch_index,arch_str,acc\n0," + arch + ",0x5A\n");
+  EXPECT_THROW(net::ArchTable::load(t), std::runtime_error);
+  const std::string t2 = d.write("t2.csv", "arch_index,arch_str,cifar10_test\n0," + arch + ",-5\n");
+  const auto r = run_cli("eval --scores " + d.write("s.jsonl", "") + " --table " + t2);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_TRUE(has(r.err, "not an accuracy")) << r.err;
+}
+
+TEST(ArchInput, MessagesAreValidUtf8WhateverTheBytes) {
+  try {
+    net::parse_arch_input("|none~0|\xc3\xa9", nullptr);
+    ADD_FAILURE();
+  } catch (const net::ArchInputError& e) {
+    EXPECT_TRUE(net::is_valid_utf8(e.what())) << e.what();
+  }
+  EXPECT_EQ(net::printable("a\xEF\xBB\xBF" "b"), "a\\xEF\\xBB\\xBFb");  // an invisible mid-text BOM
 }
