@@ -6,7 +6,11 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "cli/bench.hpp"
 #include "cli/common.hpp"
@@ -14,9 +18,11 @@
 #include "engine/score_file.hpp"
 #include "engine/devices.hpp"
 #include "engine/search.hpp"
+#include "net/arch_input.hpp"
 #include "net/text.hpp"
 #include "engine/fitness.hpp"
 #include "cli/search_cmd.hpp"
+#include "cli/serve.hpp"
 #include "net/sampling.hpp"
 
 namespace hn::cli {
@@ -24,6 +30,71 @@ namespace hn::cli {
 using engine::Proxy;
 
 namespace {
+
+// The lines of stdin for a streaming `score --archs -`, read by a detached thread (it may be
+// blocked in read() when the command ends) into a queue the command takes batches from.
+class StdinLines {
+ public:
+  static std::shared_ptr<StdinLines> start() {
+    auto q = std::shared_ptr<StdinLines>(new StdinLines);
+    std::thread([q] {
+      net::read_arch_lines(std::cin, [&](net::ArchLine&& l) {
+        std::lock_guard<std::mutex> g(q->m_);
+        q->lines_.push_back(std::move(l));
+        ++q->entries_;
+        q->cv_.notify_one();
+      });
+      std::lock_guard<std::mutex> g(q->m_);
+      q->failed_ = std::cin.bad();
+      q->eof_ = true;
+      q->cv_.notify_one();
+    }).detach();
+    return q;
+  }
+  // Blocks until a line or the end of input; returns every line waiting. `*eof` once all is read.
+  std::vector<net::ArchLine> take(bool* eof) {
+    std::unique_lock<std::mutex> g(m_);
+    cv_.wait(g, [&] { return !lines_.empty() || eof_; });
+    std::vector<net::ArchLine> out(std::make_move_iterator(lines_.begin()), std::make_move_iterator(lines_.end()));
+    lines_.clear();
+    *eof = eof_;
+    return out;
+  }
+  size_t entries() {
+    std::lock_guard<std::mutex> g(m_);
+    return entries_;
+  }
+  bool failed() {
+    std::lock_guard<std::mutex> g(m_);
+    return failed_;
+  }
+
+ private:
+  StdinLines() = default;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<net::ArchLine> lines_;
+  size_t entries_ = 0;
+  bool eof_ = false;
+  bool failed_ = false;
+};
+
+// Every line waiting on stdin as architecture items (at least one unless the input has ended).
+std::vector<ArchItem> take_lines(StdinLines& in, const net::ArchTable* table, bool* eof) {
+  std::vector<ArchItem> items;
+  for (auto& l : in.take(eof)) {
+    if (!l.error.empty()) {
+      ArchItem it;
+      it.input = l.text;
+      it.line = l.line;
+      it.error = l.error;
+      items.push_back(std::move(it));
+    } else {
+      items.push_back(resolve_arch_text(l.text, l.line, table));
+    }
+  }
+  return items;
+}
 
 struct ScoreCommand {
   ScoringOptions scoring;
@@ -62,24 +133,8 @@ struct ScoreCommand {
   // What gives the records their meaning; a resume must match it exactly (engine::score_file).
   nlohmann::json settings_json(const engine::ScoreSettings& s, const engine::ScoreInputs& in,
                                const engine::ZStats& stats) const {
-    nlohmann::json keys = nlohmann::json::object();
-    for (Proxy p : engine::raw_proxies(s.proxies))
-      if (p != Proxy::kNinaswot) keys[engine::proxy_name(p)] = engine::settings_key(p, s, in.identity);
-    nlohmann::json j = {{"proxies", engine::proxy_list_string(s.proxies)},
-                        {"format", format},
-                        {"batch", s.batch},
-                        {"entropy_batch", s.entropy_batch},
-                        {"entropy_repeats", s.entropy_repeats},
-                        {"num_classes", s.num_classes},
-                        {"score_seed", s.score_seed},
-                        {"precision", std::string(engine::precision_name(s.precision)) + (s.tf32 ? "+tf32" : "")},
-                        {"input", in.identity},
-                        {"proxy_settings", keys}};
-    if (!stats.empty()) {
-      nlohmann::json z = nlohmann::json::object();
-      for (const auto& [p, st] : stats) z[engine::proxy_name(p)] = {st.mean, st.std, st.n};
-      j["ninaswot_statistics"] = z;
-    }
+    nlohmann::json j = score_settings_json(s, in, stats);
+    j["format"] = format;
     return j;
   }
 
@@ -194,7 +249,22 @@ struct ScoreCommand {
     std::unique_ptr<engine::ScoreCache> db;
     if (!cache.empty()) db = open_cache(cache);
     const auto table = load_table(scoring.table, false, scoring.quiet);
-    std::vector<ArchItem> items = resolve_archs(archs, table.get());
+    // --archs - streams: stdin is read by its own thread while the rest is set up, and each line is
+    // scored and written as soon as it has been read (lines waiting together, together).
+    const bool stream = archs.archs_file == "-";
+    std::shared_ptr<StdinLines> stdin_lines;
+    std::vector<ArchItem> items, tail_items;  // tail: --all, which comes after --archs
+    {
+      ArchOptions head = archs, tail;
+      if (stream) {
+        head.archs_file.clear();
+        head.all = false;
+        tail.all = archs.all;
+        stdin_lines = StdinLines::start();
+      }
+      if (!head.empty()) items = resolve_archs(head, table.get());
+      if (!tail.empty()) tail_items = resolve_archs(tail, table.get());
+    }
     const engine::ScoreInputs inputs = load_inputs_or_fail(s);
     const nlohmann::json recorded = resume ? recorded_settings() : nlohmann::json();
     require_recorded(recorded, settings_json(s, inputs, {}));  // before any network runs
@@ -206,6 +276,15 @@ struct ScoreCommand {
                              scoring.quiet);
     const nlohmann::json settings = settings_json(s, inputs, stats);
     require_recorded(recorded, settings);
+    // An empty stdin list is an error before anything is written.
+    std::vector<ArchItem> first_lines;
+    bool stdin_done = !stream;
+    if (stream) {
+      first_lines = take_lines(*stdin_lines, table.get(), &stdin_done);
+      if (first_lines.empty() && stdin_lines->entries() == 0)
+        throw CliError(kExitData, "--archs (stdin) names no architecture (it is empty, or holds only "
+                                  "comments and blank lines)");
+    }
     Done skip;
     if (resume) skip = already_scored();
     std::ofstream file;
@@ -229,70 +308,74 @@ struct ScoreCommand {
       std::cerr << "[score] backend " << backend << ", proxies " << engine::proxy_list_string(s.proxies)
                 << ", batch " << s.batch << ", entropy " << s.entropy_batch << "x" << s.entropy_repeats
                 << ", " << engine::precision_name(s.precision) << ", score seed " << s.score_seed
-                << ", input " << inputs.identity << "\n";
-
-    // Error records are written in input order, ahead of the architecture that follows them.
-    std::vector<net::Genes> work;
-    std::vector<size_t> work_item;
-    size_t errors = 0, resumed = 0;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (!items[i].error.empty()) {
-        ++errors;
-        if (skip.errors.count({items[i].line, items[i].input})) items[i].already_written = true;
-        continue;
-      }
-      if (skip.archs.count(net::genes_code(*items[i].genes))) {
-        ++resumed;
-        continue;
-      }
-      work.push_back(*items[i].genes);
-      work_item.push_back(i);
-    }
-    if (resume && !scoring.quiet)
-      std::cerr << "[score] --resume: " << resumed << " of the requested architectures are in " << out
-                << " already; scoring " << work.size() << "\n";
-    size_t next_item = 0;
-    auto flush_errors_before = [&](size_t item) {
-      for (; next_item < item; ++next_item)
-        if (!items[next_item].error.empty() && !items[next_item].already_written) {
-          Record r;
-          r.input = items[next_item].input;
-          r.line = items[next_item].line;
-          r.error = items[next_item].error;
-          writer.write(r);
-        }
-    };
-    std::unique_ptr<engine::Scorer> scorer;
+                << ", input " << inputs.identity << (stream ? ", reading stdin line by line" : "") << "\n";
     engine::CachedScorer* cached = nullptr;
-    if (db) {
-      auto c = std::make_unique<engine::CachedScorer>(
-          *db, [&] { return make_scorer(backend, s, inputs); }, s, inputs.identity);
-      cached = c.get();
-      scorer = std::move(c);
-    } else {
-      scorer = make_scorer(backend, s, inputs);
+    auto scorer = make_cached_scorer(backend, s, inputs, db.get(), &cached);
+
+    size_t errors = 0, resumed = 0, total = 0;
+    // Scores one batch of items and writes their records in input order (error records ahead of
+    // the architecture that follows them).
+    auto score_batch = [&](std::vector<ArchItem>& batch, bool progress_lines) {
+      std::vector<net::Genes> work;
+      std::vector<size_t> work_item;
+      total += batch.size();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!batch[i].error.empty()) {
+          ++errors;
+          if (skip.errors.count({batch[i].line, batch[i].input})) batch[i].already_written = true;
+          continue;
+        }
+        if (skip.archs.count(net::genes_code(*batch[i].genes))) {
+          ++resumed;
+          continue;
+        }
+        work.push_back(*batch[i].genes);
+        work_item.push_back(i);
+      }
+      size_t next_item = 0;
+      auto flush_errors_before = [&](size_t item) {
+        for (; next_item < item; ++next_item)
+          if (!batch[next_item].error.empty() && !batch[next_item].already_written) {
+            Record r;
+            r.input = batch[next_item].input;
+            r.line = batch[next_item].line;
+            r.error = batch[next_item].error;
+            writer.write(r);
+          }
+      };
+      Progress progress("score", work.size(), scoring.quiet || !progress_lines);
+      scorer->score(work, [&](size_t w, engine::ArchScore&& a) {
+        const size_t item = work_item[w];
+        flush_errors_before(item);
+        next_item = item + 1;
+        if (want_ninaswot) a[Proxy::kNinaswot] = engine::ninaswot_value(*a[Proxy::kNaswot], *a[Proxy::kNi], stats);
+        Record r;
+        r.index = batch[item].index;
+        r.score = std::move(a);
+        writer.write(r);
+        progress.step(w + 1);
+      });
+      flush_errors_before(batch.size());
+      progress.finish(work.size());
+      os->flush();
+      if (!*os) throw CliError(kExitData, "writing the output failed");
+    };
+    score_batch(items, true);
+    while (!first_lines.empty() || !stdin_done) {
+      if (first_lines.empty()) first_lines = take_lines(*stdin_lines, table.get(), &stdin_done);
+      score_batch(first_lines, false);
+      first_lines.clear();
     }
-    Progress progress("score", work.size(), scoring.quiet);
-    scorer->score(work, [&](size_t w, engine::ArchScore&& a) {
-      const size_t item = work_item[w];
-      flush_errors_before(item);
-      next_item = item + 1;
-      if (want_ninaswot) a[Proxy::kNinaswot] = engine::ninaswot_value(*a[Proxy::kNaswot], *a[Proxy::kNi], stats);
-      Record r;
-      r.index = items[item].index;
-      r.score = std::move(a);
-      writer.write(r);
-      progress.step(w + 1);
-    });
-    flush_errors_before(items.size());
-    progress.finish(work.size());
+    if (stream && stdin_lines->failed()) throw CliError(kExitData, "reading --archs (stdin) failed");
+    score_batch(tail_items, true);
+    if (resume && !scoring.quiet)
+      std::cerr << "[score] --resume: " << resumed << " of the requested architectures were in " << out
+                << " already\n";
     if (cached && !scoring.quiet)
       std::cerr << "[score] cache " << cache << ": " << cached->cache_hits() << " served, "
                 << cached->network_evaluations() << " scored\n";
-    os->flush();
-    if (!*os) throw CliError(kExitData, "writing the output failed");
     if (errors) {
-      std::cerr << "hybridnas score: " << errors << " of " << items.size()
+      std::cerr << "hybridnas score: " << errors << " of " << total
                 << " inputs could not be scored (see their error records)\n";
       return kExitBadInput;
     }
@@ -421,13 +504,13 @@ namespace {
 // What CLI11 would get wrong: "--out=" (an empty value) makes it take the next argument as the
 // value, and an unknown first word gives "A subcommand is required".
 std::optional<std::string> argv_problem(int argc, char** argv) {
-  static const char* kCommands[] = {"score", "stats", "bench", "devices", "search", "eval"};
+  static const char* kCommands[] = {"score", "stats", "bench", "devices", "search", "eval", "serve"};
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const char* c : kCommands) known = known || std::string(argv[1]) == c;
     if (!known)
       return "unknown command '" + net::printable(argv[1], 60) +
-             "' (commands: score, stats, search, eval, bench, devices; see --help)";
+             "' (commands: score, serve, stats, search, eval, bench, devices; see --help)";
   }
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -448,9 +531,14 @@ int run(int argc, char** argv) {
       "hybridnas: training-free neural architecture search on NAS-Bench-201.\n"
       "Scores architectures with proxies computed on randomly initialised networks."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("hybridnas ") + HYBRIDNAS_VERSION);
+  app.set_version_flag("--version", [] {
+    return std::string("hybridnas ") + HYBRIDNAS_VERSION + "\n" + engine::backends_description();
+  });
   ScoreCommand score;
   score.add_to(*app.add_subcommand("score", "Score architectures with training-free proxies"));
+  ServeCommand serve;
+  serve.add_to(*app.add_subcommand(
+      "serve", "Long-running scorer: JSON-lines requests on stdin/stdout or a Unix socket (docs/serve.md)"));
   StatsCommand stats;
   stats.add_to(*app.add_subcommand(
       "stats", "z statistics (mean, std) of proxies over a reference sample, for ninaswot"));
@@ -475,6 +563,7 @@ int run(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("score")) return score.run();
+    if (app.got_subcommand("serve")) return serve.run();
     if (app.got_subcommand("stats")) return stats.run();
     if (app.got_subcommand("bench")) return bench.run();
     if (app.got_subcommand("search")) return search.run();

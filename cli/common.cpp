@@ -213,8 +213,7 @@ std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool require
   }
 }
 
-namespace {
-ArchItem resolve_text(const std::string& raw, int line, const net::ArchTable* table) {
+ArchItem resolve_arch_text(const std::string& raw, int line, const net::ArchTable* table) {
   ArchItem it;
   it.input = net::printable(raw);
   it.line = line;
@@ -227,11 +226,10 @@ ArchItem resolve_text(const std::string& raw, int line, const net::ArchTable* ta
   }
   return it;
 }
-}  // namespace
 
 std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table) {
   std::vector<ArchItem> items;
-  for (const auto& a : o.arch) items.push_back(resolve_text(a, 0, table));
+  for (const auto& a : o.arch) items.push_back(resolve_arch_text(a, 0, table));
   for (const auto& i : o.index) {
     // --index takes NB201 indices only: a whole number, optionally signed (so that -1 is
     // reported as negative rather than as a malformed string).
@@ -244,7 +242,7 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
       items.push_back(std::move(it));
       continue;
     }
-    items.push_back(resolve_text(i, 0, table));
+    items.push_back(resolve_arch_text(i, 0, table));
   }
   if (!o.archs_file.empty()) {
     std::ifstream file;
@@ -268,7 +266,7 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
         it.error = l.error;
         items.push_back(std::move(it));
       } else {
-        items.push_back(resolve_text(l.text, l.line, table));
+        items.push_back(resolve_arch_text(l.text, l.line, table));
       }
     });
     if (in->bad()) throw CliError(kExitData, "reading --archs '" + o.archs_file + "' failed");
@@ -319,6 +317,39 @@ std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
     throw CliError(kExitUsage, e.what());
   }
   throw CliError(kExitBackend, "unknown backend '" + backend + "'");
+}
+
+std::unique_ptr<engine::Scorer> make_cached_scorer(const std::string& backend, const engine::ScoreSettings& s,
+                                                   const engine::ScoreInputs& in, engine::ScoreCache* cache,
+                                                   engine::CachedScorer** cached) {
+  *cached = nullptr;
+  if (!cache) return make_scorer(backend, s, in);
+  auto c = std::make_unique<engine::CachedScorer>(
+      *cache, [backend, s, &in] { return make_scorer(backend, s, in); }, s, in.identity);
+  *cached = c.get();
+  return c;
+}
+
+nlohmann::json score_settings_json(const engine::ScoreSettings& s, const engine::ScoreInputs& in,
+                                   const engine::ZStats& stats) {
+  nlohmann::json keys = nlohmann::json::object();
+  for (Proxy p : engine::raw_proxies(s.proxies))
+    if (p != Proxy::kNinaswot) keys[engine::proxy_name(p)] = engine::settings_key(p, s, in.identity);
+  nlohmann::json j = {{"proxies", engine::proxy_list_string(s.proxies)},
+                      {"batch", s.batch},
+                      {"entropy_batch", s.entropy_batch},
+                      {"entropy_repeats", s.entropy_repeats},
+                      {"num_classes", s.num_classes},
+                      {"score_seed", s.score_seed},
+                      {"precision", std::string(engine::precision_name(s.precision)) + (s.tf32 ? "+tf32" : "")},
+                      {"input", in.identity},
+                      {"proxy_settings", keys}};
+  if (!stats.empty()) {
+    nlohmann::json z = nlohmann::json::object();
+    for (const auto& [p, st] : stats) z[engine::proxy_name(p)] = {st.mean, st.std, st.n};
+    j["ninaswot_statistics"] = z;
+  }
+  return j;
 }
 
 engine::ZStats ninaswot_stats(const engine::ScoreSettings& s, const engine::ScoreInputs& in,

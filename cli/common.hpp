@@ -111,6 +111,9 @@ std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool require
 // architecture become items with `error` set; an --archs path that is a directory or cannot be
 // read, or a request that names no architecture at all, is a CliError.
 std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table);
+// One architecture in any encoding score --arch takes (net::parse_arch_input); an input that names
+// none gives an item with `error` set. `line`: its 1-based line in a list, 0 otherwise.
+ArchItem resolve_arch_text(const std::string& text, int line, const net::ArchTable* table);
 
 // "cpu" or "cuda" from --backend cpu|cuda|auto; throws CliError(kExitBackend) for cuda when
 // this build or machine has no usable GPU.
@@ -118,6 +121,18 @@ std::string select_backend(const std::string& requested);
 std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
                                             const engine::ScoreSettings& s,
                                             const engine::ScoreInputs& in);
+
+// make_scorer, behind the score cache when `cache` is given (then `cached` points at it): cached
+// architectures are served from it, the rest scored by a backend created only when needed.
+std::unique_ptr<engine::Scorer> make_cached_scorer(const std::string& backend, const engine::ScoreSettings& s,
+                                                   const engine::ScoreInputs& in, engine::ScoreCache* cache,
+                                                   engine::CachedScorer** cached);
+
+// What gives score records their meaning (proxies, batches, seeds, precision, input hash, each
+// proxy's settings key, ninaswot's statistics): recorded beside score's output, checked by
+// --resume, and reported by serve's ready record.
+nlohmann::json score_settings_json(const engine::ScoreSettings& s, const engine::ScoreInputs& in,
+                                   const engine::ZStats& stats);
 
 // z statistics for ninaswot: from a statistics file, else from a reference sample of R
 // architectures drawn with the search seed and scored with the run's settings.

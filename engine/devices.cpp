@@ -20,4 +20,8 @@ std::vector<GpuDevice> list_gpus() {
 
 std::string gpu_driver_version() { return gpu::driver_version(); }
 
+std::string cuda_backend_description() {
+  return "cuda: " + gpu::library_versions() + ", driver " + gpu::driver_version();
+}
+
 }  // namespace hn::engine

@@ -27,4 +27,9 @@ std::vector<GpuDevice> list_gpus();
 // "12.4"-style driver version, "none" without a driver or the CUDA backend.
 std::string gpu_driver_version();
 
+// What `hybridnas --version` prints after the version line: the backends of this build and the
+// libraries each runs on (OpenBLAS's build configuration, OpenMP; CUDA runtime, cuBLAS, cuDNN,
+// built-with and loaded versions, and the driver), one backend per line.
+std::string backends_description();
+
 }  // namespace hn::engine

@@ -22,6 +22,8 @@ std::vector<GpuDevice> list_gpus() { return {}; }
 
 std::string gpu_driver_version() { return "none"; }
 
+std::string cuda_backend_description() { return std::string("cuda: not built (HYBRIDNAS_CUDA=OFF)"); }
+
 std::unique_ptr<Scorer> make_cuda_scorer(const ScoreSettings&, const ScoreInputs&) {
   throw BackendUnavailable(std::string(kNoCuda) + "; --backend cpu works here");
 }

@@ -24,6 +24,10 @@ struct DeviceInfo {
 };
 std::vector<DeviceInfo> list_devices();
 std::string driver_version();
+// "CUDA runtime 12.4 (built with 12.4), cuBLAS 12.4.5, cuDNN 9.1.0 (built with 9.1.0)": what this
+// binary was compiled against and what it loads at run time (they can differ: a newer driver's
+// runtime, another cuDNN on LD_LIBRARY_PATH). Needs no GPU.
+std::string library_versions();
 
 template <typename T>
 class DeviceBuffer {

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-20}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${FUZZ_JOBS:-$(nproc)}
-all_targets="arch_input arch_lines cifar checkpoint stats score_file cache cache_rows"
+all_targets="arch_input arch_lines cifar checkpoint stats score_file cache cache_rows serve_request"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 # The longest input worth trying per target: a few records or lines of each format.

@@ -1,0 +1,23 @@
+// `hybridnas serve`: a long-running scorer answering JSON-lines requests on stdin/stdout or on a
+// Unix domain socket (docs/serve.md).
+#pragma once
+#include "cli/common.hpp"
+
+namespace hn::cli {
+
+struct ServeCommand {
+  ScoringOptions scoring;
+  std::string cache;
+  std::string stats_file;
+  int reference_sample = 50;
+  uint64_t search_seed = 0;
+  std::string socket_path;
+  int64_t max_request_bytes = 16 << 20;
+  int max_archs = 100000;
+  int max_clients = 64;
+
+  void add_to(CLI::App& app);
+  int run();
+};
+
+}  // namespace hn::cli
