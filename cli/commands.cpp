@@ -517,6 +517,11 @@ std::optional<std::string> argv_problem(int argc, char** argv) {
     if (a.size() > 2 && a.compare(0, 2, "--") == 0 && a.back() == '=' &&
         a.find('=') == a.size() - 1)
       return a.substr(0, a.size() - 1) + ": an empty value (give a value after '=')";
+    // No command takes positional arguments: an empty word is an option's empty value
+    // (`--socket ""`, an unset shell variable), never something to ignore.
+    if (a.empty())
+      return (i > 1 && argv[i - 1][0] == '-' ? std::string(argv[i - 1]) : std::string("an argument")) +
+             ": an empty value";
   }
   return std::nullopt;
 }

@@ -32,6 +32,11 @@ volatile sig_atomic_t g_stop_signal = 0;
 int g_wake_fd = -1;  // the write end of a self-pipe: a signal wakes poll()
 
 extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal) {  // a second Ctrl-C: stop now, without finishing the work in flight
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
   g_stop_signal = sig;
   if (g_wake_fd >= 0) {
     const char c = 1;
@@ -62,6 +67,9 @@ struct Pending {
 };
 
 void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+constexpr size_t kMaxUnsentBytes = size_t{16} << 20;  // per client, before it is read from again
+constexpr size_t kMaxReadPerRound = size_t{1} << 20;  // per client and poll round
 
 class Server {
  public:
@@ -136,7 +144,8 @@ class Server {
       const size_t first_client = fds.size();
       for (auto& c : clients_) {
         short ev = 0;
-        if (!c->read_closed && !stopping_) ev |= POLLIN;
+        // Back-pressure: a client whose answers pile up unread is not read from until they drain.
+        if (!c->read_closed && !stopping_ && c->out.size() < kMaxUnsentBytes) ev |= POLLIN;
         if (c->socket && !c->out.empty() && !c->dead) ev |= POLLOUT;
         if (!ev) continue;
         // stdio: one fd for input; its output is written blocking.
@@ -211,7 +220,8 @@ class Server {
   }
 
   void read_from(Client& c, const std::shared_ptr<Client>& self, std::vector<char>& buf) {
-    while (true) {
+    size_t taken = 0;
+    while (taken < kMaxReadPerRound) {
       const ssize_t n = read(c.in_fd, buf.data(), buf.size());
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -230,6 +240,7 @@ class Server {
         return;
       }
       c.in.append(buf.data(), static_cast<size_t>(n));
+      taken += static_cast<size_t>(n);
       split_lines(self);
       if (!c.socket) return;  // stdin is blocking: read again only when poll says so
     }
@@ -401,7 +412,7 @@ class Server {
       return;
     }
     c->out += line;
-    if (c->out.size() > (size_t{1} << 30)) {  // a client that never reads its responses
+    if (c->out.size() > 64 * kMaxUnsentBytes) {  // one huge answer nobody reads
       c->dead = true;
       c->out.clear();
       return;

@@ -40,6 +40,12 @@ bool arch_text(const json& item, std::string* text) {
 
 std::string loaded_names(const std::vector<Proxy>& loaded) { return engine::proxy_list_string(loaded); }
 
+// "a string", "an array", "an object", ...
+std::string a_type(const json& j) {
+  const std::string t = j.type_name();
+  return (t == "array" || t == "object" ? "an " : "a ") + t;
+}
+
 }  // namespace
 
 ServeRequest parse_serve_request(std::string_view line, const std::vector<Proxy>& loaded,
@@ -50,17 +56,17 @@ ServeRequest parse_serve_request(std::string_view line, const std::vector<Proxy>
   try {
     j = engine::parse_json_strict(line);
   } catch (const std::exception& e) {
-    throw RequestError(leading_request_id(line), std::string("the request is ") + e.what() +
+    throw RequestError(leading_request_id(line), std::string("bad request: ") + e.what() +
                                                      "; send one JSON object per line");
   }
   if (!j.is_object())
-    throw RequestError(nullptr, "the request is a JSON " + std::string(j.type_name()) +
+    throw RequestError(nullptr, "the request is " + a_type(j) +
                                     ", not an object such as {\"id\": 1, \"archs\": [...]}");
   ServeRequest r;
   if (j.contains("id")) {
     if (!valid_id(j["id"]))
-      throw RequestError(nullptr, "\"id\" must be an integer, a string or null, not a " +
-                                      std::string(j["id"].type_name()));
+      throw RequestError(nullptr, "\"id\" must be an integer, a string or null, not " +
+                                      a_type(j["id"]));
     r.id = j["id"];
   }
   for (const auto& [key, value] : j.items()) {
@@ -94,7 +100,7 @@ ServeRequest parse_serve_request(std::string_view line, const std::vector<Proxy>
   const json& archs = j["archs"];
   if (!archs.is_array())
     throw RequestError(r.id, "\"archs\" must be a list (of arch strings, NB201 indices or NASLib "
-                             "encodings), not a " + std::string(archs.type_name()));
+                             "encodings), not " + a_type(archs));
   if (archs.size() > max_archs)
     throw RequestError(r.id, "\"archs\" holds " + std::to_string(archs.size()) +
                                  " items; at most " + std::to_string(max_archs) +
@@ -116,8 +122,10 @@ ServeRequest parse_serve_request(std::string_view line, const std::vector<Proxy>
       throw RequestError(r.id, "\"proxies\" must be a list of proxy names (or one comma-separated "
                                "string)");
     }
+    if (names.empty())
+      throw RequestError(r.id, "\"proxies\" is empty; leave it out for every proxy the server computes");
     std::string joined;
-    for (const auto& n : names) joined += (joined.empty() ? "" : ",") + n;
+    for (size_t i = 0; i < names.size(); ++i) joined += (i ? "," : "") + names[i];
     std::vector<Proxy> wanted;
     try {
       wanted = engine::parse_proxy_list(joined);

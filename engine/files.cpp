@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -117,6 +118,17 @@ std::string read_file(const std::string& path) {
 }
 
 nlohmann::json parse_json_strict(std::string_view text, int max_depth) {
+  // JSON text has no raw control bytes (only tab, CR and LF as whitespace); the parser would take
+  // a NUL for the end of the input and quietly drop what follows it.
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char u = static_cast<unsigned char>(text[i]);
+    if (u < 0x20 && u != '\t' && u != '\n' && u != '\r') {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "%02X", u);
+      throw std::runtime_error("not valid JSON (a control byte \\x" + std::string(hex) + " at byte " +
+                               std::to_string(i + 1) + "; JSON has control characters only as escapes)");
+    }
+  }
   std::vector<std::set<std::string>> keys;  // one set per open object
   int depth = 0;
   auto check = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {

@@ -656,6 +656,10 @@ TEST(StrictJson, DeepNestingAndDuplicateKeysAreRefused) {
   EXPECT_THROW(engine::parse_json_strict(R"({"a": 1, "a": 2})"), std::runtime_error);
   EXPECT_THROW(engine::parse_json_strict(R"({"x": {"a": 1, "b": {"a": 2}, "a": 3}})"), std::runtime_error);
   EXPECT_EQ(engine::parse_json_strict(R"({"x": {"a": 1}, "y": {"a": 2}})")["y"]["a"], 2);
+  // A NUL or other control byte is refused, not taken for the end of the text.
+  EXPECT_THROW(engine::parse_json_strict(std::string("{\"a\": 1}\0junk", 12)), std::runtime_error);
+  EXPECT_THROW(engine::parse_json_strict("{\"a\":\x01 1}"), std::runtime_error);
+  EXPECT_EQ(engine::parse_json_strict("{\"a\":\t1}\r\n")["a"], 1);
   // The parser's own message quotes what it last read: half of a UTF-8 sequence must not leak
   // into ours (found by fuzz_score_file).
   try {

@@ -57,7 +57,7 @@ TEST(ServeProtocol, ProxySubsetsComeInTheServersOrder) {
   EXPECT_EQ(r.proxies, (std::vector<Proxy>{Proxy::kNaswot, Proxy::kNi}));
   EXPECT_TRUE(has(refusal(R"({"id": 1, "archs": [1], "proxies": ["ntk"]})").second, "not computed by this server"));
   EXPECT_TRUE(has(refusal(R"({"id": 1, "archs": [1], "proxies": ["nope"]})").second, "nope"));
-  EXPECT_TRUE(has(refusal(R"({"id": 1, "archs": [1], "proxies": []})").second, "empty"));
+  EXPECT_TRUE(has(refusal(R"({"id": 1, "archs": [1], "proxies": []})").second, "\"proxies\" is empty"));
   EXPECT_TRUE(has(refusal(R"({"id": 1, "archs": [1], "proxies": [1]})").second, "list of proxy names"));
 }
 
@@ -90,6 +90,12 @@ TEST(ServeProtocol, MalformedLinesAreRefusedWithTheirIdWhenReadable) {
   EXPECT_TRUE(garbage.first.is_null());
   EXPECT_TRUE(has(garbage.second, "not UTF-8"));
   EXPECT_TRUE(has(refusal("{\"id\": 1, \"op\": \"pi\xc3\xa9ng\"}").second, "pi\xc3\xa9ng"));
+  // A NUL ends nothing: the parser would have taken it for the end of the line (found by a tester).
+  const auto nul = refusal(std::string("{\"id\": 2, \"op\": \"ping\"}\0{\"id\": 3, \"op\": \"shutdown\"}", 45));
+  EXPECT_EQ(nul.first, 2);
+  EXPECT_TRUE(has(nul.second, "control byte \\x00")) << nul.second;
+  EXPECT_TRUE(has(refusal(R"({"id": [1], "op": "ping"})").second, "not an array"));
+  EXPECT_TRUE(has(refusal(R"({"id": 1, "archs": {"a": 1}})").second, "not an object"));
 }
 
 TEST(ServeProtocol, LeadingIdOfAnOverlongLine) {
@@ -114,6 +120,12 @@ TEST(ServeCommand, OptionsAreCheckedBeforeServing) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(has(r.err, "ninaswot")) << r.err;
   r = run_cli("serve" + quick + "--max-request-bytes 10");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  // An empty value is an error, not stdin mode (an unset shell variable: --socket "$SOCK").
+  r = run_cli("serve" + quick + "--socket ''");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(has(r.err, "--socket: an empty value")) << r.err;
+  r = run_cli("score --index 1" + quick + "--out ''");
   EXPECT_EQ(r.exit_code, 2) << r.err;
   // End of input at once: the ready record, then exit 0.
   r = run_cli("serve" + quick, "");

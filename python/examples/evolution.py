@@ -51,6 +51,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("serve_args", nargs="*", help="arguments for hybridnas serve (after --)")
     a = ap.parse_args()
+    if a.population < 2 or not 1 <= a.sample <= a.population:
+        ap.error("--population must be at least 2 and --sample between 1 and --population")
+    if a.budget < a.population:
+        ap.error("--budget (%d) must be at least --population (%d): the first generation alone "
+                 "scores that many" % (a.budget, a.population))
     rng = random.Random(a.seed)
     seen = {}
     with Client(a.serve_args + ["-q"]) as hn:

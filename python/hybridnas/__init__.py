@@ -16,6 +16,7 @@ the scoring itself. The protocol is documented in docs/serve.md.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import select
 import shutil
@@ -55,6 +56,45 @@ class ServerExited(HybridnasError):
 
 class ServerTimeout(HybridnasError, TimeoutError):
     """No response within the client's timeout."""
+
+
+def _arch_json(a: Any) -> Union[str, int, list]:
+    """One architecture as the protocol takes it: a string, an integer (anything with __index__,
+    numpy integers included), or a list of numbers (any sequence or array of them)."""
+    if isinstance(a, str):
+        return a
+    if isinstance(a, (bytes, bytearray)):
+        return a.decode("utf-8")
+    if isinstance(a, bool) or a is None or isinstance(a, (dict, set, frozenset)):
+        raise TypeError("an architecture is an arch string, an NB201 index or a list of NASLib numbers, "
+                        "not %r" % (a,))
+    try:
+        return operator.index(a)  # int, numpy integer
+    except TypeError:
+        pass
+    if isinstance(a, float):
+        if a.is_integer():
+            return int(a)
+        raise TypeError("an NB201 index is an integer, not %r" % (a,))
+    if hasattr(a, "tolist"):  # a numpy array
+        a = a.tolist()
+    try:
+        items = list(a)
+    except TypeError:
+        raise TypeError("an architecture is an arch string, an NB201 index or a list of NASLib numbers, "
+                        "not %r" % (a,)) from None
+    out = []
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            try:
+                v = operator.index(v)
+            except TypeError:
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    raise TypeError("a NASLib encoding is a list of numbers, not %r" % (items,)) from None
+        out.append(v)
+    return out
 
 
 def find_binary() -> str:
@@ -98,15 +138,24 @@ class Client:
         if _sock is None:
             cmd = [binary or find_binary(), "serve", *[str(a) for a in args]]
             self._stderr = tempfile.TemporaryFile()
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=self._stderr, bufsize=0)
+            try:
+                self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                              stderr=self._stderr, bufsize=0)
+            except OSError as e:
+                self._stderr.close()
+                self._closed = True
+                raise HybridnasError("cannot start %s: %s" % (cmd[0], e)) from e
             self._rfd = self._proc.stdout.fileno()
         else:
             self._rfd = _sock.fileno()
-        ready = self._read_record(startup_timeout, "the server to start")
-        if not ready.get("ready"):
-            raise ServerError(ready.get("error", "unexpected first line from the server: %r" % ready),
-                              ready.get("id"))
+        try:
+            ready = self._read_record(startup_timeout, "the server to start")
+            if not ready.get("ready"):
+                raise ServerError(ready.get("error", "unexpected first line from the server: %r" % ready),
+                                  ready.get("id"))
+        except BaseException:
+            self.close()
+            raise
         self.ready = ready
 
     @classmethod
@@ -129,9 +178,9 @@ class Client:
         values), ``flags``, ``seconds``; an item that names no architecture gives a record with
         ``input`` and ``error`` instead. ``proxies``: a subset of the server's (default: all).
         Raises ServerError when the server refuses the request."""
-        if isinstance(archs, (str, bytes)):
+        if isinstance(archs, (str, bytes, dict)) or not hasattr(archs, "__iter__"):
             raise TypeError("score() takes a list of architectures; wrap a single one in [...]")
-        req = {"archs": [a if isinstance(a, (str, int)) else list(a) for a in archs]}
+        req = {"archs": [_arch_json(a) for a in archs]}
         if proxies is not None:
             req["proxies"] = list(proxies) if not isinstance(proxies, str) else [proxies]
         return self._call(req)["results"]
@@ -183,7 +232,7 @@ class Client:
         while b"\n" not in self._buf:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise ServerTimeout("no answer from hybridnas serve after %.1f s waiting for %s"
+                raise ServerTimeout("no answer from hybridnas serve after %g s waiting for %s"
                                     % (timeout, what))
             r, _, _ = select.select([self._rfd], [], [], left)
             if not r:

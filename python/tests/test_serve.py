@@ -291,6 +291,26 @@ class SocketServer(unittest.TestCase):
         self.assertFalse(os.path.exists(self.path), "the socket file is removed on exit")
         os.rmdir(self.dir)
 
+    def test_a_client_that_does_not_read_loses_nothing(self):
+        # 20,000 info answers (about 20 MB) pile up unread: the server stops reading this client
+        # until they drain (back-pressure) and serves others meanwhile; then every answer arrives.
+        flood = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        flood.connect(self.path)
+        n = 20000
+        payload = b"".join(b'{"id": %d, "op": "info"}\n' % i for i in range(n))
+        sender = threading.Thread(target=flood.sendall, args=(payload,))
+        sender.start()
+        time.sleep(1.0)
+        with Client.connect(self.path, timeout=60) as other:
+            self.assertGreater(other.ping(), 0)
+        f = flood.makefile("rb")
+        self.assertTrue(json.loads(f.readline())["ready"])
+        for i in range(n):
+            self.assertEqual(json.loads(f.readline())["id"], i)
+        sender.join(60)
+        f.close()
+        flood.close()
+
     def test_socket_mode_and_refusals(self):
         self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
         # A second server on the same path is refused while this one lives.
@@ -352,6 +372,26 @@ class PythonClient(unittest.TestCase):
                 c.score(A)
             self.assertGreater(c.ping(), 0)
             self.assertEqual(c.info()["backend"], "cpu")
+
+    def test_argument_types(self):
+        class Index:  # numpy integers and the like: anything with __index__
+            def __index__(self):
+                return 6111
+
+        with Client(QUICK) as c:
+            recs = c.score([Index(), 6111.0, (4, 0, 3, 1, 4, 3), b"6111"])
+            self.assertEqual([r["index"] for r in recs[:2]], [6111, 6111])
+            self.assertIn("arch", recs[2])
+            self.assertEqual(recs[3]["index"], 6111)
+            for bad in ([None], [6111.5], [{"a": 1}], [True], {6111: "x"}, 6111):
+                with self.assertRaises(TypeError, msg=repr(bad)):
+                    c.score(bad)
+            self.assertEqual(c.ping() > 0, True)  # nothing was sent for the refused calls
+
+    def test_missing_binary(self):
+        with self.assertRaises(hybridnas.HybridnasError) as e:
+            Client(QUICK, binary="/nonexistent/hybridnas")
+        self.assertIn("cannot start", str(e.exception))
 
     def test_startup_failure_carries_the_message(self):
         with self.assertRaises(ServerExited) as e:
