@@ -13,7 +13,9 @@
 #include <omp.h>
 
 #include "engine/devices.hpp"
+#include "engine/population.hpp"
 #include "net/plan.hpp"
+#include "net/sampling.hpp"
 
 namespace hn::cli {
 
@@ -141,13 +143,13 @@ int BenchCommand::run() {
   }
   const int threads = base.threads > 0 ? base.threads : omp_get_max_threads();
   nlohmann::json results = nlohmann::json::object();
+  nlohmann::json schedule = nlohmann::json::object();
   std::printf("hybridnas bench: backend %s, %s, %s, %zu architectures x %d, batch %d, entropy %dx%d, %s%s\n",
               backend.c_str(), device.c_str(),
               backend == "cuda" ? (std::to_string(base.gpu_streams) + " streams").c_str()
                                 : (std::to_string(threads) + " threads").c_str(),
               genes.size(), repeat_archs, base.batch, base.entropy_batch, base.entropy_repeats,
               engine::precision_name(base.precision), base.tf32 ? " +tf32" : "");
-  std::printf("%-18s %14s %12s %12s %10s\n", "proxy", "s/arch (med)", "archs/s", "GFLOP/s", "proxy s");
   // The JSON file, rewritten after every case so that an interrupted run keeps what it measured.
   auto write_json = [&](bool complete) {
     if (json.empty()) return;
@@ -171,10 +173,36 @@ int BenchCommand::run() {
                         {"warmup", warmup},
                         {"runs", runs},
                         {"proxies", results},
+                        {"schedule", schedule},
                         {"complete", complete}};
     for (const auto& g : genes) j["architectures"].push_back(net::arch_string(g));
     write_output(json, j.dump(1) + "\n");
   };
+  // What a grouped (population) executor costs per architecture, from the schedule alone: random
+  // populations (random search's draws for search seed 0) of 1 to 1,000 members.
+  std::printf("population schedule (forward passes; per architecture): launches, library calls, MB moved; "
+              "one architecture at a time: launches\n");
+  for (const auto& c : cases) {
+    if (engine::forward_counts({pass[0]}, c.settings).groups == 0) continue;  // NTK only
+    std::printf("  %-16s", c.name.c_str());
+    for (int P : {1, 10, 100, 1000}) {
+      const auto pop = net::sample_distinct(P, 0, Purpose::kRandomSearch, true);
+      const engine::ScheduleCounts k = engine::forward_counts(pop, c.settings);
+      const double n = P;
+      std::printf("  P=%-4d %6.1f %5.2f %6.1f (%5.0f)", P, k.launches / n, k.library_calls / n, k.bytes / n / 1e6,
+                  k.per_member_launches / n);
+      schedule[c.name][std::to_string(P)] = {{"launches_per_arch", k.launches / n},
+                                             {"library_calls_per_arch", k.library_calls / n},
+                                             {"bytes_per_arch", k.bytes / n},
+                                             {"groups", k.groups},
+                                             {"per_arch_executor_launches_per_arch", k.per_member_launches / n},
+                                             {"per_arch_executor_library_calls_per_arch",
+                                              k.per_member_library_calls / n}};
+    }
+    std::printf("\n");
+  }
+  std::printf("%-18s %14s %12s %12s %10s\n", "proxy", "s/arch (med)", "archs/s", "GFLOP/s", "proxy s");
+  std::fflush(stdout);
   for (const auto& c : cases) {
     const engine::ScoreInputs inputs = load_inputs_or_fail(c.settings);
     auto scorer = make_scorer(backend, c.settings, inputs);

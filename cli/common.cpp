@@ -60,6 +60,10 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
                    "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, or auto (cpu-quick on the CPU "
                    "backend; full for score and hybrid for search on CUDA); flags override it");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->transform(int_range(0, 4096));
+  app.add_option("--population-batch", population_batch,
+                 "Architectures run together as one population (0 = sized from memory); scores "
+                 "do not depend on it")
+      ->transform(int_range(0, 100000));
   app.add_option("--device", device, "CUDA device index (after CUDA_VISIBLE_DEVICES) (0)")
       ->transform(int_range(0, 1023));
   app.add_option("--gpu-streams", gpu_streams, "CUDA backend: architectures scored concurrently (8)")
@@ -96,6 +100,7 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
   s.score_seed = score_seed;
   s.precision = precision == "fp64" ? engine::Precision::kFp64 : engine::Precision::kFp32;
   s.threads = threads;
+  s.population_batch = population_batch;
   s.device = device;
   s.gpu_streams = gpu_streams;
   s.tf32 = tf32;

@@ -49,6 +49,7 @@ struct ScoringOptions {
   std::string backend = "auto";
   std::string preset = "auto";
   int threads = 0;
+  int population_batch = 0;
   int device = 0;
   int gpu_streams = 8;
   bool tf32 = false;

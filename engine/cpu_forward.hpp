@@ -79,8 +79,30 @@ inline ForwardOptions entropy_options() {
 template <typename T>
 using SiteCallback = std::function<void(const SiteView<T>&)>;
 
+// One architecture: a population of one (cpu_forward_population).
 template <typename T>
 ForwardResult<T> cpu_forward(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int batch,
                              const ForwardOptions& opt, const SiteCallback<T>& on_site = {});
+
+class PopulationSchedule;  // engine/population.hpp
+
+// Site callback of a population run: `member` indexes the schedule's members. Calls for different
+// members may run concurrently; calls for one member come in its site order.
+template <typename T>
+using MemberSiteCallback = std::function<void(size_t member, const SiteView<T>&)>;
+
+// Runs every member of `schedule` (built with the same options) on the same `batch` input images
+// `x`. With fewer members than threads, in lockstep: one grouped convolution call per conv group
+// over all its members' images (parallel over every image), the other steps per member. With at
+// least a member per thread, each thread walks the schedule for whole members (the faster order on
+// a CPU, measured). A member's results are bit-identical whatever
+// the other members and the thread count. All members' live activations exist at once: size
+// populations to memory (PopulationSchedule::counts). Throws std::invalid_argument for batch < 1
+// or a bank of another num_classes.
+template <typename T>
+std::vector<ForwardResult<T>> cpu_forward_population(const PopulationSchedule& schedule,
+                                                     const TypedBank<T>& bank, const T* x, int batch,
+                                                     const ForwardOptions& opt,
+                                                     const MemberSiteCallback<T>& on_site = {});
 
 }  // namespace hn::engine

@@ -73,9 +73,16 @@ void EntropySeedSum<T>::operator()(const SiteView<T>& v) {
   }
   double sum = 0.0;
   for (double s : part) sum += s;
-  const double mean = sum / v.batch;
-  a.push_back(mean);
-  value += site.hooked_modules * std::log(1.0 + mean);
+  a[v.site] = sum / v.batch;
+  seen_[v.site] = 1;
+}
+
+template <typename T>
+double EntropySeedSum<T>::value() const {
+  double value = 0.0;
+  for (size_t s = 0; s < a.size(); ++s)
+    if (seen_[s]) value += plan_.sites[s].hooked_modules * std::log(1.0 + a[s]);
+  return value;
 }
 
 template class NaswotKernels<float>;

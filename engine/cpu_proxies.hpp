@@ -42,13 +42,17 @@ ProxyValue entropy_from_blocks(const std::vector<double>& block_std, bool zero_v
 template <typename T>
 class EntropySeedSum {
  public:
-  explicit EntropySeedSum(const net::Plan& plan) : plan_(plan) {}
+  explicit EntropySeedSum(const net::Plan& plan)
+      : a(plan.sites.size(), 0.0), plan_(plan), seen_(plan.sites.size(), 0) {}
   void operator()(const SiteView<T>& v);
-  double value = 0.0;
-  std::vector<double> a;  // per site, in site order of arrival
+  // The sum, over the sites seen, in site order (so the same whatever order a schedule visits
+  // them in).
+  double value() const;
+  std::vector<double> a;  // a_l per site, by site index
 
  private:
   const net::Plan& plan_;
+  std::vector<char> seen_;
 };
 
 }  // namespace hn::engine

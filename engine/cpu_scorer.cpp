@@ -6,10 +6,12 @@
 #include <cmath>
 #include <exception>
 #include <optional>
+#include <algorithm>
 
 #include "engine/cpu_forward.hpp"
 #include "engine/cpu_ntk.hpp"
 #include "engine/cpu_proxies.hpp"
+#include "engine/population.hpp"
 #include "kernels/linalg.hpp"
 #include "engine/scorer.hpp"
 #include "kernels/cpu_ops.hpp"
@@ -93,103 +95,159 @@ class CpuScorer final : public Scorer {
 
   const char* backend_name() const override { return "cpu"; }
 
-  // With at least as many architectures as threads, each thread scores whole architectures
-  // (no per-kernel barriers); otherwise the kernels split each network over images. Every
-  // kernel's result is independent of how it is split, so the scores are the same either way.
-  // `done` is called in input order.
+  // Architectures are scored in populations (engine/population.hpp): each forward proxy runs its
+  // network once for a whole slice of the list in lockstep, and every member's result is the same
+  // whatever else is in the slice (tests/test_population.cpp). `done` is called in input order,
+  // after each slice.
   void score(const std::vector<net::Genes>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override {
-    const int threads = omp_get_max_threads();
-    if (archs.size() < 2 || static_cast<int>(archs.size()) < threads || threads < 2) {
-      for (size_t i = 0; i < archs.size(); ++i) done(i, score_one(archs[i]));
-      return;
+    const size_t slice = population_slice();
+    for (size_t start = 0; start < archs.size(); start += slice) {
+      const size_t end = std::min(archs.size(), start + slice);
+      std::vector<net::Genes> part(archs.begin() + static_cast<std::ptrdiff_t>(start),
+                                   archs.begin() + static_cast<std::ptrdiff_t>(end));
+      std::vector<ArchScore> out = score_population(part);
+      for (size_t i = 0; i < out.size(); ++i) done(start + i, std::move(out[i]));
     }
-    std::vector<std::optional<ArchScore>> ready(archs.size());
-    size_t next = 0;
-    std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t i = 0; i < archs.size(); ++i) {
-      if (error) continue;
-      try {
-        ArchScore a = score_one(archs[i]);
-#pragma omp critical(hn_cpu_scorer_emit)
-        {
-          ready[i] = std::move(a);
-          for (; next < archs.size() && ready[next]; ++next) {
-            done(next, std::move(*ready[next]));
-            ready[next].reset();
-          }
-        }
-      } catch (...) {
-#pragma omp critical(hn_cpu_scorer_emit)
-        if (!error) error = std::current_exception();
-      }
-    }
-    if (error) std::rethrow_exception(error);
   }
 
  private:
-  ArchScore score_one(const net::Genes& g) {
-    if (net::is_degenerate(g)) return degenerate_score(g, raw_);
-    ArchScore out;
-    out.genes = g;
-    const net::Plan plan = net::build_plan(g, s_.num_classes);
+  // Members per population: all their live activations exist at once, so about 1 GiB of them
+  // (at least one per thread, at most 64: on the CPU larger groups gain nothing).
+  size_t population_slice() const {
+    if (s_.population_batch > 0) return static_cast<size_t>(s_.population_batch);
+    const int64_t per_member = int64_t(std::max(s_.batch, s_.entropy_batch)) * net::kStemChannels *
+                               net::kImageSize * net::kImageSize * int64_t(sizeof(T)) * 12;
+    const int64_t fit = (int64_t(1) << 30) / std::max<int64_t>(1, per_member);
+    return static_cast<size_t>(std::clamp<int64_t>(fit, std::max(1, omp_get_max_threads()), 64));
+  }
+
+  std::vector<ArchScore> score_population(const std::vector<net::Genes>& archs) {
+    std::vector<ArchScore> out(archs.size());
+    std::vector<size_t> run;
+    std::vector<net::Plan> plans;
+    for (size_t i = 0; i < archs.size(); ++i) {
+      if (net::is_degenerate(archs[i])) {
+        out[i] = degenerate_score(archs[i], raw_);
+        continue;
+      }
+      out[i].genes = archs[i];
+      run.push_back(i);
+      plans.push_back(net::build_plan(archs[i], s_.num_classes));
+    }
+    if (run.empty()) return out;
+    std::vector<const net::Plan*> pp;
+    for (const auto& p : plans) pp.push_back(&p);
+    auto set = [&](size_t member, Proxy p, ProxyValue v) { out[run[member]][p] = std::move(v); };
     if (has(raw_, Proxy::kNaswot) || has(raw_, Proxy::kNaswotOnce) || has(raw_, Proxy::kNi))
-      naswot_and_ni(plan, out);
-    if (has(raw_, Proxy::kEntropy)) out[Proxy::kEntropy] = entropy(plan);
-    if (has(raw_, Proxy::kEntropySeed)) out[Proxy::kEntropySeed] = entropy_seed(plan);
-    if (has(raw_, Proxy::kNtkFast)) out[Proxy::kNtkFast] = ntk(plan, false);
-    if (has(raw_, Proxy::kNtk)) out[Proxy::kNtk] = ntk(plan, true);
-    for (Proxy p : raw_) out[p] = sanitize(p, *out[p]);
+      naswot_and_ni(pp, set);
+    if (has(raw_, Proxy::kEntropy)) entropy(pp, set);
+    if (has(raw_, Proxy::kEntropySeed)) entropy_seed(pp, set);
+    // The NTK proxies keep their per-architecture backward pass (the next issue moves them).
+    for (const bool exact : {false, true}) {
+      const Proxy p = exact ? Proxy::kNtk : Proxy::kNtkFast;
+      if (!has(raw_, p)) continue;
+      const int threads = omp_get_max_threads();
+      if (threads > 1 && static_cast<int>(pp.size()) >= threads) {
+        std::vector<ProxyValue> v(pp.size());
+        std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (size_t m = 0; m < pp.size(); ++m) {
+          try {
+            v[m] = ntk(*pp[m], exact);
+          } catch (...) {
+#pragma omp critical(hn_cpu_scorer_error)
+            if (!error) error = std::current_exception();
+          }
+        }
+        if (error) std::rethrow_exception(error);
+        for (size_t m = 0; m < pp.size(); ++m) set(m, p, v[m]);
+      } else {
+        for (size_t m = 0; m < pp.size(); ++m) set(m, p, ntk(*pp[m], exact));
+      }
+    }
+    for (size_t i : run)
+      for (Proxy p : raw_) out[i][p] = sanitize(p, *out[i][p]);
     return out;
   }
 
-  // One clean forward gives the naswot kernels and the clean logits; ni adds a noisy forward.
-  void naswot_and_ni(const net::Plan& plan, ArchScore& out) {
+  using Setter = std::function<void(size_t, Proxy, ProxyValue)>;
+
+  // One clean forward of the population gives the naswot kernels and the clean logits; ni adds a
+  // noisy forward. Seconds: the population's time shared equally by its members.
+  void naswot_and_ni(const std::vector<const net::Plan*>& pp, const Setter& set) {
     const int B = s_.batch;
+    const size_t P = pp.size();
     const bool want_k = has(raw_, Proxy::kNaswot), want_k1 = has(raw_, Proxy::kNaswotOnce);
     const bool want_ni = has(raw_, Proxy::kNi);
     auto t0 = Clock::now();
-    NaswotKernels<T> kernels(plan, B);
+    std::vector<std::unique_ptr<NaswotKernels<T>>> kernels;
+    for (const net::Plan* p : pp) kernels.push_back(std::make_unique<NaswotKernels<T>>(*p, B));
     ForwardOptions opt;
     opt.need_logits = want_ni;
     opt.report_sites = want_k || want_k1;
-    const auto clean = cpu_forward<T>(plan, *bank_default_, images_.data(), B, opt, std::ref(kernels));
-    if (want_k) out[Proxy::kNaswot] = naswot_from_kernel(kernels.k(), B);
-    if (want_k1) out[Proxy::kNaswotOnce] = naswot_from_kernel(kernels.k_once(), B);
-    const double t_clean = seconds_since(t0);
-    if (want_k) out[Proxy::kNaswot]->seconds = t_clean;
-    if (want_k1) out[Proxy::kNaswotOnce]->seconds = want_k ? 0.0 : t_clean;
+    const PopulationSchedule clean_schedule(pp, opt);
+    const auto clean = cpu_forward_population<T>(clean_schedule, *bank_default_, images_.data(), B, opt,
+                                                 [&](size_t m, const SiteView<T>& v) { (*kernels[m])(v); });
+    std::vector<ProxyValue> k(P), k1(P);
+#pragma omp parallel for schedule(dynamic, 1) if (P > 1)
+    for (size_t m = 0; m < P; ++m) {
+      if (want_k) k[m] = naswot_from_kernel(kernels[m]->k(), B);
+      if (want_k1) k1[m] = naswot_from_kernel(kernels[m]->k_once(), B);
+    }
+    const double t_clean = seconds_since(t0) / static_cast<double>(P);
+    for (size_t m = 0; m < P; ++m) {
+      if (want_k) set(m, Proxy::kNaswot, ProxyValue{k[m].value, k[m].flag, t_clean});
+      if (want_k1) set(m, Proxy::kNaswotOnce, ProxyValue{k1[m].value, k1[m].flag, want_k ? 0.0 : t_clean});
+    }
     if (!want_ni) return;
     t0 = Clock::now();
     ForwardOptions nopt;
     nopt.report_sites = false;
-    const auto noisy = cpu_forward<T>(plan, *bank_default_, noisy_.data(), B, nopt);
+    const PopulationSchedule noisy_schedule(pp, nopt);
+    const auto noisy = cpu_forward_population<T>(noisy_schedule, *bank_default_, noisy_.data(), B, nopt);
     // ni shares naswot's clean forward; alone, it pays for it.
-    const double t_ni = seconds_since(t0) + ((want_k || want_k1) ? 0.0 : t_clean);
-    out[Proxy::kNi] = ProxyValue{ni_from_logits(clean.logits, noisy.logits), "", t_ni};
+    const double t_ni = seconds_since(t0) / static_cast<double>(P) + ((want_k || want_k1) ? 0.0 : t_clean);
+    for (size_t m = 0; m < P; ++m)
+      set(m, Proxy::kNi, ProxyValue{ni_from_logits(clean[m].logits, noisy[m].logits), "", t_ni});
   }
 
-  ProxyValue entropy(const net::Plan& plan) {
+  void entropy(const std::vector<const net::Plan*>& pp, const Setter& set) {
     const auto t0 = Clock::now();
-    double total = 0.0;
+    const size_t P = pp.size();
+    const ForwardOptions opt = entropy_options();
+    const PopulationSchedule schedule(pp, opt);
+    std::vector<double> total(P, 0.0);
+    std::vector<std::optional<ProxyValue>> failed(P);
     for (int r = 0; r < s_.entropy_repeats; ++r) {
-      const auto res = cpu_forward<T>(plan, bank_entropy_[r], entropy_inputs_[r].data(),
-                                      s_.entropy_batch, entropy_options());
-      const ProxyValue v = entropy_from_blocks(res.block_std, res.zero_variance);
-      if (!v.flag.empty()) return v;
-      total += v.value;
+      const auto res = cpu_forward_population<T>(schedule, bank_entropy_[r], entropy_inputs_[r].data(),
+                                                 s_.entropy_batch, opt);
+      for (size_t m = 0; m < P; ++m) {
+        if (failed[m]) continue;
+        const ProxyValue v = entropy_from_blocks(res[m].block_std, res[m].zero_variance);
+        if (!v.flag.empty()) failed[m] = v;
+        else total[m] += v.value;
+      }
     }
-    return ProxyValue{total / s_.entropy_repeats, "", seconds_since(t0)};
+    const double secs = seconds_since(t0) / static_cast<double>(P);
+    for (size_t m = 0; m < P; ++m) {
+      ProxyValue v = failed[m] ? *failed[m] : ProxyValue{total[m] / s_.entropy_repeats, "", 0.0};
+      v.seconds = secs;
+      set(m, Proxy::kEntropy, v);
+    }
   }
 
-  ProxyValue entropy_seed(const net::Plan& plan) {
+  void entropy_seed(const std::vector<const net::Plan*>& pp, const Setter& set) {
     const auto t0 = Clock::now();
     ForwardOptions opt;
     opt.need_logits = false;
-    EntropySeedSum<T> sum(plan);
-    cpu_forward<T>(plan, *bank_eseed_, eseed_input_.data(), s_.batch, opt, std::ref(sum));
-    return ProxyValue{sum.value, "", seconds_since(t0)};
+    std::vector<std::unique_ptr<EntropySeedSum<T>>> sums;
+    for (const net::Plan* p : pp) sums.push_back(std::make_unique<EntropySeedSum<T>>(*p));
+    const PopulationSchedule schedule(pp, opt);
+    cpu_forward_population<T>(schedule, *bank_eseed_, eseed_input_.data(), s_.batch, opt,
+                              [&](size_t m, const SiteView<T>& v) { (*sums[m])(v); });
+    const double secs = seconds_since(t0) / static_cast<double>(pp.size());
+    for (size_t m = 0; m < pp.size(); ++m) set(m, Proxy::kEntropySeed, ProxyValue{sums[m]->value(), "", secs});
   }
 
   // kappa of the FP64 Gram of the first min(64, B) images' gradients (SPEC.md 3).

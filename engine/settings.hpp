@@ -21,6 +21,9 @@ struct ScoreSettings {
   uint64_t score_seed = 0;
   Precision precision = Precision::kFp32;
   int threads = 0;             // 0: all cores
+  // Architectures run together as one population (engine/population.hpp); 0: sized from memory.
+  // Scores never depend on it.
+  int population_batch = 0;
   // CUDA backend: device, concurrent streams (lanes), and TF32 for convolutions and GEMMs.
   int device = 0;
   int gpu_streams = 8;

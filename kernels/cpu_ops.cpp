@@ -75,26 +75,33 @@ void im2col_impl(const ConvShape& s, const T* x, T* col) {
 }  // namespace
 
 template <typename T>
-void conv2d_forward(const ConvShape& s, const T* x, const T* w, T* y) {
+void conv2d_forward_grouped(const ConvShape& s, int groups, const T* const* x, const T* w, T* const* y) {
   const int64_t in_img = static_cast<int64_t>(s.cin) * s.h * s.w;
   const int64_t out_hw = static_cast<int64_t>(s.oh()) * s.ow();
   const int kdim = s.cin * s.k * s.k;
   const bool direct = s.k == 1 && s.stride == 1 && s.pad == 0;
+  const int64_t items = static_cast<int64_t>(groups) * s.batch;
 #pragma omp parallel
   {
     std::vector<T> col(direct ? 0 : static_cast<size_t>(kdim) * out_hw);
 #pragma omp for schedule(static)
-    for (int n = 0; n < s.batch; ++n) {
-      const T* xn = x + n * in_img;
+    for (int64_t i = 0; i < items; ++i) {
+      const int64_t g = i / s.batch, n = i % s.batch;
+      const T* xn = x[g] + n * in_img;
       const T* b = xn;
       if (!direct) {
         im2col_impl(s, xn, col.data());
         b = col.data();
       }
       gemm<T>(false, false, s.cout, static_cast<int>(out_hw), kdim, T(1), w, kdim, b,
-              static_cast<int>(out_hw), T(0), y + n * s.cout * out_hw, static_cast<int>(out_hw));
+              static_cast<int>(out_hw), T(0), y[g] + n * s.cout * out_hw, static_cast<int>(out_hw));
     }
   }
+}
+
+template <typename T>
+void conv2d_forward(const ConvShape& s, const T* x, const T* w, T* y) {
+  conv2d_forward_grouped(s, 1, &x, w, &y);
 }
 
 namespace {
@@ -275,6 +282,7 @@ void im2col_image(const ConvShape& s, const T* x, T* col) {
 #define HN_INSTANTIATE(T)                                                                        \
   template void im2col_image<T>(const ConvShape&, const T*, T*);                                  \
   template void conv2d_forward<T>(const ConvShape&, const T*, const T*, T*);                      \
+  template void conv2d_forward_grouped<T>(const ConvShape&, int, const T* const*, const T*, T* const*); \
   template void batchnorm_stats<T>(const T*, int, int, int64_t, double, double*, double*);         \
   template void batchnorm_apply<T>(const T*, int, int, int64_t, const double*, const double*, T*); \
   template void relu_forward<T>(const T*, int64_t, T*);                                           \

@@ -26,6 +26,11 @@ struct ConvShape {
 // y[n] = conv(x[n], w), no bias; w is [cout, cin, k, k].
 template <typename T>
 void conv2d_forward(const ConvShape& s, const T* x, const T* w, T* y);
+// The grouped form (the population executor): `groups` tensors of s.batch images each, x[g] ->
+// y[g], one weight tensor for all, parallel over every (group, image) pair. Each image is the
+// same im2col + GEMM as in conv2d_forward, so results do not depend on the grouping.
+template <typename T>
+void conv2d_forward_grouped(const ConvShape& s, int groups, const T* const* x, const T* w, T* const* y);
 
 // Train-mode BN statistics over (batch, H, W) per channel, two-pass in FP64 (mean, then the
 // mean of squared deviations); invstd = 1 / sqrt(var + eps).

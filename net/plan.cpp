@@ -98,12 +98,12 @@ class Builder {
 
   int input() {
     const int out = value({kImageChannels, kImageSize, kImageSize});
-    p_.steps.push_back(Step{StepKind::kInput, out});
+    push(Step{StepKind::kInput, out});
     return out;
   }
   int zero(Shape s) {
     const int out = value(s);
-    p_.steps.push_back(Step{StepKind::kZero, out});
+    push(Step{StepKind::kZero, out});
     return out;
   }
   int conv(int in, int slot, int stride) {
@@ -118,7 +118,7 @@ class Builder {
     st.k = info.k;
     st.stride = stride;
     st.pad = pad;
-    p_.steps.push_back(st);
+    push(st);
     p_.param_count += info.numel();
     p_.flops += 2 * info.numel() * so.hw();
     return out;
@@ -128,7 +128,7 @@ class Builder {
     Step st{StepKind::kBatchNorm, out, in};
     st.bn = static_cast<int>(p_.bn_channels.size());
     p_.bn_channels.push_back(shape(in).c);
-    p_.steps.push_back(st);
+    push(st);
     p_.param_count += 2 * shape(in).c;
     return out;
   }
@@ -139,7 +139,7 @@ class Builder {
     st.site = static_cast<int>(p_.sites.size());
     p_.sites.push_back(Site{in, shape(in).numel(), 1, hooked});
     p_.relu_modules.push_back(ReluModule{module, st.site});
-    p_.steps.push_back(st);
+    push(st);
     return out;
   }
   // Another nn.ReLU module reading the same tensor as an existing site's ReLU step.
@@ -155,22 +155,30 @@ class Builder {
   }
   int binary(StepKind kind, int a, int b) {
     const int out = value(shape(a));
-    p_.steps.push_back(Step{kind, out, a, b});
+    push(Step{kind, out, a, b});
     return out;
   }
   int unary(StepKind kind, int in, Shape so) {
     const int out = value(so);
-    p_.steps.push_back(Step{kind, out, in});
+    push(Step{kind, out, in});
     return out;
   }
   void block_end(int v) {
     Step st{StepKind::kBlockEnd, -1, v};
     st.block = blocks_++;
-    p_.steps.push_back(st);
+    at(999);
+    push(st);
   }
+
+  // Positions within a cell: edge e owns 10e + (0 the ReLU of its source node when e is that
+  // node's first outgoing edge, 1 conv, 2 BN, 3 avg-pool, 4 the add into the target node, 5 a
+  // target node with no input after its last incoming edge).
+  static int first_edge_from(int node) { return node == 0 ? 0 : node == 1 ? 2 : 5; }
+  static int last_edge_into(int node) { return node == 1 ? 0 : node == 2 ? 2 : 5; }
 
   int cell(int x, int stage, int cell_in_stage) {
     const int g = stage * kCellsPerStage + cell_in_stage;
+    section(1 + stage * (kCellsPerStage + 1) + cell_in_stage);
     const std::string prefix = "cells." + std::to_string(module_cell_index(stage, cell_in_stage));
     std::array<int, 4> node{x, -1, -1, -1};
     std::array<int, 4> relu_of{-1, -1, -1, -1};  // shared ReLU output per source node
@@ -184,36 +192,64 @@ class Builder {
         switch (op) {
           case Op::kNone: break;
           case Op::kSkip: term = node[i]; break;
-          case Op::kAvgPool: term = unary(StepKind::kAvgPool3, node[i], shape(node[i])); break;
+          case Op::kAvgPool:
+            at(10 * e + 3);
+            term = unary(StepKind::kAvgPool3, node[i], shape(node[i]));
+            break;
           case Op::kConv1x1:
           case Op::kConv3x3:
             // The ReLU module and its ReLU-Conv-BN parent both see this input: weight 2.
+            at(10 * first_edge_from(i));
             if (relu_of[i] < 0) relu_of[i] = relu(node[i], module, 2);
             else share_relu(relu_of[i], module, 2);
-            term = batch_norm(conv(relu_of[i], slot_edge_conv(g, e, op), 1));
+            at(10 * e + 1);
+            const int c = conv(relu_of[i], slot_edge_conv(g, e, op), 1);
+            at(10 * e + 2);
+            term = batch_norm(c);
             break;
         }
         if (term < 0) continue;
+        at(10 * e + 4);
         sum = sum < 0 ? term : binary(StepKind::kAdd, sum, term);
       }
+      at(10 * last_edge_into(j) + 5);
       node[j] = sum >= 0 ? sum : zero(shape(x));
     }
     return node[3];
   }
 
   int reduction(int x, int r) {
+    section((r + 1) * (kCellsPerStage + 1));
     const std::string prefix = "cells." + std::to_string(module_cell_index(r + 1, -1));
-    const int a = batch_norm(conv(relu(x, prefix + ".conv_a.op.0", 2), slot_reduction(r, 0), 2));
-    const int b = batch_norm(conv(relu(a, prefix + ".conv_b.op.0", 2), slot_reduction(r, 1), 1));
+    at(1);
+    int a = relu(x, prefix + ".conv_a.op.0", 2);
+    at(2);
+    a = conv(a, slot_reduction(r, 0), 2);
+    at(3);
+    a = batch_norm(a);
+    at(4);
+    int b = relu(a, prefix + ".conv_b.op.0", 2);
+    at(5);
+    b = conv(b, slot_reduction(r, 1), 1);
+    at(6);
+    b = batch_norm(b);
     const Shape sx = shape(x);
+    at(7);
     const int pooled = unary(StepKind::kAvgPool2, x, {sx.c, sx.h / 2, sx.w / 2});
+    at(8);
     const int shortcut = conv(pooled, slot_reduction(r, 2), 1);
+    at(9);
     return binary(StepKind::kAdd, b, shortcut);
   }
 
   void build() {
+    section(0);
+    at(0);
     p_.input = input();
-    int x = batch_norm(conv(p_.input, kSlotStem, 1));
+    at(1);
+    int x = conv(p_.input, kSlotStem, 1);
+    at(2);
+    x = batch_norm(x);
     block_end(x);
     for (int stage = 0; stage < kStages; ++stage) {
       if (stage > 0) {
@@ -226,18 +262,33 @@ class Builder {
       }
     }
     // Head: BN -> ReLU (hooked once: lastact is a Sequential) -> GAP -> linear.
-    const int h = relu(batch_norm(x), "lastact.1", 1);
+    section(kStages * (kCellsPerStage + 1));
+    at(1);
+    const int hb = batch_norm(x);
+    at(2);
+    const int h = relu(hb, "lastact.1", 1);
     p_.sites.back().inplace = true;
     const Shape sh = shape(h);
+    at(3);
     const int pooled = unary(StepKind::kGlobalAvgPool, h, {sh.c, 1, 1});
+    at(4);
     p_.logits = unary(StepKind::kLinear, pooled, {p_.num_classes, 1, 1});
     p_.param_count += int64_t(p_.num_classes) * sh.c + p_.num_classes;
     p_.flops += 2LL * p_.num_classes * sh.c;
   }
 
  private:
+  void section(int s) { section_ = s; }
+  void at(int offset) { pos_ = section_ * 1000 + offset; }
+  void push(Step st) {
+    st.pos = pos_;
+    p_.steps.push_back(st);
+  }
+
   Plan& p_;
   int blocks_ = 0;
+  int section_ = 0;
+  int pos_ = 0;
 };
 
 }  // namespace

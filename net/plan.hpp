@@ -70,6 +70,13 @@ struct Step {
   int bn = -1;                    // kBatchNorm: index of the layer (its gamma is a parameter)
   int site = -1;                  // kRelu
   int block = -1;                 // kBlockEnd
+  // Where the step stands in the network skeleton, the same for every architecture: steps of
+  // different plans with equal pos compute the same thing on tensors of the same shapes (with the
+  // same weights for a conv), and executing every plan's steps in pos order is a valid order for
+  // each. A cell's ReLU of node i takes the pos of the first edge that could read it, which may
+  // come before the step's place in `steps`. Sections (stem, 15 cells, 2 reduction blocks, head)
+  // are 1000 apart; within a cell, edge e owns 10e .. 10e+5 (see net/plan.cpp).
+  int pos = -1;
 };
 
 // A tensor whose ReLU codes the naswot kernel reads. Several conv edges leaving one node share it.
@@ -103,6 +110,10 @@ struct Plan {
   int64_t weighted_units() const;
   int64_t unweighted_units() const;  // the naswot_once diagonal
 };
+
+// The section of a step position (0 stem, 1-5 cells of stage 0, 6 reduction 0, 7-11 stage 1,
+// 12 reduction 1, 13-17 stage 2, 18 head).
+inline int pos_section(int pos) { return pos / 1000; }
 
 // Throws std::invalid_argument for a degenerate cell (callers must not run those) or a bad
 // num_classes.

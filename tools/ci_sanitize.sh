@@ -12,6 +12,7 @@ apt_missing ci_sanitize clang-14 libclang-rt-14-dev libomp-14-dev llvm-14
 
 export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export LSAN_OPTIONS=suppressions=$PWD/tools/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export OMP_WAIT_POLICY=passive  # as in tools/run_tests.sh: two tests at a time on 2 cores
 
@@ -21,7 +22,7 @@ cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Rele
 cmake --build build-asan -j"$(nproc)"
 echo "ci_sanitize: ASan+UBSan build $((SECONDS - start)) s" >&2
 
-# Left out, for time (the sanitized suite then takes 5 minutes on 2 cores instead of 16):
+# Left out, for time (the sanitized suite then takes about 7 minutes on 2 cores instead of 18):
 #  - the FP64 parity checks against the PyTorch reference and three exact-NTK checks: long
 #    numeric comparisons over the same CPU kernels that the kept Scorer, Ntk.Chunking*, Fixture
 #    and CLI tests run under the sanitizers;

@@ -1,0 +1,79 @@
+// The population schedule (the population-executor design): a population of architectures run in
+// lockstep through the network skeleton. At each skeleton position (net::Step::pos) every member
+// that has a step there joins one grouped step: one convolution call over all their images with
+// the position's weights, one segmented BN, one ReLU pass, and so on. Train-mode BN statistics,
+// ReLU codes, logits and every proxy stay per member. Backend-independent: the CPU executor
+// (engine/cpu_forward) runs it, and its counts say what a GPU executor would launch.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_forward.hpp"
+#include "engine/settings.hpp"
+#include "net/plan.hpp"
+
+namespace hn::engine {
+
+// One member's part in a grouped step: the value ids of its own plan.
+struct MemberStep {
+  int member = -1;  // index into the schedule's members
+  int in0 = -1, in1 = -1, out = -1;
+  int bn = -1, site = -1, block = -1;  // as in net::Step
+  bool materialize = true;             // its output is needed (a ReLU reporting a site may not be)
+};
+
+struct GroupStep {
+  net::StepKind kind;
+  int pos = -1;
+  int slot = -1, k = 1, stride = 1, pad = 0;  // kConv (one weight tensor for the whole group)
+  net::Shape in_shape, out_shape;             // per image, the same for every member
+  std::vector<MemberStep> members;
+};
+
+// What one population step costs on a device executor, from the schedule alone (docs: the
+// population-executor issue). Counts per population; divide by members for per-architecture.
+struct ScheduleCounts {
+  int64_t groups = 0;          // grouped steps
+  int64_t launches = 0;        // kernel launches + library calls of a grouped executor (below)
+  int64_t library_calls = 0;   // cuDNN convolutions + cuBLAS GEMMs
+  int64_t bytes = 0;           // activation bytes read + written (FP32), weights once per group
+  int64_t per_member_launches = 0;  // the same work run one member at a time (today's design)
+  int64_t per_member_library_calls = 0;
+};
+
+class PopulationSchedule {
+ public:
+  // Lowers each member's plan for `opt` (engine::lower_plan) and merges their steps by position.
+  // `plans` must outlive the schedule; none may be degenerate (degenerate members never run).
+  PopulationSchedule(const std::vector<const net::Plan*>& plans, const ForwardOptions& opt);
+
+  size_t size() const { return plans_.size(); }
+  const net::Plan& plan(size_t m) const { return *plans_[m]; }
+  const LoweredPlan& lowered(size_t m) const { return lowered_[m]; }
+  const std::vector<GroupStep>& steps() const { return steps_; }
+  // For member m and value id v: the index of the last grouped step that reads v (-1: none).
+  int last_use(size_t m, int v) const { return last_use_[m][v]; }
+
+  // Counts for images per member `batch` under the executor model: a conv group is one library
+  // call (cuDNN), the linear head one GEMM; a BN group two launches (segmented statistics, apply
+  // fused with a following ReLU and code packing), a ReLU site one (code packing, fused with the
+  // ReLU), add / pool / zero / input one each; plus per population one tiled popcount launch for
+  // every member's K and one batched log-determinant.
+  ScheduleCounts counts(int batch) const;
+
+ private:
+  std::vector<const net::Plan*> plans_;
+  std::vector<LoweredPlan> lowered_;
+  std::vector<GroupStep> steps_;
+  std::vector<std::vector<int>> last_use_;
+  bool report_sites_ = false;
+};
+
+// The counts of every forward pass the raw proxies of `s` need for population `genes` (degenerate
+// members left out): naswot / naswot_once / ni's clean pass with codes, ni's noisy pass,
+// entropy's passes (one per repeat, at entropy_batch), entropy_seed's pass. The NTK proxies'
+// backward passes are not counted (they keep a per-architecture path for now).
+ScheduleCounts forward_counts(const std::vector<net::Genes>& genes, const ScoreSettings& s);
+
+}  // namespace hn::engine
