@@ -16,6 +16,7 @@
 #include "engine/population.hpp"
 #include "net/plan.hpp"
 #include "net/sampling.hpp"
+#include "net/text.hpp"
 
 namespace hn::cli {
 
@@ -68,6 +69,9 @@ void BenchCommand::add_to(CLI::App& app) {
                  "Score each architecture this many times per pass (fills a GPU's streams) (1)")
       ->transform(int_range(1, 100000));
   app.add_flag("--once", once, "One pass, no warm-up (for profilers)");
+  app.add_option("--population-sizes", population_sizes,
+                 "Also time each case on random populations of these sizes (e.g. 1,10,100,1000; "
+                 "random search's draws for search seed 0), one pass each: archs/s per size");
   app.add_option("--json", json,
                  "Also write the results as JSON to this file (rewritten atomically after every "
                  "case, so an interrupted run keeps what it measured)");
@@ -253,6 +257,37 @@ int BenchCommand::run() {
     if (peak_tflops > 0) r["fraction_of_fp32_peak"] = gflops / (peak_tflops * 1e3);
     results[c.name] = r;
     write_json(false);
+  }
+  // archs/s per population size: one pass over a random population of each size.
+  if (!population_sizes.empty()) {
+    std::vector<int> sizes;
+    size_t from = 0;
+    while (from <= population_sizes.size()) {
+      const size_t comma = std::min(population_sizes.find(',', from), population_sizes.size());
+      double v = 0;
+      const std::string item = population_sizes.substr(from, comma - from);
+      if (!net::parse_decimal(item, &v) || v < 1 || v > net::kNumArchs || v != static_cast<int>(v))
+        throw CliError(kExitUsage, "--population-sizes: '" + net::printable(item, 40) +
+                                       "' is not a population size (a whole number 1..15625)");
+      sizes.push_back(static_cast<int>(v));
+      from = comma + 1;
+    }
+    std::printf("%-18s %10s %12s %12s\n", "proxy", "population", "s (pass)", "archs/s");
+    for (const auto& c : cases) {
+      const engine::ScoreInputs inputs = load_inputs_or_fail(c.settings);
+      auto scorer = make_scorer(backend, c.settings, inputs);
+      if (warmup > 0) scorer->score_all({pass[0]});
+      for (int P : sizes) {
+        const auto pop = net::sample_distinct(P, 0, Purpose::kRandomSearch, true);
+        const auto t0 = std::chrono::steady_clock::now();
+        scorer->score_all(pop);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf("%-18s %10d %12.3f %12.2f\n", c.name.c_str(), P, secs, P / secs);
+        std::fflush(stdout);
+        results[c.name]["population_archs_per_s"][std::to_string(P)] = P / secs;
+        write_json(false);
+      }
+    }
   }
   write_json(true);
   return kExitOk;

@@ -13,6 +13,7 @@ struct BenchCommand {
   bool once = false;
   bool presets = false;
   int repeat_archs = 1;
+  std::string population_sizes;  // e.g. "1,10,100": also time random populations of these sizes
   std::string json;
 
   void add_to(CLI::App& app);

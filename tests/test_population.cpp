@@ -8,6 +8,8 @@
 #include <set>
 #include <tuple>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/cpu_forward.hpp"
 #include "engine/population.hpp"
 #include "engine/scorer.hpp"
@@ -153,4 +155,21 @@ TEST(Population, SlicesDoNotChangeScores) {
         EXPECT_EQ(bits(runs[r][a][p]->value), bits(runs[0][a][p]->value)) << "arch " << a << " " << engine::proxy_name(p);
     }
   EXPECT_EQ(runs[0][3][Proxy::kNaswot]->flag, engine::kFlagDegenerate);
+}
+
+TEST(Population, BenchReportsScheduleCountsAndThroughputPerPopulationSize) {
+  test::TempDir d;
+  const auto r = test::run_cli("bench --warmup 0 --runs 1 --proxies naswot --gaussian-input --arch 17 --backend cpu "
+                               "--batch 8 --population-sizes 1,3 --json " + d.path() + "/b.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(test::slurp(d.path() + "/b.json"));
+  EXPECT_TRUE(j["complete"].get<bool>());
+  // Counts from the schedule for populations of 1 to 1,000; grouping cuts launches per architecture.
+  const auto& sched = j["schedule"]["naswot"];
+  EXPECT_EQ(sched["1"]["launches_per_arch"], sched["1"]["per_arch_executor_launches_per_arch"]);
+  EXPECT_LT(sched["1000"]["launches_per_arch"].get<double>(), sched["1"]["launches_per_arch"].get<double>() / 50);
+  EXPECT_GT(j["proxies"]["naswot"]["population_archs_per_s"]["3"].get<double>(), 0.0);
+  const auto bad = test::run_cli("bench --warmup 0 --runs 1 --proxies naswot --gaussian-input --backend cpu "
+                                 "--batch 8 --population-sizes 1,0");
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
