@@ -87,6 +87,22 @@ int BenchCommand::run() {
     runs = 1;
   }
   if (!json.empty()) check_output(json, "--json");
+  // --population-sizes is checked before anything is timed: whole numbers 1..15625, no repeats.
+  std::vector<int> sizes;
+  for (size_t from = 0; !population_sizes.empty() && from <= population_sizes.size();) {
+    const size_t comma = std::min(population_sizes.find(',', from), population_sizes.size());
+    const std::string item = population_sizes.substr(from, comma - from);
+    const bool digits = !item.empty() && item.size() <= 5 && item.find_first_not_of("0123456789") == std::string::npos;
+    const int v = digits ? std::stoi(item) : 0;
+    if (!digits || v < 1 || v > net::kNumArchs)
+      throw CliError(kExitUsage, "--population-sizes: '" + net::printable(item, 40) +
+                                     "' is not a population size (a whole number 1..15625; give a "
+                                     "comma-separated list such as 1,10,100)");
+    if (std::find(sizes.begin(), sizes.end(), v) != sizes.end())
+      throw CliError(kExitUsage, "--population-sizes: " + item + " is given twice");
+    sizes.push_back(v);
+    from = comma + 1;
+  }
   std::vector<net::Genes> genes;
   if (archs.empty()) {
     for (const char* a : kDefaultArchs) genes.push_back(net::parse_arch(a));
@@ -184,8 +200,9 @@ int BenchCommand::run() {
   };
   // What a grouped (population) executor costs per architecture, from the schedule alone: random
   // populations (random search's draws for search seed 0) of 1 to 1,000 members.
-  std::printf("population schedule (forward passes; per architecture): launches, library calls, MB moved; "
-              "one architecture at a time: launches\n");
+  std::printf("population schedule (forward passes, random populations of P = 1 to 1,000, counted from the "
+              "schedule, not timed; per architecture): launches, library calls, MB moved; one architecture at a "
+              "time: launches\n");
   for (const auto& c : cases) {
     if (engine::forward_counts({pass[0]}, c.settings).groups == 0) continue;  // NTK only
     std::printf("  %-16s", c.name.c_str());
@@ -259,19 +276,7 @@ int BenchCommand::run() {
     write_json(false);
   }
   // archs/s per population size: one pass over a random population of each size.
-  if (!population_sizes.empty()) {
-    std::vector<int> sizes;
-    size_t from = 0;
-    while (from <= population_sizes.size()) {
-      const size_t comma = std::min(population_sizes.find(',', from), population_sizes.size());
-      double v = 0;
-      const std::string item = population_sizes.substr(from, comma - from);
-      if (!net::parse_decimal(item, &v) || v < 1 || v > net::kNumArchs || v != static_cast<int>(v))
-        throw CliError(kExitUsage, "--population-sizes: '" + net::printable(item, 40) +
-                                       "' is not a population size (a whole number 1..15625)");
-      sizes.push_back(static_cast<int>(v));
-      from = comma + 1;
-    }
+  if (!sizes.empty()) {
     std::printf("%-18s %10s %12s %12s\n", "proxy", "population", "s (pass)", "archs/s");
     for (const auto& c : cases) {
       const engine::ScoreInputs inputs = load_inputs_or_fail(c.settings);
