@@ -203,22 +203,26 @@ int BenchCommand::run() {
   std::printf("population schedule (forward passes, random populations of P = 1 to 1,000, counted from the "
               "schedule, not timed; per architecture): launches, library calls, MB moved; one architecture at a "
               "time: launches\n");
+  const int kScheduleSizes[] = {1, 10, 100, 1000};
+  std::vector<std::vector<net::Genes>> populations;
+  for (int P : kScheduleSizes) populations.push_back(net::sample_distinct(P, 0, Purpose::kRandomSearch, true));
   for (const auto& c : cases) {
-    if (engine::forward_counts({pass[0]}, c.settings).groups == 0) continue;  // NTK only
+    std::vector<engine::ScheduleCounts> counts;
+    for (const auto& pop : populations) counts.push_back(engine::forward_counts(pop, c.settings));
+    if (counts.front().groups == 0) continue;  // the NTK proxies run no counted forward pass
     std::printf("  %-16s", c.name.c_str());
-    for (int P : {1, 10, 100, 1000}) {
-      const auto pop = net::sample_distinct(P, 0, Purpose::kRandomSearch, true);
-      const engine::ScheduleCounts k = engine::forward_counts(pop, c.settings);
-      const double n = P;
-      std::printf("  P=%-4d %6.1f %5.2f %6.1f (%5.0f)", P, k.launches / n, k.library_calls / n, k.bytes / n / 1e6,
-                  k.per_member_launches / n);
-      schedule[c.name][std::to_string(P)] = {{"launches_per_arch", k.launches / n},
-                                             {"library_calls_per_arch", k.library_calls / n},
-                                             {"bytes_per_arch", k.bytes / n},
-                                             {"groups", k.groups},
-                                             {"per_arch_executor_launches_per_arch", k.per_member_launches / n},
-                                             {"per_arch_executor_library_calls_per_arch",
-                                              k.per_member_library_calls / n}};
+    for (size_t i = 0; i < counts.size(); ++i) {
+      const engine::ScheduleCounts& k = counts[i];
+      const double n = kScheduleSizes[i];
+      std::printf("  P=%-4d %6.1f %5.2f %6.1f (%5.0f)", kScheduleSizes[i], k.launches / n, k.library_calls / n,
+                  k.bytes / n / 1e6, k.per_member_launches / n);
+      schedule[c.name][std::to_string(kScheduleSizes[i])] = {
+          {"launches_per_arch", k.launches / n},
+          {"library_calls_per_arch", k.library_calls / n},
+          {"bytes_per_arch", k.bytes / n},
+          {"groups", k.groups},
+          {"per_arch_executor_launches_per_arch", k.per_member_launches / n},
+          {"per_arch_executor_library_calls_per_arch", k.per_member_library_calls / n}};
     }
     std::printf("\n");
   }

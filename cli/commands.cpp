@@ -82,17 +82,7 @@ class StdinLines {
 // Every line waiting on stdin as architecture items (at least one unless the input has ended).
 std::vector<ArchItem> take_lines(StdinLines& in, const net::ArchTable* table, bool* eof) {
   std::vector<ArchItem> items;
-  for (auto& l : in.take(eof)) {
-    if (!l.error.empty()) {
-      ArchItem it;
-      it.input = l.text;
-      it.line = l.line;
-      it.error = l.error;
-      items.push_back(std::move(it));
-    } else {
-      items.push_back(resolve_arch_text(l.text, l.line, table));
-    }
-  }
+  for (auto& l : in.take(eof)) items.push_back(resolve_arch_line(std::move(l), table));
   return items;
 }
 
@@ -103,9 +93,7 @@ struct ScoreCommand {
   std::string out;
   bool resume = false;
   bool force = false;
-  std::string stats_file;
-  int reference_sample = 50;
-  uint64_t search_seed = 0;
+  NinaswotOptions ninaswot;
   std::string cache;
 
   void add_to(CLI::App& app) {
@@ -123,11 +111,7 @@ struct ScoreCommand {
                  "With --out (jsonl): keep the records already there, score only the rest, append "
                  "(refused when the file was made with other settings)");
     app.add_flag("--force", force, "With --out: overwrite an existing non-empty file");
-    app.add_option("--stats", stats_file, "ninaswot: z statistics from `hybridnas stats`");
-    app.add_option("--reference-sample", reference_sample,
-                   "ninaswot without --stats: z statistics over R sampled architectures (50)")
-        ->transform(int_range(2, net::kNumArchs));
-    app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)")->transform(unsigned64());
+    ninaswot.add_to(app);
   }
 
   // What gives the records their meaning; a resume must match it exactly (engine::score_file).
@@ -237,7 +221,7 @@ struct ScoreCommand {
                       {"--out's settings file", engine::settings_file_path(out)},
                       {"--cache", cache},
                       {"--archs", archs.archs_file == "-" ? "" : archs.archs_file},
-                      {"--stats", stats_file},
+                      {"--stats", ninaswot.stats_file},
                       {"--data", scoring.data},
                       {"--table", scoring.table}});
       lock = lock_output(out);  // two runs writing one file would interleave their records
@@ -272,8 +256,8 @@ struct ScoreCommand {
         std::find(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot) != s.proxies.end();
     engine::ZStats stats;
     if (want_ninaswot)
-      stats = ninaswot_stats(s, inputs, backend, stats_file, reference_sample, search_seed,
-                             scoring.quiet);
+      stats = ninaswot_stats(s, inputs, backend, ninaswot.stats_file, ninaswot.reference_sample,
+                             ninaswot.search_seed, scoring.quiet);
     const nlohmann::json settings = settings_json(s, inputs, stats);
     require_recorded(recorded, settings);
     // An empty stdin list is an error before anything is written.

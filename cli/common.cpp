@@ -232,6 +232,15 @@ ArchItem resolve_arch_text(const std::string& raw, int line, const net::ArchTabl
   return it;
 }
 
+ArchItem resolve_arch_line(net::ArchLine&& l, const net::ArchTable* table) {
+  if (l.error.empty()) return resolve_arch_text(l.text, l.line, table);
+  ArchItem it;
+  it.input = std::move(l.text);
+  it.line = l.line;
+  it.error = std::move(l.error);
+  return it;
+}
+
 std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table) {
   std::vector<ArchItem> items;
   for (const auto& a : o.arch) items.push_back(resolve_arch_text(a, 0, table));
@@ -264,15 +273,7 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
     size_t entries = 0;
     net::read_arch_lines(*in, [&](net::ArchLine&& l) {
       ++entries;
-      if (!l.error.empty()) {
-        ArchItem it;
-        it.input = l.text;
-        it.line = l.line;
-        it.error = l.error;
-        items.push_back(std::move(it));
-      } else {
-        items.push_back(resolve_arch_text(l.text, l.line, table));
-      }
+      items.push_back(resolve_arch_line(std::move(l), table));
     });
     if (in->bad()) throw CliError(kExitData, "reading --archs '" + o.archs_file + "' failed");
     if (entries == 0)
@@ -355,6 +356,14 @@ nlohmann::json score_settings_json(const engine::ScoreSettings& s, const engine:
     j["ninaswot_statistics"] = z;
   }
   return j;
+}
+
+void NinaswotOptions::add_to(CLI::App& app) {
+  app.add_option("--stats", stats_file, "ninaswot: z statistics from `hybridnas stats`");
+  app.add_option("--reference-sample", reference_sample,
+                 "ninaswot without --stats: z statistics over R sampled architectures (50)")
+      ->transform(int_range(2, net::kNumArchs));
+  app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)")->transform(unsigned64());
 }
 
 engine::ZStats ninaswot_stats(const engine::ScoreSettings& s, const engine::ScoreInputs& in,

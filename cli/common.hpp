@@ -13,6 +13,7 @@
 #include "engine/scorer.hpp"
 #include "engine/settings.hpp"
 #include "engine/zstats.hpp"
+#include "net/arch_input.hpp"
 #include "net/arch_table.hpp"
 
 namespace hn::cli {
@@ -115,6 +116,8 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
 // One architecture in any encoding score --arch takes (net::parse_arch_input); an input that names
 // none gives an item with `error` set. `line`: its 1-based line in a list, 0 otherwise.
 ArchItem resolve_arch_text(const std::string& text, int line, const net::ArchTable* table);
+// One entry of an architecture list (net::read_arch_lines): its error item, or its architecture.
+ArchItem resolve_arch_line(net::ArchLine&& line, const net::ArchTable* table);
 
 // "cpu" or "cuda" from --backend cpu|cuda|auto; throws CliError(kExitBackend) for cuda when
 // this build or machine has no usable GPU.
@@ -134,6 +137,15 @@ std::unique_ptr<engine::Scorer> make_cached_scorer(const std::string& backend, c
 // --resume, and reported by serve's ready record.
 nlohmann::json score_settings_json(const engine::ScoreSettings& s, const engine::ScoreInputs& in,
                                    const engine::ZStats& stats);
+
+// score's and serve's options for ninaswot's z statistics: --stats FILE, or a reference sample
+// (--reference-sample R, --search-seed S).
+struct NinaswotOptions {
+  std::string stats_file;
+  int reference_sample = 50;
+  uint64_t search_seed = 0;
+  void add_to(CLI::App& app);
+};
 
 // z statistics for ninaswot: from a statistics file, else from a reference sample of R
 // architectures drawn with the search seed and scored with the run's settings.

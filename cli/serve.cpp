@@ -316,7 +316,6 @@ class Server {
     std::unordered_map<int, size_t> slot_of;
     std::vector<std::vector<ArchItem>> items(batch.size());
     std::vector<std::vector<long>> slots(batch.size());
-    size_t requested = 0;
     for (size_t b = 0; b < batch.size(); ++b) {
       const Pending& p = batch[b];
       if (p.failed || p.request.op != ServeOp::kScore || p.client->dead) continue;
@@ -338,7 +337,6 @@ class Server {
         }
         items[b].push_back(std::move(it));
         slots[b].push_back(slot);
-        ++requested;
       }
     }
     std::vector<std::optional<engine::ArchScore>> scores(work.size());
@@ -402,7 +400,6 @@ class Server {
       }
       send(p.client, r.dump() + "\n");
     }
-    (void)requested;
   }
 
   void send(const std::shared_ptr<Client>& c, const std::string& line) {
@@ -535,11 +532,7 @@ int listen_unix(const std::string& path, ino_t* inode) {
 void ServeCommand::add_to(CLI::App& app) {
   scoring.add_to(app);
   app.add_option("--cache", cache, "SQLite score cache shared with score and search (see score --cache)");
-  app.add_option("--stats", stats_file, "ninaswot: z statistics from `hybridnas stats`");
-  app.add_option("--reference-sample", reference_sample,
-                 "ninaswot without --stats: z statistics over R sampled architectures (50)")
-      ->transform(int_range(2, net::kNumArchs));
-  app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)")->transform(unsigned64());
+  ninaswot.add_to(app);
   app.add_option("--socket", socket_path,
                  "Listen on this Unix domain socket (mode 0600) for several clients, instead of "
                  "answering stdin on stdout");
@@ -555,7 +548,7 @@ void ServeCommand::add_to(CLI::App& app) {
 int ServeCommand::run() {
   std::string backend;
   const engine::ScoreSettings s = scoring.settings(&backend, nullptr);
-  check_distinct({{"--cache", cache}, {"--stats", stats_file}, {"--data", scoring.data},
+  check_distinct({{"--cache", cache}, {"--stats", ninaswot.stats_file}, {"--data", scoring.data},
                   {"--table", scoring.table}, {"--socket", socket_path}});
   std::unique_ptr<engine::ScoreCache> db;
   if (!cache.empty()) db = open_cache(cache);
@@ -563,19 +556,12 @@ int ServeCommand::run() {
   const engine::ScoreInputs inputs = load_inputs_or_fail(s);
   engine::ZStats stats;
   if (std::find(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot) != s.proxies.end())
-    stats = ninaswot_stats(s, inputs, backend, stats_file, reference_sample, search_seed, scoring.quiet);
-  else if (!stats_file.empty())
+    stats = ninaswot_stats(s, inputs, backend, ninaswot.stats_file, ninaswot.reference_sample,
+                           ninaswot.search_seed, scoring.quiet);
+  else if (!ninaswot.stats_file.empty())
     throw CliError(kExitUsage, "--stats is for ninaswot, which --proxies does not include");
-  std::unique_ptr<engine::Scorer> scorer;
   engine::CachedScorer* cached = nullptr;
-  if (db) {
-    auto c = std::make_unique<engine::CachedScorer>(
-        *db, [&] { return make_scorer(backend, s, inputs); }, s, inputs.identity);
-    cached = c.get();
-    scorer = std::move(c);
-  } else {
-    scorer = make_scorer(backend, s, inputs);
-  }
+  auto scorer = make_cached_scorer(backend, s, inputs, db.get(), &cached);
 
   int wake[2];
   if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) throw CliError(kExitInternal, "cannot create a pipe");

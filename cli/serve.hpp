@@ -8,9 +8,7 @@ namespace hn::cli {
 struct ServeCommand {
   ScoringOptions scoring;
   std::string cache;
-  std::string stats_file;
-  int reference_sample = 50;
-  uint64_t search_seed = 0;
+  NinaswotOptions ninaswot;
   std::string socket_path;
   int64_t max_request_bytes = 16 << 20;
   int max_archs = 100000;

@@ -156,6 +156,20 @@ void member_step(const GroupStep& g, const MemberStep& ms, const net::Plan& plan
 
 }  // namespace
 
+void parallel_each(size_t n, const std::function<void(size_t)>& f) {
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < n; ++i) {
+    try {
+      f(i);
+    } catch (...) {
+#pragma omp critical(hn_parallel_each_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 template <typename T>
 std::vector<ForwardResult<T>> cpu_forward_population(const PopulationSchedule& S, const TypedBank<T>& bank,
                                                      const T* x, int batch, const ForwardOptions& opt,
@@ -187,6 +201,15 @@ std::vector<ForwardResult<T>> cpu_forward_population(const PopulationSchedule& S
     if (ms.in0 >= 0 && S.last_use(m, ms.in0) == static_cast<int>(gi)) buf[m][ms.in0].reset();
     if (ms.in1 >= 0 && S.last_use(m, ms.in1) == static_cast<int>(gi)) buf[m][ms.in1].reset();
   };
+  auto conv_shape = [&](const GroupStep& g) {
+    const net::SlotInfo info = net::slot_info(g.slot, bank.num_classes());
+    return kernels::ConvShape{batch, g.in_shape.c, g.in_shape.h, g.in_shape.w, info.cout, g.k, g.stride, g.pad};
+  };
+  auto new_output = [&](size_t m, const MemberStep& ms, const GroupStep& g) -> T* {
+    auto& out = buf[m][ms.out];
+    out.reset(new T[static_cast<size_t>(g.out_shape.numel() * batch)]);
+    return out.get();
+  };
   // Logits out, and with keep_values every activation.
   auto finish = [&] {
     for (size_t m = 0; m < P; ++m) {
@@ -206,33 +229,21 @@ std::vector<ForwardResult<T>> cpu_forward_population(const PopulationSchedule& S
     std::vector<std::vector<std::pair<size_t, const MemberStep*>>> walk(P);
     for (size_t gi = 0; gi < steps.size(); ++gi)
       for (const MemberStep& ms : steps[gi].members) walk[static_cast<size_t>(ms.member)].push_back({gi, &ms});
-    std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t m = 0; m < P; ++m) {
-      try {
-        StepScratch& sc = scratch[static_cast<size_t>(omp_get_thread_num())];
-        for (const auto& [gi, ms] : walk[m]) {
-          if (stopped[m]) break;
-          const GroupStep& g = steps[gi];
-          if (g.kind == StepKind::kConv) {
-            const net::SlotInfo info = net::slot_info(g.slot, bank.num_classes());
-            const kernels::ConvShape cs{batch, g.in_shape.c, g.in_shape.h, g.in_shape.w, info.cout, g.k, g.stride, g.pad};
-            auto& out = buf[m][ms->out];
-            out.reset(new T[static_cast<size_t>(g.out_shape.numel() * batch)]);
-            kernels::conv2d_forward(cs, buf[m][ms->in0].get(), bank.slot(g.slot), out.get());
-          } else {
-            bool stop = false;
-            member_step(g, *ms, S.plan(m), bank, x, batch, opt, buf[m], res[m], stop, sc, on_site, m);
-            if (stop) stopped[m] = 1;
-          }
-          free_inputs(m, *ms, gi);
+    parallel_each(P, [&](size_t m) {
+      StepScratch& sc = scratch[static_cast<size_t>(omp_get_thread_num())];
+      for (const auto& [gi, ms] : walk[m]) {
+        if (stopped[m]) break;
+        const GroupStep& g = steps[gi];
+        if (g.kind == StepKind::kConv) {
+          kernels::conv2d_forward(conv_shape(g), buf[m][ms->in0].get(), bank.slot(g.slot), new_output(m, *ms, g));
+        } else {
+          bool stop = false;
+          member_step(g, *ms, S.plan(m), bank, x, batch, opt, buf[m], res[m], stop, sc, on_site, m);
+          if (stop) stopped[m] = 1;
         }
-      } catch (...) {
-#pragma omp critical(hn_population_error)
-        if (!error) error = std::current_exception();
+        free_inputs(m, *ms, gi);
       }
-    }
-    if (error) std::rethrow_exception(error);
+    });
     finish();
     return res;
   }
@@ -246,34 +257,24 @@ std::vector<ForwardResult<T>> cpu_forward_population(const PopulationSchedule& S
       if (!stopped[static_cast<size_t>(ms.member)]) active.push_back(&ms);
     if (g.kind == StepKind::kConv) {
       // One call for the whole group: every member's images with the position's weights.
-      const net::SlotInfo info = net::slot_info(g.slot, bank.num_classes());
-      const kernels::ConvShape cs{batch, g.in_shape.c, g.in_shape.h, g.in_shape.w, info.cout, g.k, g.stride, g.pad};
       xs.clear();
       ys.clear();
       for (const MemberStep* ms : active) {
-        auto& out = buf[static_cast<size_t>(ms->member)][ms->out];
-        out.reset(new T[static_cast<size_t>(g.out_shape.numel() * batch)]);
-        xs.push_back(buf[static_cast<size_t>(ms->member)][ms->in0].get());
-        ys.push_back(out.get());
+        const size_t m = static_cast<size_t>(ms->member);
+        xs.push_back(buf[m][ms->in0].get());
+        ys.push_back(new_output(m, *ms, g));
       }
       if (!active.empty())
-        kernels::conv2d_forward_grouped(cs, static_cast<int>(active.size()), xs.data(), bank.slot(g.slot), ys.data());
+        kernels::conv2d_forward_grouped(conv_shape(g), static_cast<int>(active.size()), xs.data(),
+                                        bank.slot(g.slot), ys.data());
     } else if (threads > 1 && static_cast<int>(active.size()) >= threads) {
-      std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1)
-      for (size_t i = 0; i < active.size(); ++i) {
+      parallel_each(active.size(), [&](size_t i) {
         const size_t m = static_cast<size_t>(active[i]->member);
         bool stop = false;
-        try {
-          member_step(g, *active[i], S.plan(m), bank, x, batch, opt, buf[m], res[m], stop,
-                      scratch[static_cast<size_t>(omp_get_thread_num())], on_site, m);
-        } catch (...) {
-#pragma omp critical(hn_population_error)
-          if (!error) error = std::current_exception();
-        }
+        member_step(g, *active[i], S.plan(m), bank, x, batch, opt, buf[m], res[m], stop,
+                    scratch[static_cast<size_t>(omp_get_thread_num())], on_site, m);
         if (stop) stopped[m] = 1;
-      }
-      if (error) std::rethrow_exception(error);
+      });
     } else {
       for (const MemberStep* ms : active) {
         const size_t m = static_cast<size_t>(ms->member);

@@ -84,6 +84,10 @@ template <typename T>
 ForwardResult<T> cpu_forward(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int batch,
                              const ForwardOptions& opt, const SiteCallback<T>& on_site = {});
 
+// Runs f(i) for every i in [0, n) over the OpenMP threads, one index at a time (dynamic schedule:
+// members of unequal cost balance out), then rethrows the first exception a call threw.
+void parallel_each(size_t n, const std::function<void(size_t)>& f);
+
 class PopulationSchedule;  // engine/population.hpp
 
 // Site callback of a population run: `member` indexes the schedule's members. Calls for different

@@ -148,23 +148,14 @@ class CpuScorer final : public Scorer {
       const Proxy p = exact ? Proxy::kNtk : Proxy::kNtkFast;
       if (!has(raw_, p)) continue;
       const int threads = omp_get_max_threads();
+      std::vector<ProxyValue> v(pp.size());
+      auto one = [&](size_t m) { v[m] = ntk(*pp[m], exact); };
       if (threads > 1 && static_cast<int>(pp.size()) >= threads) {
-        std::vector<ProxyValue> v(pp.size());
-        std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (size_t m = 0; m < pp.size(); ++m) {
-          try {
-            v[m] = ntk(*pp[m], exact);
-          } catch (...) {
-#pragma omp critical(hn_cpu_scorer_error)
-            if (!error) error = std::current_exception();
-          }
-        }
-        if (error) std::rethrow_exception(error);
-        for (size_t m = 0; m < pp.size(); ++m) set(m, p, v[m]);
+        parallel_each(pp.size(), one);
       } else {
-        for (size_t m = 0; m < pp.size(); ++m) set(m, p, ntk(*pp[m], exact));
+        for (size_t m = 0; m < pp.size(); ++m) one(m);  // each backward parallel over its images
       }
+      for (size_t m = 0; m < pp.size(); ++m) set(m, p, v[m]);
     }
     for (size_t i : run)
       for (Proxy p : raw_) out[i][p] = sanitize(p, *out[i][p]);
