@@ -66,7 +66,7 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       ->transform(int_range(0, 100000));
   app.add_option("--device", device, "CUDA device index (after CUDA_VISIBLE_DEVICES) (0)")
       ->transform(int_range(0, 1023));
-  app.add_option("--gpu-streams", gpu_streams, "CUDA backend: architectures scored concurrently (8)")
+  app.add_option("--gpu-streams", gpu_streams, "CUDA backend: population slices scored concurrently, one stream each (8)")
       ->transform(int_range(1, 64));
   app.add_flag("--tf32", tf32, "CUDA backend: TF32 tensor cores for convolutions and GEMMs (faster, "
                                "less exact; reported in the settings)");

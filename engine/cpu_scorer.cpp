@@ -26,6 +26,23 @@ ArchScore degenerate_score(const net::Genes& g, const std::vector<Proxy>& raw) {
   return out;
 }
 
+RunnableMembers runnable_members(const std::vector<net::Genes>& archs, int num_classes, const std::vector<Proxy>& raw,
+                                 std::vector<ArchScore>& out) {
+  RunnableMembers r;
+  out.assign(archs.size(), ArchScore{});
+  for (size_t i = 0; i < archs.size(); ++i) {
+    if (net::is_degenerate(archs[i])) {
+      out[i] = degenerate_score(archs[i], raw);
+      continue;
+    }
+    out[i].genes = archs[i];
+    r.index.push_back(i);
+    r.plans.push_back(net::build_plan(archs[i], num_classes));
+  }
+  for (const auto& p : r.plans) r.members.push_back(&p);
+  return r;
+}
+
 std::vector<ArchScore> Scorer::score_all(const std::vector<net::Genes>& archs) {
   std::vector<ArchScore> out(archs.size());
   score(archs, [&](size_t i, ArchScore&& s) { out[i] = std::move(s); });
@@ -123,21 +140,11 @@ class CpuScorer final : public Scorer {
   }
 
   std::vector<ArchScore> score_population(const std::vector<net::Genes>& archs) {
-    std::vector<ArchScore> out(archs.size());
-    std::vector<size_t> run;
-    std::vector<net::Plan> plans;
-    for (size_t i = 0; i < archs.size(); ++i) {
-      if (net::is_degenerate(archs[i])) {
-        out[i] = degenerate_score(archs[i], raw_);
-        continue;
-      }
-      out[i].genes = archs[i];
-      run.push_back(i);
-      plans.push_back(net::build_plan(archs[i], s_.num_classes));
-    }
+    std::vector<ArchScore> out;
+    const RunnableMembers rm = runnable_members(archs, s_.num_classes, raw_, out);
+    const std::vector<size_t>& run = rm.index;
+    const std::vector<const net::Plan*>& pp = rm.members;
     if (run.empty()) return out;
-    std::vector<const net::Plan*> pp;
-    for (const auto& p : plans) pp.push_back(&p);
     auto set = [&](size_t member, Proxy p, ProxyValue v) { out[run[member]][p] = std::move(v); };
     if (has(raw_, Proxy::kNaswot) || has(raw_, Proxy::kNaswotOnce) || has(raw_, Proxy::kNi))
       naswot_and_ni(pp, set);

@@ -1,8 +1,9 @@
-// CUDA backend: a lane (stream + cuBLAS / cuSOLVER / cuDNN handles + scratch) per host thread;
-// each lane scores whole architectures, lanes run concurrently. Per architecture, every proxy is
-// queued on the lane's stream; its results land in pinned memory and the lane synchronises once,
-// at the end. Activations use the stream-ordered allocator (cudaMallocAsync), mirroring the CPU
-// executor's allocate-on-produce / free-after-last-use.
+// CUDA backend: a lane (stream + cuBLAS / cuSOLVER / cuDNN handles) per host thread; each lane
+// scores population slices of the list, lanes run concurrently. Per slice, the forward proxies run
+// on the population executor (engine/cuda_population.hpp: one cuDNN call per grouped convolution,
+// one segmented launch per other grouped step), the NTK proxies per architecture; results land in
+// pinned memory and the lane synchronises once per slice. Activations use the stream-ordered
+// allocator (cudaMallocAsync), allocated on produce and freed after their last use.
 #include "engine/cuda_scorer.hpp"
 
 #include <atomic>
@@ -16,8 +17,11 @@
 
 #include "engine/cpu_forward.hpp"  // ForwardOptions, lower_plan, entropy_options
 #include "engine/cpu_ntk.hpp"      // ntk_layout
+#include "engine/cuda_lane.hpp"
+#include "engine/cuda_population.hpp"
 #include "kernels/cudnn_conv.hpp"
 #include "kernels/gpu_kernels.cuh"
+#include "kernels/gpu_population.cuh"
 #include "kernels/gpu_resources.hpp"
 #include "kernels/linalg.hpp"
 #include "kernels/nvtx.hpp"
@@ -30,41 +34,6 @@ namespace {
 namespace kg = kernels::gpu;
 using net::Step;
 using net::StepKind;
-
-template <typename T>
-gpu::DeviceBuffer<T> upload(const std::vector<T>& v) {
-  gpu::DeviceBuffer<T> d(v.size());
-  if (!v.empty()) CUDA_CHECK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return d;
-}
-
-// One init scheme's weights on the device, every slot in one allocation.
-class DeviceBank {
- public:
-  explicit DeviceBank(const net::WeightBank& bank) {
-    std::vector<float> all;
-    offsets_.resize(net::kNumSlots);
-    for (int s = 0; s < net::kNumSlots; ++s) {
-      offsets_[s] = all.size();
-      all.insert(all.end(), bank.slot(s).begin(), bank.slot(s).end());
-    }
-    data_ = upload(all);
-  }
-  const float* slot(int s) const { return data_.get() + offsets_[s]; }
-
- private:
-  std::vector<size_t> offsets_;
-  gpu::DeviceBuffer<float> data_;
-};
-
-struct Lane {
-  explicit Lane(bool tf32) : cublas(stream.get(), tf32), cusolver(stream.get()), conv(stream.get(), tf32) {}
-  gpu::Stream stream;
-  gpu::CublasHandle cublas;
-  gpu::CusolverHandle cusolver;
-  kg::ConvRunner conv;
-  cudaStream_t s() const { return stream.get(); }
-};
 
 // What a forward pass leaves behind.
 struct GpuForward {
@@ -218,14 +187,21 @@ class CudaScorer final : public Scorer {
 
   const char* backend_name() const override { return "cuda"; }
 
+  // Architectures are scored in populations (engine/cuda_population.hpp): slices of the list, one
+  // per lane at a time, each a grouped forward pass per proxy; a slice that runs out of device
+  // memory is split in halves and retried, never failed. `done` is called in input order.
   void score(const std::vector<net::Genes>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override {
     HN_NVTX_RANGE("score_population");
-    const int lanes = std::max(1, std::min<int>(s_.gpu_streams, static_cast<int>(archs.size())));
+    CUDA_CHECK(cudaSetDevice(s_.device));  // lanes' streams and handles belong to the run's device
+    const size_t slice = population_slice();
+    std::vector<std::pair<size_t, size_t>> slices;
+    for (size_t start = 0; start < archs.size(); start += slice)
+      slices.emplace_back(start, std::min(archs.size(), start + slice));
+    const int lanes = std::max(1, std::min<int>(s_.gpu_streams, static_cast<int>(slices.size())));
     // Lanes (streams, library handles, cuDNN plans) live as long as the scorer: a search calls
     // score() once per generation.
-    CUDA_CHECK(cudaSetDevice(s_.device));  // lanes' streams and handles belong to the run's device
-    while (static_cast<int>(lanes_.size()) < lanes) lanes_.push_back(std::make_unique<LaneState>(s_.tf32));
+    while (static_cast<int>(lanes_.size()) < lanes) lanes_.push_back(std::make_unique<Lane>(s_.tf32));
     std::atomic<size_t> next{0};
     std::mutex mu;
     std::vector<std::optional<ArchScore>> ready(archs.size());
@@ -234,15 +210,17 @@ class CudaScorer final : public Scorer {
     auto worker = [&](int l) {
       try {
         CUDA_CHECK(cudaSetDevice(s_.device));
-        LaneState& lane = *lanes_[l];
-        for (size_t i = next++; i < archs.size(); i = next++) {
+        Lane& lane = *lanes_[l];
+        for (size_t i = next++; i < slices.size(); i = next++) {
           {
             std::lock_guard<std::mutex> g(mu);
             if (error) return;
           }
-          ArchScore a = score_one(lane.lane, *lane.results.get(), archs[i]);
+          const std::vector<net::Genes> part(archs.begin() + static_cast<std::ptrdiff_t>(slices[i].first),
+                                             archs.begin() + static_cast<std::ptrdiff_t>(slices[i].second));
+          std::vector<ArchScore> scored = score_split(lane, part);
           std::lock_guard<std::mutex> g(mu);
-          ready[i] = std::move(a);
+          for (size_t j = 0; j < scored.size(); ++j) ready[slices[i].first + j] = std::move(scored[j]);
           for (; emitted < archs.size() && ready[emitted]; ++emitted) {
             done(emitted, std::move(*ready[emitted]));
             ready[emitted].reset();
@@ -262,18 +240,48 @@ class CudaScorer final : public Scorer {
  private:
   bool has(Proxy p) const { return std::find(raw_.begin(), raw_.end(), p) != raw_.end(); }
 
-  ArchScore score_one(Lane& lane, Results& res, const net::Genes& g) {
-    HN_NVTX_RANGE("score_architecture");
-    if (net::is_degenerate(g)) return degenerate_score(g, raw_);
-    ArchScore out;
-    out.genes = g;
-    const net::Plan plan = net::build_plan(g, s_.num_classes);
+  // Members per population slice: --population-batch, else what half the free device memory
+  // holds across the lanes (about 12 live activations of the stem's size per member), at most
+  // 1,024 and at most 2^17 images per grouped convolution (cuDNN's 32-bit element counts).
+  size_t population_slice() const {
+    if (s_.population_batch > 0) return static_cast<size_t>(s_.population_batch);
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const int64_t images = std::max(s_.batch, s_.entropy_batch);
+    const int64_t per_member = images * net::kStemChannels * net::kImageSize * net::kImageSize * 4 * 12;
+    const int64_t lanes = std::max(1, s_.gpu_streams);
+    const int64_t fit = static_cast<int64_t>(free_bytes / 2) / lanes / std::max<int64_t>(1, per_member);
+    return static_cast<size_t>(std::clamp<int64_t>(fit, 1, std::min<int64_t>(1024, (int64_t(1) << 17) / images)));
+  }
+
+  // score_slice, splitting the slice in halves while device memory runs out.
+  std::vector<ArchScore> score_split(Lane& lane, const std::vector<net::Genes>& part) {
+    try {
+      return score_slice(lane, part);
+    } catch (const GpuError& e) {
+      if (e.status() != "cudaErrorMemoryAllocation" || part.size() < 2) throw;
+      CUDA_CHECK(cudaStreamSynchronize(lane.s()));  // the failed slice's frees complete
+      (void)cudaGetLastError();
+      const auto mid = part.begin() + static_cast<std::ptrdiff_t>(part.size() / 2);
+      std::vector<ArchScore> out = score_split(lane, std::vector<net::Genes>(part.begin(), mid));
+      std::vector<ArchScore> rest = score_split(lane, std::vector<net::Genes>(mid, part.end()));
+      for (auto& r : rest) out.push_back(std::move(r));
+      return out;
+    }
+  }
+
+  std::vector<ArchScore> score_slice(Lane& lane, const std::vector<net::Genes>& archs) {
+    HN_NVTX_RANGE("score_slice");
+    std::vector<ArchScore> out;
+    const RunnableMembers rm = runnable_members(archs, s_.num_classes, raw_, out);
+    const std::vector<size_t>& run = rm.index;
+    const std::vector<const net::Plan*>& pp = rm.members;
+    if (run.empty()) return out;
+    const size_t P = pp.size();
     const cudaStream_t s = lane.s();
-    std::memset(&res, 0, sizeof(Results));
-    gpu::StreamBuffer<Results> dres(1, s);
-    CUDA_CHECK(cudaMemsetAsync(dres.get(), 0, sizeof(Results), s));
-    gpu::StreamBuffer<double> partial(256, s);
-    // Events around each proxy: GPU time per proxy, reported as its seconds.
+    gpu::StreamBuffer<Results> dres(P, s);
+    CUDA_CHECK(cudaMemsetAsync(dres.get(), 0, sizeof(Results) * P, s));
+    // Events around each proxy: GPU time per proxy, shared equally by the slice's members.
     std::vector<std::pair<Proxy, std::pair<gpu::Event, gpu::Event>>> timing;
     auto timed = [&](Proxy p, auto&& body) {
       timing.emplace_back(std::piecewise_construct, std::forward_as_tuple(p), std::forward_as_tuple());
@@ -283,20 +291,39 @@ class CudaScorer final : public Scorer {
     };
     if (has(Proxy::kNaswot) || has(Proxy::kNaswotOnce) || has(Proxy::kNi))
       timed(has(Proxy::kNaswot) ? Proxy::kNaswot : has(Proxy::kNaswotOnce) ? Proxy::kNaswotOnce : Proxy::kNi,
-            [&] { naswot_and_ni(lane, plan, dres.get()); });
-    if (has(Proxy::kEntropy)) timed(Proxy::kEntropy, [&] { entropy(lane, plan, dres.get(), partial.get()); });
-    if (has(Proxy::kEntropySeed))
-      timed(Proxy::kEntropySeed, [&] { entropy_seed(lane, plan, dres.get(), partial.get()); });
-    if (has(Proxy::kNtkFast)) timed(Proxy::kNtkFast, [&] { ntk(lane, plan, false, dres.get()); });
-    if (has(Proxy::kNtk)) timed(Proxy::kNtk, [&] { ntk(lane, plan, true, dres.get()); });
-    CUDA_CHECK(cudaMemcpyAsync(&res, dres.get(), sizeof(Results), cudaMemcpyDeviceToHost, s));
+            [&] { naswot_and_ni(lane, pp, dres.get()); });
+    if (has(Proxy::kEntropy)) timed(Proxy::kEntropy, [&] { entropy(lane, pp, dres.get()); });
+    if (has(Proxy::kEntropySeed)) timed(Proxy::kEntropySeed, [&] { entropy_seed(lane, pp, dres.get()); });
+    // The NTK proxies keep their per-architecture backward pass (the next issue moves them).
+    if (has(Proxy::kNtkFast))
+      timed(Proxy::kNtkFast, [&] {
+        for (size_t m = 0; m < P; ++m) ntk(lane, *pp[m], false, dres.get() + m);
+      });
+    if (has(Proxy::kNtk))
+      timed(Proxy::kNtk, [&] {
+        for (size_t m = 0; m < P; ++m) ntk(lane, *pp[m], true, dres.get() + m);
+      });
+    gpu::PinnedBuffer<Results> host(P);
+    CUDA_CHECK(cudaMemcpyAsync(host.get(), dres.get(), sizeof(Results) * P, cudaMemcpyDeviceToHost, s));
     lane.stream.sync();
-
     auto seconds = [&](Proxy p) {
       for (auto& [q, ev] : timing)
-        if (q == p) return ev.second.since(ev.first) / 1000.0;
+        if (q == p) return ev.second.since(ev.first) / 1000.0 / static_cast<double>(P);
       return 0.0;
     };
+    for (size_t m = 0; m < P; ++m) {
+      ArchScore& a = out[run[m]];
+      a = to_score(host[m], *pp[m]);
+      a.genes = archs[run[m]];
+      for (Proxy p : raw_) a[p]->seconds = seconds(p);
+    }
+    // naswot_once and ni share naswot's clean forward: their time is inside naswot's.
+    return out;
+  }
+
+  // A member's proxies from its results (device values read back).
+  ArchScore to_score(const Results& res, const net::Plan& plan) const {
+    ArchScore out;
     auto logdet = [&](const double* r, Proxy p) {
       return r[1] != 0.0 ? worst(p, kFlagSingular) : ProxyValue{r[0], "", 0.0};
     };
@@ -331,75 +358,119 @@ class CudaScorer final : public Scorer {
                        !std::isfinite(lo) || !std::isfinite(hi);
       out[p] = ill ? worst(p, kFlagIllConditioned) : ProxyValue{hi / lo, "", 0.0};
     }
-    for (Proxy p : raw_) {
-      out[p] = sanitize(p, *out[p]);
-      out[p]->seconds = seconds(p);
-    }
-    // naswot_once and ni share naswot's clean forward: their time is inside naswot's.
+    for (Proxy p : raw_) out[p] = sanitize(p, *out[p]);
     return out;
   }
 
-  void naswot_and_ni(Lane& lane, const net::Plan& plan, Results* dres) {
+  // One clean grouped forward gives every member's Hamming kernels (codes packed and accumulated
+  // per grouped ReLU site) and clean logits; the log-determinants by one batched Cholesky; ni adds
+  // one noisy grouped forward and one segmented sum of squared differences.
+  void naswot_and_ni(Lane& lane, const std::vector<const net::Plan*>& pp, Results* dres) {
     HN_NVTX_RANGE("naswot_ni");
     const cudaStream_t s = lane.s();
     const int B = s_.batch;
+    const int P = static_cast<int>(pp.size());
     const bool want_k = has(Proxy::kNaswot) || has(Proxy::kNaswotOnce);
-    gpu::StreamBuffer<int64_t> k(size_t(B) * B, s), k1(size_t(B) * B, s);
-    CUDA_CHECK(cudaMemsetAsync(k.get(), 0, sizeof(int64_t) * B * B, s));
-    CUDA_CHECK(cudaMemsetAsync(k1.get(), 0, sizeof(int64_t) * B * B, s));
-    int64_t max_units = 0;
-    for (const auto& site : plan.sites) max_units = std::max(max_units, site.units);
-    gpu::StreamBuffer<uint32_t> codes(size_t(B) * ((max_units + 31) / 32), s);
+    const int64_t bb = int64_t(B) * B;
+    std::optional<gpu::StreamBuffer<int64_t>> k, k1;
+    if (want_k) {
+      k.emplace(size_t(P) * bb, s);
+      k1.emplace(size_t(P) * bb, s);
+      CUDA_CHECK(cudaMemsetAsync(k->get(), 0, sizeof(int64_t) * P * bb, s));
+      CUDA_CHECK(cudaMemsetAsync(k1->get(), 0, sizeof(int64_t) * P * bb, s));
+    }
     ForwardOptions opt;
     opt.report_sites = want_k;
     opt.need_logits = has(Proxy::kNi);
-    GpuForward clean = gpu_forward(lane, plan, *bank_default_, images_.get(), B, opt,
-                                   [&](int site, const float* pre, int64_t units) {
-                                     kg::launch_pack_codes(pre, B, units, codes.get(), s);
-                                     kg::launch_hamming_accumulate(codes.get(), B, units,
-                                                                   plan.sites[site].hooked_modules,
-                                                                   plan.sites[site].relu_modules,
-                                                                   k.get(), k1.get(), s);
-                                   });
-    if (want_k) {
-      int lwork = 0;
-      gpu::StreamBuffer<double> kd(size_t(B) * B, s);
-      CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(lane.cusolver.get(), CUBLAS_FILL_MODE_LOWER, B, kd.get(), B, &lwork));
-      gpu::StreamBuffer<double> work(std::max(1, lwork), s);
-      gpu::StreamBuffer<int> info(1, s);
-      for (const bool once : {false, true}) {
-        const int64_t* kk = once ? k1.get() : k.get();
-        kg::launch_int64_to_double(kk, int64_t(B) * B, kd.get(), s);
-        CUSOLVER_CHECK(cusolverDnDpotrf(lane.cusolver.get(), CUBLAS_FILL_MODE_LOWER, B, kd.get(), B,
-                                        work.get(), lwork, info.get()));
-        kg::launch_logdet_finalize(kd.get(), kk, B, info.get(), once ? dres->naswot_once : dres->naswot, s);
+    const PopulationSchedule clean_schedule(pp, opt);
+    GpuPopulationHooks hooks;
+    hooks.on_sites = [&](const std::vector<int>& members, const std::vector<int>& sites,
+                         const std::vector<const float*>& pre, int64_t units) {
+      const int count = static_cast<int>(members.size());
+      gpu::StreamBuffer<uint32_t> codes(size_t(count) * B * ((units + 31) / 32), s);
+      std::vector<int64_t*> kp(count), k1p(count);
+      std::vector<int64_t> w1(count), w2(count);
+      for (int j = 0; j < count; ++j) {
+        kp[j] = k->get() + members[j] * bb;
+        k1p[j] = k1->get() + members[j] * bb;
+        const net::Site& site = pp[members[j]]->sites[sites[j]];
+        w1[j] = site.hooked_modules;
+        w2[j] = site.relu_modules;
       }
+      kg::launch_seg_naswot_site(pre.data(), count, B, units, codes.get(), kp.data(), k1p.data(), w1.data(),
+                                 w2.data(), s);
+    };
+    const GpuPopulationForward clean =
+        gpu_forward_population(lane, clean_schedule, *bank_default_, images_.get(), B, opt, hooks);
+    if (want_k) {
+      // Every member's K as FP64, one batched Cholesky, one batched log-determinant.
+      gpu::StreamBuffer<double> kd(size_t(P) * bb, s);
+      gpu::StreamBuffer<int> info(P, s);
+      gpu::StreamBuffer<double*> ptrs(P, s);
+      std::vector<double*> host_ptrs(P);
+      for (int j = 0; j < P; ++j) host_ptrs[j] = kd.get() + j * bb;
+      CUDA_CHECK(cudaMemcpyAsync(ptrs.get(), host_ptrs.data(), sizeof(double*) * P, cudaMemcpyHostToDevice, s));
+      constexpr int64_t stride = sizeof(Results) / sizeof(double);
+      static_assert(sizeof(Results) % sizeof(double) == 0, "Results is an array of doubles' stride");
+      for (const bool once : {false, true}) {
+        const int64_t* kk = once ? k1->get() : k->get();
+        kg::launch_int64_to_double(kk, int64_t(P) * bb, kd.get(), s);
+        CUSOLVER_CHECK(cusolverDnDpotrfBatched(lane.cusolver.get(), CUBLAS_FILL_MODE_LOWER, B, ptrs.get(), B,
+                                               info.get(), P));
+        double* first = once ? dres[0].naswot_once : dres[0].naswot;
+        kg::launch_batched_logdet_finalize(kd.get(), kk, B, P, info.get(), first, stride, s);
+      }
+      // The pageable pointer copy above was staged before cudaMemcpyAsync returned.
     }
     if (has(Proxy::kNi)) {
       ForwardOptions nopt;
       nopt.report_sites = false;
-      GpuForward noisy = gpu_forward(lane, plan, *bank_default_, noisy_.get(), B, nopt, {});
-      kg::launch_sum_squared_diff(clean.logits, noisy.logits, int64_t(B) * plan.num_classes, &dres->ni, s);
+      const PopulationSchedule noisy_schedule(pp, nopt);
+      const GpuPopulationForward noisy =
+          gpu_forward_population(lane, noisy_schedule, *bank_default_, noisy_.get(), B, nopt, {});
+      std::vector<double*> outs(P);
+      for (int j = 0; j < P; ++j) outs[j] = &dres[j].ni;
+      kg::launch_seg_sum_squared_diff(clean.logits.data(), noisy.logits.data(), P, int64_t(B) * s_.num_classes,
+                                      outs.data(), s);
     }
   }
 
-  void entropy(Lane& lane, const net::Plan& plan, Results* dres, double* partial) {
+  void entropy(Lane& lane, const std::vector<const net::Plan*>& pp, Results* dres) {
     HN_NVTX_RANGE("entropy");
-    for (int r = 0; r < s_.entropy_repeats; ++r)
-      gpu_forward(lane, plan, bank_entropy_[r], entropy_inputs_[r].get(), s_.entropy_batch,
-                  entropy_options(), {}, dres->entropy_std + r * net::kBlockOutputs,
-                  dres->entropy_flag + r, partial);
+    const ForwardOptions opt = entropy_options();
+    const PopulationSchedule schedule(pp, opt);
+    for (int r = 0; r < s_.entropy_repeats; ++r) {
+      GpuPopulationHooks hooks;
+      hooks.block_std = [&](int m, int block) { return dres[m].entropy_std + r * net::kBlockOutputs + block; };
+      hooks.block_flag = [&](int m) { return dres[m].entropy_flag + r; };
+      gpu_forward_population(lane, schedule, bank_entropy_[r], entropy_inputs_[r].get(), s_.entropy_batch, opt,
+                             hooks);
+    }
   }
 
-  void entropy_seed(Lane& lane, const net::Plan& plan, Results* dres, double* partial) {
+  void entropy_seed(Lane& lane, const std::vector<const net::Plan*>& pp, Results* dres) {
     HN_NVTX_RANGE("entropy_seed");
     ForwardOptions opt;
     opt.need_logits = false;
-    gpu_forward(lane, plan, *bank_eseed_, eseed_input_.get(), s_.batch, opt,
-                [&](int site, const float* pre, int64_t units) {
-                  kg::launch_abs_sum(pre, int64_t(s_.batch) * units, plan.sites[site].inplace, partial,
-                                     dres->eseed_site + site, lane.s());
-                });
+    const PopulationSchedule schedule(pp, opt);
+    GpuPopulationHooks hooks;
+    hooks.on_sites = [&](const std::vector<int>& members, const std::vector<int>& sites,
+                         const std::vector<const float*>& pre, int64_t units) {
+      // Sites that are the head's in-place ReLU sum max(x, 0); the others |x|.
+      for (const bool inplace : {false, true}) {
+        std::vector<const float*> xs;
+        std::vector<double*> outs;
+        for (size_t j = 0; j < members.size(); ++j)
+          if (pp[members[j]]->sites[sites[j]].inplace == inplace) {
+            xs.push_back(pre[j]);
+            outs.push_back(dres[members[j]].eseed_site + sites[j]);
+          }
+        if (!xs.empty())
+          kg::launch_seg_abs_sum(xs.data(), static_cast<int>(xs.size()), int64_t(s_.batch) * units, inplace,
+                                 outs.data(), lane.s());
+      }
+    };
+    gpu_forward_population(lane, schedule, *bank_eseed_, eseed_input_.get(), s_.batch, opt, hooks);
   }
 
   // Gradients of the summed logits for the first n images (SPEC.md 3), batched over cotangents
@@ -538,15 +609,9 @@ class CudaScorer final : public Scorer {
     }
   }
 
-  struct LaneState {
-    explicit LaneState(bool tf32) : lane(tf32), results(1) {}
-    Lane lane;
-    gpu::PinnedBuffer<Results> results;
-  };
-
   ScoreSettings s_;
   std::vector<Proxy> raw_;
-  std::vector<std::unique_ptr<LaneState>> lanes_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
   gpu::DeviceBuffer<float> images_, noisy_, eseed_input_;
   std::optional<DeviceBank> bank_default_, bank_eseed_;
   std::vector<DeviceBank> bank_entropy_;

@@ -9,7 +9,7 @@ namespace hn::engine {
 using net::StepKind;
 
 PopulationSchedule::PopulationSchedule(const std::vector<const net::Plan*>& plans, const ForwardOptions& opt)
-    : plans_(plans), report_sites_(opt.report_sites) {
+    : plans_(plans), report_sites_(opt.report_sites), rescale_(opt.rescale_blocks) {
   struct Item {
     int pos, kind, slot, member, step;
   };
@@ -76,42 +76,144 @@ PopulationSchedule::PopulationSchedule(const std::vector<const net::Plan*>& plan
   }
 }
 
-ScheduleCounts PopulationSchedule::counts(int batch) const {
+namespace {
+// Members per segmented launch: kernels/gpu_population.cu's table size (segments_per_launch()).
+constexpr int64_t kSegMax = 512;
+int64_t chunks(int64_t n) { return (n + kSegMax - 1) / kSegMax; }
+}  // namespace
+
+ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int batch, int site_launches) const {
   ScheduleCounts c;
-  auto kernel_launches = [](StepKind k) -> int64_t {
-    switch (k) {
-      case StepKind::kBatchNorm: return 2;  // segmented statistics, fused apply
-      case StepKind::kConv: return 0;       // a library call
-      case StepKind::kLinear: return 0;     // a library call
-      case StepKind::kBlockEnd: return 1;   // entropy's std (a no-op otherwise, counted anyway)
-      default: return 1;
-    }
+  // Where each member's values live: (group step, slot in its allocation); group -1 = the input.
+  struct Loc {
+    int group = -2, slot = 0;
+    bool operator==(const Loc& o) const { return group == o.group && slot == o.slot; }
   };
+  std::vector<std::vector<Loc>> loc(plans_.size());
+  for (size_t m = 0; m < plans_.size(); ++m)
+    if (active[m]) loc[m].resize(plans_[m]->values.size());
   const int64_t b = batch;
-  for (const GroupStep& g : steps_) {
-    const int64_t n = static_cast<int64_t>(g.members.size());
-    const bool lib = g.kind == StepKind::kConv || g.kind == StepKind::kLinear;
+  std::vector<const MemberStep*> ms;
+  for (size_t gi = 0; gi < steps_.size(); ++gi) {
+    const GroupStep& g = steps_[gi];
+    ms.clear();
+    for (const MemberStep& m : g.members)
+      if (active[static_cast<size_t>(m.member)]) ms.push_back(&m);
+    if (ms.empty()) continue;
     c.groups += 1;
-    c.launches += lib ? 1 : kernel_launches(g.kind);
-    c.library_calls += lib ? 1 : 0;
-    c.per_member_launches += n * (lib ? 1 : kernel_launches(g.kind));
-    c.per_member_library_calls += lib ? n : 0;
-    int64_t act = 0;
-    for (const MemberStep& m : g.members) {
-      if (m.in0 >= 0) act += g.in_shape.numel();
-      if (m.in1 >= 0) act += g.in_shape.numel();
-      if (m.out >= 0 && m.materialize) act += g.out_shape.numel();
+    auto in_loc = [&](const MemberStep* m, int v) { return v >= 0 ? loc[static_cast<size_t>(m->member)][v] : Loc{}; };
+    // Steps whose members all read one tensor run once (engine/cuda_population.cpp).
+    const bool pure = g.kind != StepKind::kBlockEnd && g.kind != StepKind::kInput &&
+                      !(g.kind == StepKind::kRelu && report_sites_);
+    bool same = pure;
+    for (size_t j = 1; j < ms.size() && same; ++j)
+      same = in_loc(ms[j], ms[j]->in0) == in_loc(ms[0], ms[0]->in0) &&
+             in_loc(ms[j], ms[j]->in1) == in_loc(ms[0], ms[0]->in1) && ms[j]->materialize == ms[0]->materialize;
+    const size_t run = same ? 1 : ms.size();
+    const int64_t n = static_cast<int64_t>(run);
+    const int64_t in = 4 * g.in_shape.numel() * b, out = 4 * g.out_shape.numel() * b;
+    int outputs = 0;  // members (of the run) given a slot in this group's allocation
+    switch (g.kind) {
+      case StepKind::kInput:
+        for (const MemberStep* m : ms) loc[static_cast<size_t>(m->member)][m->out] = Loc{-1, 0};
+        break;
+      case StepKind::kZero:
+        c.launches += chunks(n);
+        c.bytes += out * n;
+        outputs = static_cast<int>(n);
+        break;
+      case StepKind::kConv: {
+        c.launches += 1;
+        c.library_calls += 1;
+        bool contiguous = true;
+        const Loc first = in_loc(ms[0], ms[0]->in0);
+        for (size_t j = 1; j < run && contiguous; ++j) {
+          const Loc l = in_loc(ms[j], ms[j]->in0);
+          contiguous = first.group >= 0 && l.group == first.group && l.slot == first.slot + static_cast<int>(j);
+        }
+        if (!contiguous) {  // the gather into one tensor
+          c.launches += chunks(n);
+          c.bytes += 2 * in * n;
+        }
+        const net::SlotInfo info = net::slot_info(g.slot, plans_.front()->num_classes);
+        c.bytes += (in + out) * n + 4 * info.numel();
+        outputs = static_cast<int>(n);
+        break;
+      }
+      case StepKind::kBatchNorm:
+        c.launches += 2 * chunks(n);  // segmented statistics, apply
+        c.bytes += 3 * in * n + out * n;
+        outputs = static_cast<int>(n);
+        break;
+      case StepKind::kRelu: {
+        if (report_sites_) {
+          c.launches += site_launches * chunks(n);
+          c.bytes += in * n;
+        }
+        int64_t mat = 0;
+        for (size_t j = 0; j < run; ++j) mat += ms[j]->materialize ? 1 : 0;
+        if (mat > 0) c.launches += chunks(mat);
+        c.bytes += (in + out) * mat;
+        outputs = static_cast<int>(mat);
+        break;
+      }
+      case StepKind::kAdd:
+        c.launches += chunks(n);
+        c.bytes += (2 * in + out) * n;
+        outputs = static_cast<int>(n);
+        break;
+      case StepKind::kAvgPool3:
+      case StepKind::kAvgPool2:
+      case StepKind::kGlobalAvgPool:
+        c.launches += chunks(n);
+        c.bytes += (in + out) * n;
+        outputs = static_cast<int>(n);
+        break;
+      case StepKind::kLinear: {
+        c.launches += chunks(n);
+        const net::SlotInfo info = net::slot_info(net::kSlotLinearWeight, plans_.front()->num_classes);
+        c.bytes += (in + out) * n + 4 * info.numel();
+        outputs = static_cast<int>(n);
+        break;
+      }
+      case StepKind::kBlockEnd:
+        if (rescale_) {
+          // Two partial + two finish launches for the std, one divide; a tensor shared by several
+          // members once, its std copied to the others.
+          int64_t unique = 0, dups = 0;
+          for (size_t j = 0; j < ms.size(); ++j) {
+            bool seen = false;
+            for (size_t i = 0; i < j && !seen; ++i) seen = in_loc(ms[i], ms[i]->in0) == in_loc(ms[j], ms[j]->in0);
+            (seen ? dups : unique) += 1;
+          }
+          c.launches += 5 * chunks(unique) + chunks(dups);
+          c.bytes += 4 * in * unique;
+        }
+        break;
     }
-    c.bytes += 4 * act * b;
-    if (g.kind == StepKind::kConv || g.kind == StepKind::kLinear) {
-      const net::SlotInfo info = net::slot_info(g.slot >= 0 ? g.slot : net::kSlotLinearWeight,
-                                                plans_.front()->num_classes);
-      c.bytes += 4 * info.numel();
+    if (g.kind != StepKind::kInput && g.kind != StepKind::kBlockEnd) {
+      int slot = 0;
+      for (size_t j = 0; j < run; ++j) {
+        const MemberStep* m = ms[j];
+        if (m->out < 0 || (g.kind == StepKind::kRelu && !m->materialize)) continue;
+        loc[static_cast<size_t>(m->member)][m->out] = Loc{static_cast<int>(gi), slot++};
+      }
+      (void)outputs;
+      for (size_t j = run; j < ms.size(); ++j)
+        if (ms[j]->out >= 0) loc[static_cast<size_t>(ms[j]->member)][ms[j]->out] = loc[static_cast<size_t>(ms[0]->member)][ms[0]->out];
     }
   }
-  if (!plans_.empty() && report_sites_) {
-    c.launches += 2;  // K for every member (tiled popcount) and one batched log-determinant
-    c.per_member_launches += 2 * static_cast<int64_t>(plans_.size());
+  return c;
+}
+
+ScheduleCounts PopulationSchedule::counts(int batch, int site_launches) const {
+  ScheduleCounts c = simulate(std::vector<char>(plans_.size(), 1), batch, site_launches);
+  for (size_t m = 0; m < plans_.size(); ++m) {
+    std::vector<char> one(plans_.size(), 0);
+    one[m] = 1;
+    const ScheduleCounts k = simulate(one, batch, site_launches);
+    c.per_member_launches += k.launches;
+    c.per_member_library_calls += k.library_calls;
   }
   return c;
 }
@@ -124,8 +226,8 @@ ScheduleCounts forward_counts(const std::vector<net::Genes>& genes, const ScoreS
   if (plans.empty()) return total;
   std::vector<const net::Plan*> pp;
   for (const auto& p : plans) pp.push_back(&p);
-  auto add = [&](const ForwardOptions& opt, int batch, int times) {
-    const ScheduleCounts c = PopulationSchedule(pp, opt).counts(batch);
+  auto add = [&](const ForwardOptions& opt, int batch, int times, int site_launches = 2) {
+    const ScheduleCounts c = PopulationSchedule(pp, opt).counts(batch, site_launches);
     total.groups += times * c.groups;
     total.launches += times * c.launches;
     total.library_calls += times * c.library_calls;
@@ -142,16 +244,27 @@ ScheduleCounts forward_counts(const std::vector<net::Genes>& genes, const ScoreS
     clean.report_sites = codes;
     add(clean, s.batch, 1);
   }
+  const int64_t P = static_cast<int64_t>(pp.size());
+  if (codes) {
+    // Per population: K to FP64, the batched Cholesky and the batched log-determinant, for K and
+    // K_once (a population of one: the same 6 per member).
+    total.launches += 6;
+    total.library_calls += 2;
+    total.per_member_launches += 6 * P;
+    total.per_member_library_calls += 2 * P;
+  }
   if (ni) {
     ForwardOptions noisy;
     noisy.report_sites = false;
     add(noisy, s.batch, 1);
+    total.launches += chunks(P);  // the segmented sum of squared logit differences
+    total.per_member_launches += P;
   }
   if (has(Proxy::kEntropy)) add(entropy_options(), s.entropy_batch, s.entropy_repeats);
   if (has(Proxy::kEntropySeed)) {
     ForwardOptions seed;
     seed.need_logits = false;
-    add(seed, s.batch, 1);
+    add(seed, s.batch, 1, 1);  // one segmented |x| sum per site (two when a group mixes in-place sites)
   }
   return total;
 }

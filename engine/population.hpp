@@ -55,19 +55,23 @@ class PopulationSchedule {
   // For member m and value id v: the index of the last grouped step that reads v (-1: none).
   int last_use(size_t m, int v) const { return last_use_[m][v]; }
 
-  // Counts for images per member `batch` under the executor model: a conv group is one library
-  // call (cuDNN), the linear head one GEMM; a BN group two launches (segmented statistics, apply
-  // fused with a following ReLU and code packing), a ReLU site one (code packing, fused with the
-  // ReLU), add / pool / zero / input one each; plus per population one tiled popcount launch for
-  // every member's K and one batched log-determinant.
-  ScheduleCounts counts(int batch) const;
+  // Counts for images per member `batch`, of the CUDA executor of this schedule
+  // (engine/cuda_population.cpp), simulated step by step: a conv group is one cuDNN call, plus a
+  // gather launch when its members' inputs are not one contiguous tensor in group order; every
+  // other group one segmented launch per 512 members (a BN group two: statistics, apply; a ReLU
+  // site `site_launches` more: code packing and popcount for naswot, one |x| sum for
+  // entropy_seed; an entropy block end five); the input costs nothing; a step whose members all
+  // read one tensor runs once. per_member_* are the same executor run one member at a time.
+  // The per-population extras (batched log-determinants, ni's sums) are in forward_counts.
+  ScheduleCounts counts(int batch, int site_launches = 2) const;
 
  private:
   std::vector<const net::Plan*> plans_;
   std::vector<LoweredPlan> lowered_;
   std::vector<GroupStep> steps_;
   std::vector<std::vector<int>> last_use_;
-  bool report_sites_ = false;
+  bool report_sites_ = false, rescale_ = false;
+  ScheduleCounts simulate(const std::vector<char>& active, int batch, int site_launches) const;
 };
 
 // The counts of every forward pass the raw proxies of `s` need for population `genes` (degenerate

@@ -12,6 +12,7 @@
 #include "engine/proxy.hpp"
 #include "engine/settings.hpp"
 #include "net/nb201.hpp"
+#include "net/plan.hpp"
 
 namespace hn::engine {
 
@@ -35,6 +36,17 @@ class Scorer {
 
 // Every proxy of `raw` at its worst value, flagged degenerate (SPEC.md 1: never run).
 ArchScore degenerate_score(const net::Genes& g, const std::vector<Proxy>& raw);
+
+// What a backend runs of a population: degenerate members get their fixed scores in `out` (sized
+// to archs; the others get their genes) and are left out; the rest become plans. index[m] is
+// member m's position in archs; plans outlive `members` (pointers into plans).
+struct RunnableMembers {
+  std::vector<size_t> index;
+  std::vector<net::Plan> plans;
+  std::vector<const net::Plan*> members;
+};
+RunnableMembers runnable_members(const std::vector<net::Genes>& archs, int num_classes, const std::vector<Proxy>& raw,
+                                 std::vector<ArchScore>& out);
 
 // Raw proxies of settings.proxies on the CPU (ninaswot is expanded to naswot and ni and left out).
 std::unique_ptr<Scorer> make_cpu_scorer(const ScoreSettings& settings, const ScoreInputs& inputs);

@@ -5,6 +5,7 @@
 #include "kernels/cuda_check.hpp"
 #include "kernels/elementwise.cuh"
 #include "kernels/gpu_common.cuh"
+#include "kernels/gpu_device_ops.cuh"
 #include "kernels/gpu_kernels.cuh"
 #include "kernels/nvtx.hpp"
 
@@ -22,24 +23,7 @@ __global__ void batchnorm_stats_kernel(const float* x, int batch, int c, int64_t
                                        double* mean, double* invstd) {
   __shared__ double shared[kThreads];
   const int ch = blockIdx.x;
-  const int64_t count = static_cast<int64_t>(batch) * hw;
-  double s = 0.0;
-  for (int64_t i = threadIdx.x; i < count; i += kThreads) {
-    const int64_t n = i / hw, p = i % hw;
-    s += static_cast<double>(x[(n * c + ch) * hw + p]);
-  }
-  const double m = block_sum(s, shared) / static_cast<double>(count);
-  double sq = 0.0;
-  for (int64_t i = threadIdx.x; i < count; i += kThreads) {
-    const int64_t n = i / hw, p = i % hw;
-    const double d = static_cast<double>(x[(n * c + ch) * hw + p]) - m;
-    sq += d * d;
-  }
-  const double var = block_sum(sq, shared) / static_cast<double>(count);
-  if (threadIdx.x == 0) {
-    mean[ch] = m;
-    invstd[ch] = 1.0 / sqrt(var + eps);
-  }
+  detail::batchnorm_stats_channel(x, batch, c, hw, ch, eps, mean + ch, invstd + ch, shared);
 }
 
 __global__ void batchnorm_apply_kernel(const float* x, int64_t total, int c, int64_t hw,
@@ -66,54 +50,30 @@ __global__ void fill_zero_kernel(float* y, int64_t n) {
     y[i] = 0.0f;
 }
 
-// Same order of operations as the CPU twin: the column sums of the window's rows, then the
-// columns, divided by the cells inside the image.
+// Same order of operations as the CPU twin (detail::avgpool3_at).
 __global__ void avgpool3_kernel(const float* x, int planes, int h, int w, float* y) {
   const int64_t total = static_cast<int64_t>(planes) * h * w;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int ox = static_cast<int>(i % w), oy = static_cast<int>((i / w) % h);
-    const float* src = x + (i / (int64_t(h) * w)) * h * w;
-    const int y0 = max(oy - 1, 0), y1 = min(oy + 1, h - 1);
-    const int x0 = max(ox - 1, 0), x1 = min(ox + 1, w - 1);
-    float sum = 0.0f;
-    for (int ix = x0; ix <= x1; ++ix) {
-      float col = src[y0 * w + ix];
-      for (int iy = y0 + 1; iy <= y1; ++iy) col += src[iy * w + ix];
-      sum += col;
-    }
-    y[i] = sum / (static_cast<float>(y1 - y0 + 1) * static_cast<float>(x1 - x0 + 1));
-  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = detail::avgpool3_at(x, h, w, i);
 }
 
 __global__ void avgpool2_kernel(const float* x, int planes, int h, int w, float* y) {
-  const int oh = h / 2, ow = w / 2;
-  const int64_t total = static_cast<int64_t>(planes) * oh * ow;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int ox = static_cast<int>(i % ow), oy = static_cast<int>((i / ow) % oh);
-    const float* s0 = x + (i / (int64_t(oh) * ow)) * h * w + (2 * oy) * w + 2 * ox;
-    y[i] = (s0[0] + s0[1] + s0[w] + s0[w + 1]) / 4.0f;
-  }
+  const int64_t total = static_cast<int64_t>(planes) * (h / 2) * (w / 2);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = detail::avgpool2_at(x, h, w, i);
 }
 
 __global__ void global_avgpool_kernel(const float* x, int planes, int64_t hw, float* y) {
   __shared__ double shared[kThreads];
-  const int p = blockIdx.x;
-  double s = 0.0;
-  for (int64_t i = threadIdx.x; i < hw; i += kThreads) s += static_cast<double>(x[p * hw + i]);
-  const double total = block_sum(s, shared);
-  if (threadIdx.x == 0) y[p] = static_cast<float>(total / static_cast<double>(hw));
+  const float v = detail::plane_mean(x + blockIdx.x * hw, hw, shared);
+  if (threadIdx.x == 0) y[blockIdx.x] = v;
 }
 
 __global__ void linear_kernel(const float* x, int batch, int in, int out, const float* w,
                               const float* b, float* y) {
   const int64_t total = static_cast<int64_t>(batch) * out;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int n = static_cast<int>(i / out), o = static_cast<int>(i % out);
-    double acc = static_cast<double>(b[o]);
-    for (int k = 0; k < in; ++k)
-      acc += static_cast<double>(w[int64_t(o) * in + k]) * static_cast<double>(x[int64_t(n) * in + k]);
-    y[i] = static_cast<float>(acc);
-  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = detail::linear_at(x, in, out, w, b, i);
 }
 
 // Two-pass std over a fixed partition: pass 1 partial sums -> mean, pass 2 squared deviations.
@@ -154,12 +114,13 @@ __global__ void divide_by_kernel(float* x, int64_t n, const double* divisor, int
 
 __global__ void sum_squared_diff_kernel(const float* a, const float* b, int64_t n, double* out) {
   __shared__ double shared[kThreads];
-  double s = 0.0;
-  for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
-    s += d * d;
-  }
-  const double t = block_sum(s, shared);
+  const double t = detail::block_reduce(
+      n,
+      [&](int64_t i) {
+        const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+        return d * d;
+      },
+      shared);
   if (threadIdx.x == 0) *out = t;
 }
 

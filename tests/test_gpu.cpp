@@ -16,6 +16,10 @@
 #include "kernels/cpu_ops.hpp"
 #include "kernels/cudnn_conv.hpp"
 #include "kernels/gpu_kernels.cuh"
+#include "kernels/gpu_population.cuh"
+#include "kernels/linalg.hpp"
+#include "net/sampling.hpp"
+#include "engine/cpu_proxies.hpp"
 #include "kernels/gpu_resources.hpp"
 #include "kernels/hamming.hpp"
 #include "fp32_rule.hpp"
@@ -138,6 +142,134 @@ TEST(GpuKernels, BatchNormReluPoolsLinearMatchTheCpu) {
   kernels::divide_inplace(xd.data(), N, kernels::tensor_std(x.data(), N));
   expect_close("divide", host(dx), xd, 1e-7);
   EXPECT_EQ(host(flag)[0], 0);
+}
+
+// The population executor's segmented kernels against the single-tensor CPU kernels applied to
+// each member: 520 segments (more than one launch's table of 512) in separate allocations.
+TEST(GpuPopulation, SegmentedKernelsMatchTheCpuPerMember) {
+  SKIP_WITHOUT_GPU();
+  const int G = 520, B = 3, C = 16, H = 8, W = 8, classes = 10;
+  const int64_t HW = H * W, per = int64_t(B) * C * HW;
+  std::vector<std::vector<float>> xs, x2s;
+  std::vector<gpu::DeviceBuffer<float>> dx, dx2, dy;
+  std::vector<const float*> px, px2;
+  std::vector<float*> py;
+  for (int g = 0; g < G; ++g) {
+    xs.push_back(randn(per, 100 + g, 1.0f + 0.1f * g));
+    x2s.push_back(randn(per, 900 + g));
+    dx.push_back(dev(xs.back()));
+    dx2.push_back(dev(x2s.back()));
+    dy.push_back(dev_zeros<float>(per));
+    px.push_back(dx.back().get());
+    px2.push_back(dx2.back().get());
+    py.push_back(dy.back().get());
+  }
+  auto each = [&](const char* what, double rtol, double atol, auto cpu) {
+    for (int g = 0; g < G; ++g) {
+      std::vector<float> want(per, 0.0f);
+      const size_t n = cpu(g, want);
+      want.resize(n);
+      auto got = host(dy[g]);
+      got.resize(n);
+      expect_close((std::string(what) + " segment " + std::to_string(g)).c_str(), got, want, rtol, atol);
+      if (::testing::Test::HasFailure()) return;
+    }
+  };
+  kg::launch_seg_unary(kg::SegUnary::kRelu, px.data(), py.data(), G, per, 0);
+  each("seg relu", 0, 0, [&](int g, std::vector<float>& y) { kernels::relu_forward(xs[g].data(), per, y.data()); return size_t(per); });
+  kg::launch_seg_add(px.data(), px2.data(), py.data(), G, per, 0);
+  each("seg add", 0, 0, [&](int g, std::vector<float>& y) { kernels::add_forward(xs[g].data(), x2s[g].data(), per, y.data()); return size_t(per); });
+  kg::launch_seg_avgpool(3, px.data(), py.data(), G, B * C, H, W, 0);
+  each("seg avgpool3", 0, 0, [&](int g, std::vector<float>& y) { kernels::avgpool3_forward(xs[g].data(), B, C, H, W, y.data()); return size_t(per); });
+  kg::launch_seg_avgpool(2, px.data(), py.data(), G, B * C, H, W, 0);
+  each("seg avgpool2", 0, 0, [&](int g, std::vector<float>& y) { kernels::avgpool2_forward(xs[g].data(), B, C, H, W, y.data()); return size_t(per / 4); });
+  kg::launch_seg_global_avgpool(px.data(), py.data(), G, B * C, HW, 0);
+  each("seg global avgpool", 1e-7, 0, [&](int g, std::vector<float>& y) { kernels::global_avgpool_forward(xs[g].data(), B, C, HW, y.data()); return size_t(B * C); });
+  const auto w = randn(size_t(classes) * C, 7), b = randn(classes, 8);
+  auto dw = dev(w), db = dev(b);
+  kg::launch_seg_linear(px.data(), py.data(), G, B, C, classes, dw.get(), db.get(), 0);
+  each("seg linear", 0, 0, [&](int g, std::vector<float>& y) { kernels::linear_forward(xs[g].data(), B, C, classes, w.data(), b.data(), y.data()); return size_t(B * classes); });
+  auto mean = dev_zeros<double>(size_t(G) * C), invstd = dev_zeros<double>(size_t(G) * C);
+  kg::launch_seg_batchnorm(px.data(), py.data(), G, B, C, HW, 1e-5, mean.get(), invstd.get(), 0);
+  const auto gm = host(mean), gi = host(invstd);
+  each("seg batchnorm", 1e-6, 1e-6, [&](int g, std::vector<float>& y) {
+    std::vector<double> m(C), is(C);
+    kernels::batchnorm_stats(xs[g].data(), B, C, HW, 1e-5, m.data(), is.data());
+    expect_close("seg bn mean", std::vector<double>(gm.begin() + g * C, gm.begin() + (g + 1) * C), m, 1e-12, 1e-14);
+    expect_close("seg bn invstd", std::vector<double>(gi.begin() + g * C, gi.begin() + (g + 1) * C), is, 1e-12);
+    kernels::batchnorm_apply(xs[g].data(), B, C, HW, m.data(), is.data(), y.data());
+    return size_t(per);
+  });
+  // Block-end rescale (in place on copies), with one zero tensor that must set its flag.
+  std::vector<gpu::DeviceBuffer<float>> dr;
+  std::vector<float*> pr;
+  for (int g = 0; g < G; ++g) {
+    dr.push_back(dev(g == 5 ? std::vector<float>(per, 0.0f) : xs[g]));
+    pr.push_back(dr.back().get());
+  }
+  auto stds = dev_zeros<double>(G);
+  auto flags = dev_zeros<int>(G);
+  auto scratch = dev_zeros<double>(kg::seg_rescale_scratch_doubles());
+  std::vector<double*> ps;
+  std::vector<int*> pf;
+  for (int g = 0; g < G; ++g) {
+    ps.push_back(stds.get() + g);
+    pf.push_back(flags.get() + g);
+  }
+  kg::launch_seg_rescale(pr.data(), G, per, ps.data(), pf.data(), scratch.get(), 0);
+  const auto gs = host(stds);
+  const auto gf = host(flags);
+  for (int g = 0; g < G; ++g) {
+    if (g == 5) {
+      EXPECT_EQ(gf[g], 1) << "a zero tensor's std must flag";
+      continue;
+    }
+    EXPECT_EQ(gf[g], 0);
+    const double want = kernels::tensor_std(xs[g].data(), per);
+    EXPECT_NEAR(gs[g], want, 1e-12 * want) << "seg std " << g;
+    std::vector<float> xd = xs[g];
+    kernels::divide_inplace(xd.data(), per, want);
+    expect_close("seg divide", host(dr[g]), xd, 1e-7);
+  }
+  // NASWOT at a site: codes and K exactly, per member; weights differ per member.
+  const int64_t units = C * HW;
+  auto codes = dev_zeros<uint32_t>(size_t(G) * B * units / 32);
+  auto k = dev_zeros<int64_t>(size_t(G) * B * B), k1 = dev_zeros<int64_t>(size_t(G) * B * B);
+  std::vector<int64_t*> pk, pk1;
+  std::vector<int64_t> w1, w2;
+  for (int g = 0; g < G; ++g) {
+    pk.push_back(k.get() + int64_t(g) * B * B);
+    pk1.push_back(k1.get() + int64_t(g) * B * B);
+    w1.push_back(1 + g % 3);
+    w2.push_back(1 + g % 2);
+  }
+  kg::launch_seg_naswot_site(px.data(), G, B, units, codes.get(), pk.data(), pk1.data(), w1.data(), w2.data(), 0);
+  const auto gk = host(k), gk1 = host(k1);
+  for (int g = 0; g < G; ++g) {
+    std::vector<uint64_t> c(size_t(B) * kernels::code_words(units));
+    kernels::pack_relu_codes(xs[g].data(), B, units, c.data());
+    std::vector<int64_t> want(B * B, 0), want1(B * B, 0);
+    kernels::hamming_accumulate(c.data(), B, units, w1[g], want.data());
+    kernels::hamming_accumulate(c.data(), B, units, w2[g], want1.data());
+    EXPECT_EQ(std::vector<int64_t>(gk.begin() + g * B * B, gk.begin() + (g + 1) * B * B), want) << "K " << g;
+    EXPECT_EQ(std::vector<int64_t>(gk1.begin() + g * B * B, gk1.begin() + (g + 1) * B * B), want1) << "K_once " << g;
+  }
+  // Per-member FP64 sums.
+  auto sq = dev_zeros<double>(G);
+  std::vector<double*> psq;
+  for (int g = 0; g < G; ++g) psq.push_back(sq.get() + g);
+  kg::launch_seg_abs_sum(px.data(), G, per, false, ps.data(), 0);
+  kg::launch_seg_sum_squared_diff(px.data(), px2.data(), G, per, psq.data(), 0);
+  const auto ga = host(stds), gq = host(sq);
+  for (int g = 0; g < G; ++g) {
+    double want = 0.0, want_sq = 0.0;
+    for (int64_t i = 0; i < per; ++i) {
+      want += std::abs(double(xs[g][i]));
+      want_sq += (double(xs[g][i]) - double(x2s[g][i])) * (double(xs[g][i]) - double(x2s[g][i]));
+    }
+    EXPECT_NEAR(ga[g], want, 1e-12 * want) << "seg abs sum " << g;
+    EXPECT_NEAR(gq[g], want_sq, 1e-12 * want_sq) << "seg sum squared diff " << g;
+  }
 }
 
 TEST(GpuKernels, CodesAndHammingKernelAreExact) {
@@ -315,6 +447,39 @@ void expect_cuda_matches_cpu(engine::ScoreSettings s32, const std::vector<std::s
 TEST(GpuEndToEnd, CudaScorerMatchesTheCpuScorer) {
   SKIP_WITHOUT_GPU();
   expect_cuda_matches_cpu(e2e_settings(), kE2eArchs);
+}
+
+// A score does not depend on the population (SPEC.md 7, within the FP32 rule on a GPU): the
+// coverage architectures, a duplicate of one and 20 random ones, scored as one population and
+// one architecture at a time, each against the CPU; and alone against together directly.
+TEST(GpuPopulation, ScoresDoNotDependOnThePopulation) {
+  SKIP_WITHOUT_GPU();
+  std::vector<std::string> archs = kE2eArchs;
+  archs.push_back(archs.front());
+  for (const auto& g : net::sample_distinct(20, 7, Purpose::kRandomSearch, true)) archs.push_back(net::arch_string(g));
+  engine::ScoreSettings s = e2e_settings();
+  s.proxies = {Proxy::kNaswot, Proxy::kNaswotOnce, Proxy::kNi, Proxy::kEntropy, Proxy::kEntropySeed};
+  std::vector<net::Genes> genes;
+  for (const auto& a : archs) genes.push_back(net::parse_arch(a));
+  const auto in = engine::load_inputs(s);
+  s.population_batch = 0;
+  const auto together = engine::make_cuda_scorer(s, in)->score_all(genes);
+  expect_cuda_matches_cpu(s, archs);
+  s.population_batch = 1;
+  const auto alone = engine::make_cuda_scorer(s, in)->score_all(genes);
+  expect_cuda_matches_cpu(s, archs);
+  for (size_t a = 0; a < genes.size(); ++a)
+    for (Proxy p : s.proxies) {
+      ASSERT_TRUE(together[a][p] && alone[a][p]);
+      EXPECT_EQ(together[a][p]->flag, alone[a][p]->flag) << engine::proxy_name(p) << " " << archs[a];
+      EXPECT_NEAR(together[a][p]->value, alone[a][p]->value, 1e-4 * (1.0 + std::abs(alone[a][p]->value)))
+          << engine::proxy_name(p) << " " << archs[a];
+    }
+  // The duplicate scores as its original in the same population.
+  for (Proxy p : s.proxies)
+    EXPECT_NEAR(together[kE2eArchs.size()][p]->value, together[0][p]->value,
+                1e-6 * (1.0 + std::abs(together[0][p]->value)))
+        << engine::proxy_name(p);
 }
 
 // Batch 128: ntk and ntk_fast use 64 images, so the exact NTK's backward runs in chunks of

@@ -36,7 +36,7 @@ KILL_GRACE_S=2
 SETUP_S=5
 PLAN=(
   env:15
-  tests:75
+  tests:85
   memcheck:20
   fp32_p1:15
   fp32_p100_fwd:15
@@ -76,7 +76,7 @@ step_memcheck() {
   cs=$(command -v compute-sanitizer || command -v /usr/local/cuda/bin/compute-sanitizer) ||
     { echo "compute-sanitizer not found: skipped"; return 0; }
   hn "$cs" --tool memcheck --error-exitcode 9 "$BIN/hybridnas_tests" \
-    --gtest_filter='GpuKernels.*:-GpuKernels.ConvolutionsThroughCudnnMatchTheCpu'
+    --gtest_filter='GpuKernels.*:GpuPopulation.SegmentedKernelsMatchTheCpuPerMember:-GpuKernels.ConvolutionsThroughCudnnMatchTheCpu'
 }
 
 # bench TAG N ARGS...: N architectures; the JSON is rewritten after every case.
@@ -326,7 +326,8 @@ dry_run() {
   else
     bad "staged hybridnas_tests:"; tail -20 "$tmp/tests.log"
   fi
-  for s in GpuEndToEnd.CudaScorerMatchesTheCpuScorer GpuEndToEnd.ChunkedNtkAtBatch128MatchesTheCpu; do
+  for s in GpuEndToEnd.CudaScorerMatchesTheCpuScorer GpuEndToEnd.ChunkedNtkAtBatch128MatchesTheCpu \
+      GpuPopulation.SegmentedKernelsMatchTheCpuPerMember GpuPopulation.ScoresDoNotDependOnThePopulation; do
     grep -q "${s#*.}" "$tmp/tests.log" || bad "test $s not found"
   done
   if command -v cuobjdump >/dev/null || [[ -x /usr/local/cuda/bin/cuobjdump ]]; then
