@@ -38,6 +38,10 @@ void SearchCommand::add_to(CLI::App& app) {
   app.add_option("--stall", stall, "GA: stop after this many generations without a new architecture (20)")
       ->transform(int_range(1, 1000000));
   app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)")->transform(int_range(1, net::kNumArchs));
+  app.add_option("--rea-batch", rea_batch,
+                 "REA children bred from the same population and scored together per step, then the as many "
+                 "oldest retired (1 = sequential REA; more feeds the scorer populations)")
+      ->transform(int_range(1, net::kNumArchs));
   app.add_option("--reference-sample", reference_sample, "z fitness: architectures in the reference sample (50)")
       ->transform(int_range(2, net::kNumArchs));
   app.add_option("--stats", stats_file, "z statistics from `hybridnas stats` instead of a reference sample");
@@ -108,6 +112,7 @@ int SearchCommand::run() {
   cfg.ga.mutation = mutation;
   cfg.stall_generations = stall;
   cfg.rea_tournament = rea_tournament;
+  cfg.rea_batch = rea_batch;
   cfg.reference_sample = reference_sample;
   cfg.dedup_isomorphic = dedup;
   cfg.checkpoint = checkpoint;

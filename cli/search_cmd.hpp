@@ -23,6 +23,7 @@ struct SearchCommand {
   double mutation = 0.1;
   int stall = 20;
   int rea_tournament = 25;
+  int rea_batch = 1;
   int reference_sample = 50;
   std::string stats_file;
   bool dedup = false;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -40,6 +41,7 @@ class Archive {
   }
   int size() const { return static_cast<int>(entries_.size()); }
   bool full() const { return size() >= budget_; }
+  int remaining() const { return budget_ - size(); }
   const std::vector<ArchScore>& entries() const { return entries_; }
 
   // Scores the members of `genes` not yet archived, in order, while the budget lasts.
@@ -293,7 +295,10 @@ void run_random(Run& r) {
 
 // Regularised evolution (Real et al. 2019): age-ordered population, tournament of k distinct
 // members, the winner mutated once, the oldest removed. Draws: cycle t uses Philox counters
-// (t, 0, kRea, block) for its tournament (a partial shuffle) and its mutation.
+// (t, 0, kRea, block) for its tournament (a partial shuffle) and its mutation. With --rea-batch K
+// a step runs K cycles' tournaments on the population as it stands, scores the K children as one
+// population (one scorer call, the population executor's unit) and then retires the K oldest;
+// K = 1 is the sequential algorithm, draw for draw.
 void run_rea(Run& r) {
   const SearchConfig& c = r.c;
   const PhiloxKey key = philox_key(c.search_seed);
@@ -303,63 +308,79 @@ void run_rea(Run& r) {
   std::vector<net::Genes> pop(init.begin(), init.end());
   r.report();
   std::vector<int> idx(pop.size());
-  for (int64_t t = 0; !r.archive.full(); ++t) {  // each cycle evaluates a new architecture
+  int64_t t = 0;  // cycles so far: one child each
+  while (!r.archive.full()) {
     const auto& all = r.fitness.all(r.archive);
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
-    const int k = std::min<int>(c.rea_tournament, static_cast<int>(pop.size()));
-    int winner = -1;
-    double wfit = kNegInf;
-    for (int i = 0; i < k; ++i) {
-      const Philox4 w = philox_draw(key, static_cast<uint32_t>(t), static_cast<uint32_t>(i / 4),
-                                    Purpose::kRea, 0);
-      const uint32_t j = i + philox_below(w.v[i % 4], static_cast<uint32_t>(idx.size() - i));
-      std::swap(idx[i], idx[j]);
-      const int e = r.archive.find(pop[idx[i]]);
-      const double f = e >= 0 ? all[e] : kNegInf;
-      if (winner < 0 || f > wfit) {
-        winner = idx[i];
-        wfit = f;
-      }
-    }
-    // The child is the winner with one gene changed (SPEC.md 5). When that architecture was
-    // evaluated already, the child is instead the unevaluated architecture nearest to the winner
-    // (fewest genes changed; ties: the first in code order from a drawn start), so that every
-    // cycle spends budget on a new architecture while one exists; SPEC.md 5's budget counts
-    // distinct architectures, and an unchanged REA spends most cycles on repeats once its
-    // population has converged.
-    const Philox4 m = philox_draw(key, static_cast<uint32_t>(t), 0, Purpose::kRea, 1);
-    net::Genes child = pop[winner];
-    {
-      uint8_t genes[kGenes];
-      for (int e = 0; e < kGenes; ++e) genes[e] = static_cast<uint8_t>(child[e]);
-      ga_mutate(genes, m.v[0], m.v[1]);
-      for (int e = 0; e < kGenes; ++e) child[e] = static_cast<net::Op>(genes[e]);
-    }
-    if (r.archive.find(child) >= 0) {
-      const int start = static_cast<int>(philox_below(m.v[2], net::kNumArchs));
-      int best = -1, best_d = kGenes + 1;
-      for (int k = 0; k < net::kNumArchs && best_d > 1; ++k) {
-        const int code = (start + k) % net::kNumArchs;
-        const net::Genes g = net::genes_from_code(code);
-        int d = 0;
-        for (int e = 0; e < kGenes; ++e) d += g[e] != pop[winner][e];
-        if (d > 0 && d < best_d && r.archive.find(g) < 0) {
-          best = code;
-          best_d = d;
+    const int want = std::min(c.rea_batch, r.archive.remaining());
+    std::vector<net::Genes> children;
+    std::set<int> pending;  // archive keys of this step's children
+    auto taken = [&](const net::Genes& g) { return r.archive.find(g) >= 0 || pending.count(r.archive.key(g)) > 0; };
+    bool exhausted = false;
+    for (int j = 0; j < want; ++j, ++t) {
+      for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
+      const int k = std::min<int>(c.rea_tournament, static_cast<int>(pop.size()));
+      int winner = -1;
+      double wfit = kNegInf;
+      for (int i = 0; i < k; ++i) {
+        const Philox4 w = philox_draw(key, static_cast<uint32_t>(t), static_cast<uint32_t>(i / 4),
+                                      Purpose::kRea, 0);
+        const uint32_t jj = i + philox_below(w.v[i % 4], static_cast<uint32_t>(idx.size() - i));
+        std::swap(idx[i], idx[jj]);
+        const int e = r.archive.find(pop[idx[i]]);
+        const double f = e >= 0 ? all[e] : kNegInf;
+        if (winner < 0 || f > wfit) {
+          winner = idx[i];
+          wfit = f;
         }
       }
-      if (best < 0) {  // every architecture (or isomorphism class) is evaluated
-        r.generation = static_cast<int>(t);
-        r.stop = "space";
-        return;
+      // The child is the winner with one gene changed (SPEC.md 5). When that architecture was
+      // evaluated already (or is another child of this step), the child is instead the
+      // unevaluated architecture nearest to the winner (fewest genes changed; ties: the first in
+      // code order from a drawn start), so that every cycle spends budget on a new architecture
+      // while one exists; SPEC.md 5's budget counts distinct architectures, and an unchanged REA
+      // spends most cycles on repeats once its population has converged.
+      const Philox4 m = philox_draw(key, static_cast<uint32_t>(t), 0, Purpose::kRea, 1);
+      net::Genes child = pop[winner];
+      {
+        uint8_t genes[kGenes];
+        for (int e = 0; e < kGenes; ++e) genes[e] = static_cast<uint8_t>(child[e]);
+        ga_mutate(genes, m.v[0], m.v[1]);
+        for (int e = 0; e < kGenes; ++e) child[e] = static_cast<net::Op>(genes[e]);
       }
-      child = net::genes_from_code(best);
+      if (taken(child)) {
+        const int start = static_cast<int>(philox_below(m.v[2], net::kNumArchs));
+        int best = -1, best_d = kGenes + 1;
+        for (int kk = 0; kk < net::kNumArchs && best_d > 1; ++kk) {
+          const int code = (start + kk) % net::kNumArchs;
+          const net::Genes g = net::genes_from_code(code);
+          int d = 0;
+          for (int e = 0; e < kGenes; ++e) d += g[e] != pop[winner][e];
+          if (d > 0 && d < best_d && !taken(g)) {
+            best = code;
+            best_d = d;
+          }
+        }
+        if (best < 0) {  // every architecture (or isomorphism class) is evaluated or pending
+          exhausted = true;
+          break;
+        }
+        child = net::genes_from_code(best);
+      }
+      pending.insert(r.archive.key(child));
+      children.push_back(child);
     }
-    r.archive.evaluate({child});
-    pop.erase(pop.begin());
-    pop.push_back(child);
-    r.generation = static_cast<int>(t + 1);
-    if ((t + 1) % 25 == 0) r.report();
+    if (!children.empty()) {
+      r.archive.evaluate(children);
+      pop.erase(pop.begin(), pop.begin() + static_cast<std::ptrdiff_t>(children.size()));
+      pop.insert(pop.end(), children.begin(), children.end());
+    }
+    const int64_t before = r.generation;
+    r.generation = static_cast<int>(t);
+    if (exhausted) {
+      r.stop = "space";
+      return;
+    }
+    if (t / 25 != before / 25) r.report();
   }
   r.stop = "budget";
 }
@@ -409,6 +430,9 @@ void SearchConfig::validate() const {
     bad("--stall must be from 1 to 1000000, got " + std::to_string(stall_generations));
   if (rea_tournament < 1 || rea_tournament > net::kNumArchs)  // a tournament takes min(k, population)
     bad("--rea-tournament must be from 1 to " + space + ", got " + std::to_string(rea_tournament));
+  if (rea_batch < 1 || rea_batch > population)
+    bad("--rea-batch must be from 1 to --population (" + std::to_string(population) + "), got " +
+        std::to_string(rea_batch));
   if (fitness.proxies.empty()) bad("the fitness needs at least one proxy");
   const bool sample = fitness.mode == FitnessMode::kZ && !stats;
   if (sample && (reference_sample < 2 || reference_sample > net::kNumArchs))

@@ -30,6 +30,7 @@ struct SearchConfig {
   GaParams ga;
   int stall_generations = 20;
   int rea_tournament = 25;
+  int rea_batch = 1;  // REA children scored together per step (1: the sequential algorithm)
   uint64_t search_seed = 0;
   bool dedup_isomorphic = false;
   FitnessSpec fitness;
