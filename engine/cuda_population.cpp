@@ -13,10 +13,15 @@ namespace {
 using net::StepKind;
 
 // A member's value: a slice of a group's allocation (shared by the group's members, freed when
-// the last of them drops it), or the input images (no allocation).
+// the last of them drops it), or the input images (no allocation). A BN output whose only reader
+// is a node sum is deferred: p is the conv's output and mean / invstd its statistics, applied by
+// the fused add.
 struct Val {
   std::shared_ptr<gpu::StreamBuffer<float>> buf;
   float* p = nullptr;
+  std::shared_ptr<gpu::StreamBuffer<double>> stats;  // mean then invstd, count x c
+  const double* mean = nullptr;
+  const double* invstd = nullptr;
 };
 
 }  // namespace
@@ -89,7 +94,11 @@ GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule
     const int count = static_cast<int>(group.size());
     switch (g.kind) {
       case StepKind::kInput:
-        for (const MemberStep* m : group) vals[static_cast<size_t>(m->member)][m->out] = Val{nullptr, const_cast<float*>(x)};
+        for (const MemberStep* m : group) {
+          Val v;
+          v.p = const_cast<float*>(x);
+          vals[static_cast<size_t>(m->member)][m->out] = v;
+        }
         break;
       case StepKind::kZero:
         alloc_group(group, per_out);
@@ -116,10 +125,26 @@ GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule
         break;
       }
       case StepKind::kBatchNorm: {
-        gpu::StreamBuffer<double> mean(static_cast<size_t>(si.c) * count, s), invstd(static_cast<size_t>(si.c) * count, s);
-        alloc_group(group, per_out);
-        kg::launch_seg_batchnorm(in0.data(), out.data(), count, batch, si.c, si.hw(), net::kBnEps, mean.get(),
-                                 invstd.get(), s);
+        auto stats = std::make_shared<gpu::StreamBuffer<double>>(2 * static_cast<size_t>(si.c) * count, s);
+        double* mean = stats->get();
+        double* invstd = mean + static_cast<size_t>(si.c) * count;
+        bool fuse = true;  // every member's output read by one node sum only
+        for (const MemberStep* m : group) fuse = fuse && S.feeds_only_an_add(static_cast<size_t>(m->member), m->out);
+        if (!fuse) {
+          alloc_group(group, per_out);
+          kg::launch_seg_batchnorm(in0.data(), out.data(), count, batch, si.c, si.hw(), net::kBnEps, mean, invstd, s);
+          break;
+        }
+        kg::launch_seg_batchnorm_stats(in0.data(), count, batch, si.c, si.hw(), net::kBnEps, mean, invstd, s);
+        for (int j = 0; j < count; ++j) {
+          const MemberStep* m = group[j];
+          auto& mv = vals[static_cast<size_t>(m->member)];
+          Val v = mv[m->in0];  // the conv's output, kept alive by the deferred value
+          v.stats = stats;
+          v.mean = mean + static_cast<size_t>(j) * si.c;
+          v.invstd = invstd + static_cast<size_t>(j) * si.c;
+          mv[m->out] = v;
+        }
         break;
       }
       case StepKind::kRelu: {
@@ -145,10 +170,24 @@ GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule
         }
         break;
       }
-      case StepKind::kAdd:
+      case StepKind::kAdd: {
+        std::vector<kg::SegBnInput> a(count), b(count);
+        bool deferred = false;
+        for (int j = 0; j < count; ++j) {
+          const auto& mv = vals[static_cast<size_t>(group[j]->member)];
+          const Val& va = mv[group[j]->in0];
+          const Val& vb = mv[group[j]->in1];
+          a[j] = {va.p, va.mean, va.invstd};
+          b[j] = {vb.p, vb.mean, vb.invstd};
+          deferred = deferred || va.mean || vb.mean;
+        }
         alloc_group(group, per_out);
-        kg::launch_seg_add(in0.data(), in1.data(), out.data(), count, per_out, s);
+        if (deferred)
+          kg::launch_seg_add_bn(a.data(), b.data(), out.data(), count, per_out, so.c, so.hw(), s);
+        else
+          kg::launch_seg_add(in0.data(), in1.data(), out.data(), count, per_out, s);
         break;
+      }
       case StepKind::kAvgPool3:
       case StepKind::kAvgPool2:
         alloc_group(group, per_out);

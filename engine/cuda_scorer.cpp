@@ -158,6 +158,11 @@ class CudaScorer final : public Scorer {
     CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, s.device));
     uint64_t threshold = UINT64_MAX;
     CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+    // A block freed on one lane's stream is reused by that lane only (no opportunistic reuse, no
+    // dependencies inserted between streams): lanes never wait on each other's frees.
+    int no = 0;
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolReuseAllowOpportunistic, &no));
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolReuseAllowInternalDependencies, &no));
 
     const bool default_net = has(Proxy::kNaswot) || has(Proxy::kNaswotOnce) || has(Proxy::kNi) ||
                              has(Proxy::kNtk) || has(Proxy::kNtkFast);

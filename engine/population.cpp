@@ -31,7 +31,11 @@ PopulationSchedule::PopulationSchedule(const std::vector<const net::Plan*>& plan
     return std::tie(a.pos, a.kind, a.slot, a.member) < std::tie(b.pos, b.kind, b.slot, b.member);
   });
   last_use_.resize(plans.size());
-  for (size_t m = 0; m < plans.size(); ++m) last_use_[m].assign(plans[m]->values.size(), -1);
+  readers_.resize(plans.size());
+  for (size_t m = 0; m < plans.size(); ++m) {
+    last_use_[m].assign(plans[m]->values.size(), -1);
+    readers_[m].assign(plans[m]->values.size(), 0);
+  }
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& it = items[i];
     const bool fresh = i == 0 || it.pos != items[i - 1].pos || it.kind != items[i - 1].kind ||
@@ -70,8 +74,9 @@ PopulationSchedule::PopulationSchedule(const std::vector<const net::Plan*>& plan
     ms.materialize = L.materialize[static_cast<size_t>(it.step)] != 0;
     const int gi = static_cast<int>(steps_.size()) - 1;
     auto& lu = last_use_[static_cast<size_t>(it.member)];
-    if (st.in0 >= 0) lu[st.in0] = gi;
-    if (st.in1 >= 0) lu[st.in1] = gi;
+    auto& rd = readers_[static_cast<size_t>(it.member)];
+    if (st.in0 >= 0) lu[st.in0] = gi, ++rd[st.in0];
+    if (st.in1 >= 0) lu[st.in1] = gi, ++rd[st.in1];
     steps_.back().members.push_back(ms);
   }
 }
@@ -140,11 +145,22 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
         outputs = static_cast<int>(n);
         break;
       }
-      case StepKind::kBatchNorm:
-        c.launches += 2 * chunks(n);  // segmented statistics, apply
-        c.bytes += 3 * in * n + out * n;
+      case StepKind::kBatchNorm: {
+        // Statistics, then the apply, which is fused into the node sum that reads the output when
+        // that sum is its only reader (for every member of the group).
+        bool fused = true;
+        for (size_t j = 0; j < run && fused; ++j) fused = feeds_only_an_add(static_cast<size_t>(ms[j]->member), ms[j]->out);
+        c.launches += (fused ? 1 : 2) * chunks(n);
+        c.bytes += (fused ? 2 * in : 3 * in + out) * n;
+        if (fused) {
+          // The output is the conv's tensor, read by the add with the statistics.
+          for (size_t j = 0; j < ms.size(); ++j)
+            loc[static_cast<size_t>(ms[j]->member)][ms[j]->out] = in_loc(ms[j < run ? j : 0], ms[j < run ? j : 0]->in0);
+          continue;
+        }
         outputs = static_cast<int>(n);
         break;
+      }
       case StepKind::kRelu: {
         if (report_sites_) {
           c.launches += site_launches * chunks(n);

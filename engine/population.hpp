@@ -54,6 +54,11 @@ class PopulationSchedule {
   const std::vector<GroupStep>& steps() const { return steps_; }
   // For member m and value id v: the index of the last grouped step that reads v (-1: none).
   int last_use(size_t m, int v) const { return last_use_[m][v]; }
+  // Whether member m's value v (a BN output) is read by exactly one grouped step and that step
+  // is an add (a node sum): a device executor may then fuse the BN apply into the add.
+  bool feeds_only_an_add(size_t m, int v) const {
+    return readers_[m][v] == 1 && last_use_[m][v] >= 0 && steps_[last_use_[m][v]].kind == net::StepKind::kAdd;
+  }
 
   // Counts for images per member `batch`, of the CUDA executor of this schedule
   // (engine/cuda_population.cpp), simulated step by step: a conv group is one cuDNN call, plus a
@@ -69,7 +74,7 @@ class PopulationSchedule {
   std::vector<const net::Plan*> plans_;
   std::vector<LoweredPlan> lowered_;
   std::vector<GroupStep> steps_;
-  std::vector<std::vector<int>> last_use_;
+  std::vector<std::vector<int>> last_use_, readers_;
   bool report_sites_ = false, rescale_ = false;
   ScheduleCounts simulate(const std::vector<char>& active, int batch, int site_launches) const;
 };

@@ -111,6 +111,28 @@ __global__ void seg_batchnorm_apply_kernel(Table t, int64_t per, int c, int64_t 
   }
 }
 
+// A node sum whose terms may be deferred BN outputs: y = t(a) + t(b), t(v) = bn_normalize(x,
+// mean, invstd) when the term carries statistics, else x: the unfused BN apply's rounding, then
+// the add's (bit-identical to apply-then-add).
+constexpr int kBnSegMax = 256;  // 2 x 256 x 24 bytes + 256 pointers = 14 KiB of parameters
+struct BnAddTable {
+  SegBnInput a[kBnSegMax], b[kBnSegMax];
+  float* y[kBnSegMax];
+  int count;
+};
+__device__ inline float bn_term(const SegBnInput& t, int64_t i, int c, int64_t hw) {
+  const float v = t.x[i];
+  if (!t.mean) return v;
+  const int ch = static_cast<int>((i / hw) % c);
+  return bn_normalize(v, static_cast<float>(t.mean[ch]), static_cast<float>(t.invstd[ch]));
+}
+__global__ void seg_add_bn_kernel(BnAddTable t, int64_t per, int c, int64_t hw) {
+  const SegBnInput& a = t.a[blockIdx.y];
+  const SegBnInput& b = t.b[blockIdx.y];
+  float* y = t.y[blockIdx.y];
+  HN_SEG_LOOP(i, per) y[i] = bn_term(a, i, c, hw) + bn_term(b, i, c, hw);
+}
+
 // Segmented two-pass std: pass 1 (mean == nullptr semantics by `second`) partial sums into
 // partial[seg * kStdBlocks + block]; finish reduces a segment's kStdBlocks partials in one block.
 __global__ void seg_std_partial_kernel(Table t, int64_t per, const double* means, bool second, double* partial) {
@@ -280,21 +302,27 @@ void launch_seg_linear(const float* const* x, float* const* y, int count, int ba
   HN_CHECK_LAUNCH(s, "launch_seg_linear");
 }
 
-void launch_seg_batchnorm(const float* const* x, float* const* y, int count, int batch, int c, int64_t hw,
-                          double eps, double* mean, double* invstd, cudaStream_t s) {
-  HN_NVTX_RANGE("seg_batchnorm");
-  const int64_t per = int64_t(batch) * c * hw;
+void launch_seg_batchnorm_stats(const float* const* x, int count, int batch, int c, int64_t hw, double eps,
+                                double* mean, double* invstd, cudaStream_t s) {
+  HN_NVTX_RANGE("seg_batchnorm_stats");
   chunked(
       count,
       [&](Table& t, int j, int g) {
         t.a[j] = x[g];
-        t.b[j] = mean + int64_t(g) * c;
         t.c[j] = mean + int64_t(g) * c;
         t.d[j] = invstd + int64_t(g) * c;
       },
       [&](const Table& t, int) {
         seg_batchnorm_stats_kernel<<<dim3(c, t.count), kThreads, 0, s>>>(t, batch, c, hw, eps);
       });
+  HN_CHECK_LAUNCH(s, "launch_seg_batchnorm_stats");
+}
+
+void launch_seg_batchnorm(const float* const* x, float* const* y, int count, int batch, int c, int64_t hw,
+                          double eps, double* mean, double* invstd, cudaStream_t s) {
+  HN_NVTX_RANGE("seg_batchnorm");
+  const int64_t per = int64_t(batch) * c * hw;
+  launch_seg_batchnorm_stats(x, count, batch, c, hw, eps, mean, invstd, s);
   chunked(
       count,
       [&](Table& t, int j, int g) {
@@ -305,6 +333,21 @@ void launch_seg_batchnorm(const float* const* x, float* const* y, int count, int
       },
       [&](const Table& t, int) { seg_batchnorm_apply_kernel<<<seg_grid(per, t.count), kThreads, 0, s>>>(t, per, c, hw); });
   HN_CHECK_LAUNCH(s, "launch_seg_batchnorm");
+}
+
+void launch_seg_add_bn(const SegBnInput* a, const SegBnInput* b, float* const* y, int count, int64_t per, int c,
+                       int64_t hw, cudaStream_t s) {
+  for (int start = 0; start < count; start += kBnSegMax) {
+    BnAddTable t{};
+    t.count = std::min(kBnSegMax, count - start);
+    for (int j = 0; j < t.count; ++j) {
+      t.a[j] = a[start + j];
+      t.b[j] = b[start + j];
+      t.y[j] = y[start + j];
+    }
+    seg_add_bn_kernel<<<seg_grid(per, t.count), kThreads, 0, s>>>(t, per, c, hw);
+  }
+  HN_CHECK_LAUNCH(s, "launch_seg_add_bn");
 }
 
 void launch_seg_rescale(float* const* x, int count, int64_t per, double* const* stds, int* const* flags,

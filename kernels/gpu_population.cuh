@@ -36,6 +36,20 @@ void launch_seg_linear(const float* const* x, float* const* y, int count, int ba
 // (mean / invstd: count x c doubles, member-major), then y[g] = (x[g] - mean) * invstd.
 void launch_seg_batchnorm(const float* const* x, float* const* y, int count, int batch, int c, int64_t hw,
                           double eps, double* mean, double* invstd, cudaStream_t s);
+// The statistics half of launch_seg_batchnorm (for an apply fused into the node sum).
+void launch_seg_batchnorm_stats(const float* const* x, int count, int batch, int c, int64_t hw, double eps,
+                                double* mean, double* invstd, cudaStream_t s);
+// A tensor read by a fused node sum: x itself, or with mean / invstd (c doubles each) the
+// train-mode BN of x (the apply launch_seg_batchnorm would have written).
+struct SegBnInput {
+  const float* x = nullptr;
+  const double* mean = nullptr;
+  const double* invstd = nullptr;
+};
+// y[g] = t(a[g]) + t(b[g]) with t the BN apply where a term carries statistics (tensors of
+// per = B x c x hw): bit-identical to applying the BN first, then adding.
+void launch_seg_add_bn(const SegBnInput* a, const SegBnInput* b, float* const* y, int count, int64_t per, int c,
+                       int64_t hw, cudaStream_t s);
 // Entropy's block ends: *stds[g] = std of x[g] (FP64 two-pass, n - 1), then x[g] /= it; a std of
 // 0 or not finite sets *flags[g] and leaves x[g]. scratch: seg_rescale_scratch_doubles() doubles.
 void launch_seg_rescale(float* const* x, int count, int64_t per, double* const* stds, int* const* flags,

@@ -200,6 +200,27 @@ TEST(GpuPopulation, SegmentedKernelsMatchTheCpuPerMember) {
     kernels::batchnorm_apply(xs[g].data(), B, C, HW, m.data(), is.data(), y.data());
     return size_t(per);
   });
+  // The node sum with a fused BN apply (odd segments' first term deferred), against the CPU's
+  // apply with the GPU's own statistics, then add: bit for bit.
+  {
+    std::vector<kg::SegBnInput> ta(G), tb(G);
+    for (int g = 0; g < G; ++g) {
+      ta[g] = {px[g], g % 2 ? mean.get() + int64_t(g) * C : nullptr, g % 2 ? invstd.get() + int64_t(g) * C : nullptr};
+      tb[g] = {px2[g], nullptr, nullptr};
+    }
+    kg::launch_seg_add_bn(ta.data(), tb.data(), py.data(), G, per, C, HW, 0);
+    each("seg add with fused BN", 0, 0, [&](int g, std::vector<float>& y) {
+      std::vector<float> t(per);
+      if (g % 2) {
+        const std::vector<double> m(gm.begin() + g * C, gm.begin() + (g + 1) * C), is(gi.begin() + g * C, gi.begin() + (g + 1) * C);
+        kernels::batchnorm_apply(xs[g].data(), B, C, HW, m.data(), is.data(), t.data());
+      } else {
+        t = xs[g];
+      }
+      kernels::add_forward(t.data(), x2s[g].data(), per, y.data());
+      return size_t(per);
+    });
+  }
   // Block-end rescale (in place on copies), with one zero tensor that must set its flag.
   std::vector<gpu::DeviceBuffer<float>> dr;
   std::vector<float*> pr;
