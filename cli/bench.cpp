@@ -86,7 +86,11 @@ int BenchCommand::run() {
     warmup = 0;
     runs = 1;
   }
-  if (!json.empty()) check_output(json, "--json");
+  if (!json.empty()) {
+    check_output(json, "--json");
+    check_distinct({{"--json", json}, {"--archs", archs.archs_file == "-" ? "" : archs.archs_file},
+                    {"--data", scoring.data}, {"--table", scoring.table}});
+  }
   // --population-sizes is checked before anything is timed: whole numbers 1..15625, no repeats.
   std::vector<int> sizes;
   for (size_t from = 0; !population_sizes.empty() && from <= population_sizes.size();) {

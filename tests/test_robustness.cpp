@@ -771,6 +771,12 @@ TEST(Cli, TwoOptionsNamingOneFileAreRefused) {
   auto r = run_cli("eval --scores " + scores + " --out " + scores);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(has(r.err, "--scores and --out name the same file")) << r.err;
+  // bench --json over its own architecture list (it used to replace it).
+  const std::string list = d.write("list.txt", "6111\n");
+  r = run_cli("bench --archs " + list + " --proxies naswot --batch 2 --runs 1 -q --json " + list + data());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(has(r.err, "name the same file")) << r.err;
+  EXPECT_EQ(hn::test::slurp(list), "6111\n");
   r = run_cli("score --index 1" + kQuick + data() + "--cache " + d.path() + "/c.db --out " + d.path() +
               "/./c.db --force");
   EXPECT_EQ(r.exit_code, 2) << r.err;
