@@ -13,6 +13,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include "engine/cpu_forward.hpp"  // ForwardOptions, lower_plan, entropy_options
@@ -42,14 +43,14 @@ struct GpuForward {
   const float* logits = nullptr;
 };
 
-using GpuSiteFn = std::function<void(int site, const float* pre, int64_t units)>;
-
-// The lowered plan on the lane's stream (engine/cpu_forward.cpp is the reference).
-// stds / flag: entropy's block ends (rescale_blocks).
-GpuForward gpu_forward(Lane& lane, const net::Plan& plan, const DeviceBank& bank, const float* x,
-                       int batch, const ForwardOptions& opt, const GpuSiteFn& on_site,
-                       double* stds = nullptr, int* flag = nullptr, double* partial = nullptr) {
+// One architecture's lowered plan on the lane's stream, every value kept: the NTK's forward, which
+// keeps its per-architecture path (the forward proxies run on engine/cuda_population). No ReLU
+// sites, no entropy block ends. engine/cpu_forward.cpp is the reference.
+GpuForward gpu_forward(Lane& lane, const net::Plan& plan, const DeviceBank& bank, const float* x, int batch,
+                       const ForwardOptions& opt) {
   HN_NVTX_RANGE("gpu_forward");
+  if (opt.report_sites || opt.rescale_blocks)
+    throw std::logic_error("gpu_forward: sites and block ends run on the population executor");
   const LoweredPlan L = lower_plan(plan, opt);
   const cudaStream_t s = lane.s();
   GpuForward out;
@@ -90,7 +91,6 @@ GpuForward gpu_forward(Lane& lane, const net::Plan& plan, const DeviceBank& bank
         break;
       }
       case StepKind::kRelu:
-        if (opt.report_sites && on_site) on_site(st.site, a, si.numel());
         if (L.materialize[i]) kg::launch_relu(a, numel(st.out), alloc(st.out), s);
         break;
       case StepKind::kAdd:
@@ -110,11 +110,6 @@ GpuForward gpu_forward(Lane& lane, const net::Plan& plan, const DeviceBank& bank
                           bank.slot(net::kSlotLinearBias), alloc(st.out), s);
         break;
       case StepKind::kBlockEnd:
-        if (opt.rescale_blocks) {
-          float* v = out.values[st.in0].get();
-          kg::launch_tensor_std(v, numel(st.in0), partial, stds + st.block, s);
-          kg::launch_divide_by(v, numel(st.in0), stds + st.block, flag, s);
-        }
         break;
     }
     if (!opt.keep_values) {
@@ -488,7 +483,7 @@ class CudaScorer final : public Scorer {
     fopt.report_sites = false;
     fopt.keep_values = true;
     const LoweredPlan L = lower_plan(plan, fopt);
-    GpuForward fwd = gpu_forward(lane, plan, *bank_default_, images_.get(), n, fopt, {});
+    GpuForward fwd = gpu_forward(lane, plan, *bank_default_, images_.get(), n, fopt);
     // The CPU's gradient layout (engine/cpu_ntk.hpp).
     const NtkLayout layout = ntk_layout(plan, L);
     const int64_t params = layout.params;

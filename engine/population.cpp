@@ -117,7 +117,6 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
     const size_t run = same ? 1 : ms.size();
     const int64_t n = static_cast<int64_t>(run);
     const int64_t in = 4 * g.in_shape.numel() * b, out = 4 * g.out_shape.numel() * b;
-    int outputs = 0;  // members (of the run) given a slot in this group's allocation
     switch (g.kind) {
       case StepKind::kInput:
         for (const MemberStep* m : ms) loc[static_cast<size_t>(m->member)][m->out] = Loc{-1, 0};
@@ -125,7 +124,6 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
       case StepKind::kZero:
         c.launches += chunks(n);
         c.bytes += out * n;
-        outputs = static_cast<int>(n);
         break;
       case StepKind::kConv: {
         c.launches += 1;
@@ -142,7 +140,6 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
         }
         const net::SlotInfo info = net::slot_info(g.slot, plans_.front()->num_classes);
         c.bytes += (in + out) * n + 4 * info.numel();
-        outputs = static_cast<int>(n);
         break;
       }
       case StepKind::kBatchNorm: {
@@ -158,7 +155,6 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
             loc[static_cast<size_t>(ms[j]->member)][ms[j]->out] = in_loc(ms[j < run ? j : 0], ms[j < run ? j : 0]->in0);
           continue;
         }
-        outputs = static_cast<int>(n);
         break;
       }
       case StepKind::kRelu: {
@@ -170,26 +166,22 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
         for (size_t j = 0; j < run; ++j) mat += ms[j]->materialize ? 1 : 0;
         if (mat > 0) c.launches += chunks(mat);
         c.bytes += (in + out) * mat;
-        outputs = static_cast<int>(mat);
         break;
       }
       case StepKind::kAdd:
         c.launches += chunks(n);
         c.bytes += (2 * in + out) * n;
-        outputs = static_cast<int>(n);
         break;
       case StepKind::kAvgPool3:
       case StepKind::kAvgPool2:
       case StepKind::kGlobalAvgPool:
         c.launches += chunks(n);
         c.bytes += (in + out) * n;
-        outputs = static_cast<int>(n);
         break;
       case StepKind::kLinear: {
         c.launches += chunks(n);
         const net::SlotInfo info = net::slot_info(net::kSlotLinearWeight, plans_.front()->num_classes);
         c.bytes += (in + out) * n + 4 * info.numel();
-        outputs = static_cast<int>(n);
         break;
       }
       case StepKind::kBlockEnd:
@@ -214,7 +206,6 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
         if (m->out < 0 || (g.kind == StepKind::kRelu && !m->materialize)) continue;
         loc[static_cast<size_t>(m->member)][m->out] = Loc{static_cast<int>(gi), slot++};
       }
-      (void)outputs;
       for (size_t j = run; j < ms.size(); ++j)
         if (ms[j]->out >= 0) loc[static_cast<size_t>(ms[j]->member)][ms[j]->out] = loc[static_cast<size_t>(ms[0]->member)][ms[0]->out];
     }
