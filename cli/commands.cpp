@@ -16,7 +16,9 @@
 #include "cli/common.hpp"
 #include "engine/files.hpp"
 #include "engine/score_file.hpp"
+#include "engine/cluster.hpp"
 #include "engine/devices.hpp"
+#include "engine/distributed_scorer.hpp"
 #include "engine/search.hpp"
 #include "net/arch_input.hpp"
 #include "net/text.hpp"
@@ -511,7 +513,8 @@ std::optional<std::string> argv_problem(int argc, char** argv) {
 }
 }  // namespace
 
-int run(int argc, char** argv) {
+namespace {
+int run_command(int argc, char** argv) {
   if (const std::string isa = engine::cpu_isa_problem(); !isa.empty()) {
     std::cerr << "hybridnas: error: " << isa << "\n";
     return kExitBackend;
@@ -554,6 +557,26 @@ int run(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
+  // An MPI job of several ranks (docs/scale-out.md): rank 0 runs the command; the others serve
+  // its scoring work, or each runs one island (search --islands).
+  const auto& job = engine::cluster();
+  if (app.got_subcommand("search") && search.islands) set_islands_mode(true);
+  if (job.size > 1 && job.rank != 0 && !(app.got_subcommand("search") && search.islands)) {
+    if (app.got_subcommand("score") || app.got_subcommand("stats") || app.got_subcommand("search")) {
+      try {
+        return serve_as_worker();
+      } catch (const CliError& e) {
+        std::cerr << "hybridnas: error (rank " << job.rank << " of " << job.size << "): " << e.what() << "\n";
+        engine::cluster_abort(e.code);
+      } catch (const std::exception& e) {
+        std::cerr << "hybridnas: error (rank " << job.rank << " of " << job.size << "): " << e.what() << "\n";
+        engine::cluster_abort(kExitInternal);
+      }
+    }
+    return kExitOk;  // bench, eval, serve, devices: rank 0 alone
+  }
+  if (job.size > 1 && !(app.got_subcommand("score") || app.got_subcommand("stats") || app.got_subcommand("search")))
+    std::cerr << "[mpi] " << job.size << " ranks: this command runs on rank 0 alone\n";
   try {
     if (app.got_subcommand("score")) return score.run();
     if (app.got_subcommand("serve")) return serve.run();
@@ -589,6 +612,35 @@ int run(int argc, char** argv) {
     return kExitInternal;
   }
   return kExitUsage;
+}
+}  // namespace
+
+int run(int argc, char** argv) {
+  try {
+    engine::cluster_init(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::cerr << "hybridnas: error: MPI: " << e.what() << "\n";
+    return kExitInternal;
+  }
+  const int rc = run_command(argc, argv);
+  const auto& job = engine::cluster();
+  if (job.size > 1) {
+    // A rank that fails while others wait for it (scoring work out, an island's collective)
+    // ends the whole job; otherwise rank 0 releases the workers and every rank ends normally.
+    if (rc != kExitOk && rc != kExitBadInput && (engine::distributed_work_in_flight() || islands_mode()))
+      engine::cluster_abort(rc);
+    if (job.rank == 0) engine::stop_workers();
+  }
+  if (job.size > 1 && job.rank == 0) {
+    const auto totals = engine::distributed_totals();
+    if (!totals.empty() && rc == kExitOk) {
+      std::cerr << "[mpi] " << job.size << " ranks scored";
+      for (size_t r = 0; r < totals.size(); ++r) std::cerr << (r ? ", " : " ") << totals[r];
+      std::cerr << " architectures (rank 0, 1, ...)\n";
+    }
+  }
+  engine::cluster_finalize();
+  return rc;
 }
 
 }  // namespace hn::cli

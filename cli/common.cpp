@@ -1,6 +1,7 @@
 #include "cli/common.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -16,9 +17,12 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "engine/cuda_scorer.hpp"
+#include "engine/cluster.hpp"
 #include "engine/devices.hpp"
+#include "engine/distributed_scorer.hpp"
 #include "engine/files.hpp"
 #include "net/arch_input.hpp"
 #include "net/sampling.hpp"
@@ -64,8 +68,11 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
                  "Architectures run together as one population (0 = sized from memory); scores "
                  "do not depend on it")
       ->transform(int_range(0, 100000));
-  app.add_option("--device", device, "CUDA device index (after CUDA_VISIBLE_DEVICES) (0)")
-      ->transform(int_range(0, 1023));
+  o_device = app.add_option("--device", device, "CUDA device index (after CUDA_VISIBLE_DEVICES): one device")
+                 ->transform(int_range(0, 1023));
+  o_devices = app.add_option("--devices", devices,
+                             "CUDA devices to split populations across, e.g. 0,1 (default: every visible "
+                             "device; under mpirun each rank takes one by its local rank)");
   app.add_option("--gpu-streams", gpu_streams, "CUDA backend: population slices scored concurrently, one stream each (8)")
       ->transform(int_range(1, 64));
   app.add_flag("--tf32", tf32, "CUDA backend: TF32 tensor cores for convolutions and GEMMs (faster, "
@@ -75,6 +82,59 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
                  "or the build's data directory)");
   app.add_flag("-q,--quiet", quiet, "No progress lines on stderr");
 }
+
+namespace {
+// The CUDA devices of a run (empty on the CPU backend): --device, --devices, or every visible one;
+// in an MPI job of several ranks, the rank's own (local rank modulo the devices it sees).
+std::vector<int> device_list(const std::string& backend, int device, bool device_given, const std::string& list,
+                             bool list_given) {
+  if (device_given && list_given) throw CliError(kExitUsage, "give --device or --devices, not both");
+  if (backend != "cuda") {
+    if (list_given || device_given)
+      throw CliError(kExitUsage, std::string(list_given ? "--devices" : "--device") + " applies to the CUDA backend");
+    return {};
+  }
+  const int count = engine::gpu_count();
+  const auto& job = engine::cluster();
+  if (job.size > 1) {
+    if (list_given || device_given)
+      throw CliError(kExitUsage, "under mpirun each rank takes one GPU by its local rank: leave out "
+                                 "--device / --devices (choose GPUs with CUDA_VISIBLE_DEVICES)");
+    return {job.local_rank % count};
+  }
+  if (device_given) return {device};
+  if (!list_given) {
+    std::vector<int> all(static_cast<size_t>(count));
+    for (int d = 0; d < count; ++d) all[static_cast<size_t>(d)] = d;
+    return all;
+  }
+  std::vector<int> out;
+  std::string item;
+  for (size_t i = 0; i <= list.size(); ++i) {
+    if (i < list.size() && list[i] != ',') {
+      item += list[i];
+      continue;
+    }
+    int d = -1;
+    size_t used = 0;
+    try {
+      d = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || d < 0)
+      throw CliError(kExitUsage, "--devices: '" + net::printable(list, 60) + "' is not a list of device indices such as 0,1");
+    if (d >= count)
+      throw CliError(kExitBackend, "--devices names device " + std::to_string(d) + " but " + std::to_string(count) +
+                                       " GPU(s) are visible (indices after CUDA_VISIBLE_DEVICES)");
+    if (std::find(out.begin(), out.end(), d) != out.end())
+      throw CliError(kExitUsage, "--devices names device " + std::to_string(d) + " twice");
+    out.push_back(d);
+    item.clear();
+  }
+  return out;
+}
+}  // namespace
 
 engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
                                                std::string* preset_out) const {
@@ -100,8 +160,18 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
   s.score_seed = score_seed;
   s.precision = precision == "fp64" ? engine::Precision::kFp64 : engine::Precision::kFp32;
   s.threads = threads;
+  // Several ranks on one node share its cores: unless OMP_NUM_THREADS says otherwise or the
+  // launcher bound the rank to some cores (then OpenMP uses those), each takes its part of the node.
+  if (s.threads == 0 && engine::cluster().local_size > 1 && !std::getenv("OMP_NUM_THREADS")) {
+    cpu_set_t mask;
+    const int node = static_cast<int>(std::thread::hardware_concurrency());
+    if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) >= node)
+      s.threads = std::max(1, node / engine::cluster().local_size);
+  }
   s.population_batch = population_batch;
   s.device = device;
+  s.devices = device_list(be, device, o_device && o_device->count(), devices, o_devices && o_devices->count());
+  if (!s.devices.empty()) s.device = s.devices.front();
   s.gpu_streams = gpu_streams;
   s.tf32 = tf32;
   if (tf32 && be == "cpu") throw CliError(kExitUsage, "--tf32 applies to the CUDA backend only");
@@ -311,18 +381,103 @@ std::string select_backend(const std::string& requested) {
   return "cuda";
 }
 
-std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
-                                            const engine::ScoreSettings& s,
-                                            const engine::ScoreInputs& in) {
+namespace {
+bool g_islands = false;
+
+// One backend scorer on this rank (several CUDA devices: a ShardedScorer over one scorer each).
+std::unique_ptr<engine::Scorer> make_local_scorer(const std::string& backend, const engine::ScoreSettings& s,
+                                                  const engine::ScoreInputs& in) {
   try {
     if (backend == "cpu") return engine::make_cpu_scorer(s, in);
-    if (backend == "cuda") return engine::make_cuda_scorer(s, in);
+    if (backend == "cuda") {
+      if (s.devices.size() <= 1) return engine::make_cuda_scorer(s, in);
+      std::vector<std::unique_ptr<engine::Scorer>> shards;
+      for (int d : s.devices) {
+        engine::ScoreSettings one = s;
+        one.device = d;
+        one.devices = {d};
+        shards.push_back(engine::make_cuda_scorer(one, in));
+      }
+      return std::make_unique<engine::ShardedScorer>(std::move(shards));
+    }
   } catch (const engine::BackendUnavailable& e) {
     throw CliError(kExitBackend, e.what());
   } catch (const std::invalid_argument& e) {
     throw CliError(kExitUsage, e.what());
   }
   throw CliError(kExitBackend, "unknown backend '" + backend + "'");
+}
+
+// What a worker rank needs to build the scorer rank 0 built: the backend and every setting.
+std::string scorer_spec(const std::string& backend, const engine::ScoreSettings& s, const std::string& identity) {
+  return nlohmann::json({{"backend", backend},
+                         {"proxies", engine::proxy_list_string(s.proxies)},
+                         {"batch", s.batch},
+                         {"entropy_batch", s.entropy_batch},
+                         {"entropy_repeats", s.entropy_repeats},
+                         {"num_classes", s.num_classes},
+                         {"score_seed", s.score_seed},
+                         {"precision", engine::precision_name(s.precision)},
+                         {"threads", s.threads},
+                         {"population_batch", s.population_batch},
+                         {"gpu_streams", s.gpu_streams},
+                         {"tf32", s.tf32},
+                         {"data_path", s.data_path},
+                         {"cifar100", s.dataset == net::DatasetKind::kCifar100},
+                         {"image_offset", s.image_offset},
+                         {"gaussian_input", s.gaussian_input},
+                         {"input", identity}})
+      .dump();
+}
+
+std::unique_ptr<engine::Scorer> scorer_from_spec(const std::string& text) {
+  const nlohmann::json j = nlohmann::json::parse(text);
+  engine::ScoreSettings s;
+  s.proxies = engine::parse_proxy_list(j.at("proxies").get<std::string>());
+  s.batch = j.at("batch");
+  s.entropy_batch = j.at("entropy_batch");
+  s.entropy_repeats = j.at("entropy_repeats");
+  s.num_classes = j.at("num_classes");
+  s.score_seed = j.at("score_seed");
+  s.precision = j.at("precision") == "fp64" ? engine::Precision::kFp64 : engine::Precision::kFp32;
+  s.threads = j.at("threads");
+  s.population_batch = j.at("population_batch");
+  s.gpu_streams = j.at("gpu_streams");
+  s.tf32 = j.at("tf32");
+  s.data_path = j.at("data_path");
+  s.dataset = j.at("cifar100").get<bool>() ? net::DatasetKind::kCifar100 : net::DatasetKind::kCifar10;
+  s.image_offset = j.at("image_offset");
+  s.gaussian_input = j.at("gaussian_input");
+  const std::string backend = j.at("backend");
+  if (backend == "cuda") {
+    const int count = engine::gpu_count();
+    if (count == 0) throw CliError(kExitBackend, "rank 0 scores on CUDA but this rank sees no GPU");
+    s.device = engine::cluster().local_rank % count;
+    s.devices = {s.device};
+  }
+  const engine::ScoreInputs in = load_inputs_or_fail(s);
+  if (in.identity != j.at("input").get<std::string>())
+    throw CliError(kExitData, "this rank reads other input images than rank 0 (" + in.identity + " against " +
+                                  j.at("input").get<std::string>() + "): give every node the same --data file");
+  return make_local_scorer(backend, s, in);
+}
+}  // namespace
+
+bool distribute_scoring() { return engine::cluster().size > 1 && engine::cluster().rank == 0 && !g_islands; }
+void set_islands_mode(bool on) { g_islands = on; }
+bool islands_mode() { return g_islands; }
+
+int serve_as_worker() {
+  engine::serve_scoring_work(scorer_from_spec);
+  return kExitOk;
+}
+
+std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
+                                            const engine::ScoreSettings& s,
+                                            const engine::ScoreInputs& in) {
+  auto local = make_local_scorer(backend, s, in);
+  if (!distribute_scoring()) return local;
+  return std::make_unique<engine::DistributedScorer>(std::move(local), scorer_spec(backend, s, in.identity));
 }
 
 std::unique_ptr<engine::Scorer> make_cached_scorer(const std::string& backend, const engine::ScoreSettings& s,

@@ -52,6 +52,7 @@ struct ScoringOptions {
   int threads = 0;
   int population_batch = 0;
   int device = 0;
+  std::string devices;  // --devices 0,1,...
   int gpu_streams = 8;
   bool tf32 = false;
   std::string table;
@@ -64,6 +65,8 @@ struct ScoringOptions {
   CLI::Option* o_entropy_batch = nullptr;
   CLI::Option* o_entropy_repeats = nullptr;
   CLI::Option* o_num_classes = nullptr;
+  CLI::Option* o_device = nullptr;
+  CLI::Option* o_devices = nullptr;
 
   void add_to(CLI::App& app, bool with_preset = true);
   // Resolves backend and preset, applies the preset's values where no flag was given.
@@ -122,9 +125,20 @@ ArchItem resolve_arch_line(net::ArchLine&& line, const net::ArchTable* table);
 // "cpu" or "cuda" from --backend cpu|cuda|auto; throws CliError(kExitBackend) for cuda when
 // this build or machine has no usable GPU.
 std::string select_backend(const std::string& requested);
+// The scorer of a command: the backend's (one ShardedScorer over s.devices on CUDA when there are
+// several), and on rank 0 of an MPI job that shares scoring (distribute_scoring()) a
+// DistributedScorer over every rank.
 std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
                                             const engine::ScoreSettings& s,
                                             const engine::ScoreInputs& in);
+
+// MPI jobs (docs/scale-out.md). Whether this rank's scorers hand work to the other ranks: rank 0 of
+// a job of several ranks, unless the command runs one island per rank (search --islands).
+bool distribute_scoring();
+void set_islands_mode(bool on);
+bool islands_mode();
+// A worker rank's part of a command that rank 0 runs: serves scoring work until rank 0 stops it.
+int serve_as_worker();
 
 // make_scorer, behind the score cache when `cache` is given (then `cached` points at it): cached
 // architectures are served from it, the rest scored by a backend created only when needed.

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "engine/cluster.hpp"
 #include "engine/cuda_scorer.hpp"
 #include "engine/rank_stats.hpp"
 #include "engine/search.hpp"
@@ -50,6 +51,13 @@ void SearchCommand::add_to(CLI::App& app) {
                  "GA: checkpoint file written each generation; an existing one is resumed (with --runs R, "
                  "one file per run: FILE.seedS)");
   app.add_option("--out", out, "Write the JSON result here, atomically (default: stdout)");
+  app.add_flag("--islands", islands,
+               "Island-model GA: one island per MPI rank (mpirun -np N), ring migration, the budget "
+               "split across islands (docs/scale-out.md)");
+  app.add_option("--migration-interval", migration_interval, "--islands: generations between migrations (5)")
+      ->transform(int_range(1, 1000000));
+  app.add_option("--migrants", migrants, "--islands: best architectures each island sends per migration (5)")
+      ->transform(int_range(1, net::kNumArchs));
 }
 
 namespace {
@@ -79,7 +87,9 @@ std::string arch_label(const net::Genes& g, const net::ArchTable* table) {
 
 std::string SearchCommand::checkpoint_path(uint64_t seed) const {
   if (checkpoint.empty()) return "";
-  return runs == 1 ? checkpoint : checkpoint + ".seed" + std::to_string(seed);
+  std::string path = runs == 1 ? checkpoint : checkpoint + ".seed" + std::to_string(seed);
+  if (islands && engine::cluster().size > 1) path += ".island" + std::to_string(engine::cluster().rank);
+  return path;
 }
 
 int SearchCommand::run() {
@@ -116,6 +126,26 @@ int SearchCommand::run() {
   cfg.reference_sample = reference_sample;
   cfg.dedup_isomorphic = dedup;
   cfg.checkpoint = checkpoint;
+  const auto& job = engine::cluster();
+  if (islands) {
+    if (cfg.strategy != engine::Strategy::kGa) throw CliError(kExitUsage, "--islands runs the GA: leave out --strategy " + strategy);
+    if (migrants > population) throw CliError(kExitUsage, "--migrants must be at most --population");
+    if (job.size == 1 && !scoring.quiet)
+      std::cerr << "[search] --islands: one process, so one island (the plain GA); start it with mpirun -np N for N islands\n";
+    if (job.size > 1) {
+      engine::IslandModel m;
+      m.island = job.rank;
+      m.islands = job.size;
+      m.interval = migration_interval;
+      m.migrants = migrants;
+      m.all = engine::cluster_all;
+      m.ring_shift = engine::cluster_ring_shift;
+      m.broadcast = engine::cluster_broadcast;
+      m.gather = engine::cluster_gather;
+      cfg.islands = m;
+      if (job.rank != 0) scoring.quiet = true;  // island 0 reports
+    }
+  }
   if (runs > 1 && search_seed > UINT64_MAX - static_cast<uint64_t>(runs - 1))
     throw CliError(kExitUsage, "--search-seed " + std::to_string(search_seed) + " with --runs " +
                                    std::to_string(runs) + " runs past the largest seed, 2^64 - 1");
@@ -127,8 +157,8 @@ int SearchCommand::run() {
     throw CliError(kExitUsage, e.what());
   }
   cfg.stats = std::nullopt;
-  // Every output is checked before any work starts.
-  if (!out.empty()) check_output(out, "--out");
+  // Every output is checked before any work starts (rank 0 writes --out).
+  if (!out.empty() && job.rank == 0) check_output(out, "--out");
   for (int r = 0; r < runs && !checkpoint.empty(); ++r)
     check_output(checkpoint_path(search_seed + static_cast<uint64_t>(r)), "--checkpoint");
   check_distinct({{"--out", out},
@@ -173,6 +203,12 @@ int SearchCommand::run() {
                           {"score_seed", s.score_seed},
                           {"proxies", engine::proxy_list_string(s.proxies)}};
   for (Proxy p : s.proxies) named[std::string("settings_") + engine::proxy_name(p)] = engine::settings_key(p, s, inputs.identity);
+  if (cfg.islands) {
+    named["islands"] = cfg.islands->islands;
+    named["island"] = cfg.islands->island;
+    named["migration_interval"] = cfg.islands->interval;
+    named["migrants"] = cfg.islands->migrants;
+  }
   if (cfg.stats) {  // the statistics' values, not the file's name
     nlohmann::json z = nlohmann::json::object();
     for (const auto& [p, st] : *cfg.stats) z[engine::proxy_name(p)] = {st.mean, st.std};
@@ -275,6 +311,14 @@ int SearchCommand::run() {
                          {"resumed", res.resumed},
                          {"stopped", res.stop_reason},
                          {"budget_spent", res.stop_reason == "budget"}};
+    if (cfg.islands) {
+      int scored = 0;
+      for (int e : res.island_evaluations) scored += e;
+      jr["islands"] = cfg.islands->islands;
+      jr["island_evaluations"] = res.island_evaluations;
+      jr["migrations"] = res.migrations;
+      if (!cached) jr["network_evaluations"] = scored - res.restored;
+    }
     if (table) {
       if (const auto idx = table->index_of(res.best)) {
         jr["index"] = *idx;
@@ -285,7 +329,7 @@ int SearchCommand::run() {
         }
       }
     }
-    if (cfg.strategy != engine::Strategy::kExhaustive && res.stop_reason != "budget") {
+    if (cfg.strategy != engine::Strategy::kExhaustive && res.stop_reason != "budget" && job.rank == 0) {
       const std::string why = stop_explanation(res.stop_reason, cfg);
       jr["stopped_early"] = why;
       std::fprintf(stderr, "%s ended before its budget: %d of %d evaluations; %s\n", tag.c_str(),
@@ -313,6 +357,7 @@ int SearchCommand::run() {
     if (!scoring.quiet && runs > 1)
       std::fprintf(stderr, "[search] %d runs: %s %.2f +- %.2f (mean +- std)\n", runs, column.c_str(), m, sd);
   }
+  if (job.rank != 0) return kExitOk;  // islands: island 0 reports the answer
   if (out.empty()) std::cout << result.dump(1) << "\n";
   else write_output(out, result.dump(1) + "\n");
   return kExitOk;

@@ -29,10 +29,14 @@ struct SearchCommand {
   bool dedup = false;
   std::string checkpoint;
   std::string out;
+  bool islands = false;        // island-model GA, one island per MPI rank
+  int migration_interval = 5;
+  int migrants = 5;
 
   void add_to(CLI::App& app);
   int run();
-  std::string checkpoint_path(uint64_t search_seed) const;  // FILE, or FILE.seedS with --runs > 1
+  // FILE, or FILE.seedS with --runs > 1; then .islandI for island I of several.
+  std::string checkpoint_path(uint64_t search_seed) const;
 };
 
 struct EvalCommand {

@@ -5,12 +5,17 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <exception>
 #include <set>
+#include <sstream>
+#include <cctype>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "engine/cluster.hpp"
+#include "engine/distributed_scorer.hpp"
 #include "engine/files.hpp"
 #include "engine/score_file.hpp"
 #include "net/arch_input.hpp"
@@ -40,16 +45,19 @@ class Archive {
     return it == index_.end() ? -1 : it->second;
   }
   int size() const { return static_cast<int>(entries_.size()); }
-  bool full() const { return size() >= budget_; }
-  int remaining() const { return budget_ - size(); }
+  // Entries this search scored (island model: not those other islands sent); the budget counts them.
+  int own() const { return size() - foreign_count_; }
+  bool full() const { return own() >= budget_; }
+  int remaining() const { return budget_ - own(); }
   const std::vector<ArchScore>& entries() const { return entries_; }
+  bool foreign(int i) const { return foreign_[static_cast<size_t>(i)]; }
 
   // Scores the members of `genes` not yet archived, in order, while the budget lasts.
   void evaluate(const std::vector<net::Genes>& genes) {
     std::vector<net::Genes> fresh;
     std::vector<int> keys;
     for (const auto& g : genes) {
-      if (size() + static_cast<int>(fresh.size()) >= budget_) break;
+      if (own() + static_cast<int>(fresh.size()) >= budget_) break;
       const int k = key(g);
       if (index_.count(k) || std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
       keys.push_back(k);
@@ -61,9 +69,11 @@ class Archive {
     for (auto& a : got) add(std::move(a));
   }
 
-  void add(ArchScore a) {
+  void add(ArchScore a, bool foreign = false) {
     index_[net::genes_code(a.genes)] = size();
     entries_.push_back(std::move(a));
+    foreign_.push_back(foreign);
+    foreign_count_ += foreign;
   }
 
  private:
@@ -71,6 +81,8 @@ class Archive {
   const std::vector<int>* reps_;
   int budget_;
   std::vector<ArchScore> entries_;
+  std::vector<bool> foreign_;
+  int foreign_count_ = 0;
   std::map<int, int> index_;
 };
 
@@ -115,6 +127,7 @@ nlohmann::json value_json(double v) {
 
 struct GaState {
   int generation = 0;  // the next generation to run
+  int round = 0;       // island model: rounds run (generations plus rounds spent waiting)
   int stall = 0;
   std::vector<uint8_t> population;
 };
@@ -125,6 +138,7 @@ void write_checkpoint(const SearchConfig& c, const Archive& archive, const Fitne
   j["format"] = kCheckpointFormat;
   j["settings"] = c.settings;
   j["generation"] = st.generation;
+  j["round"] = st.round;
   j["stall"] = st.stall;
   j["population"] = st.population;
   nlohmann::json stats = nlohmann::json::object();
@@ -132,15 +146,22 @@ void write_checkpoint(const SearchConfig& c, const Archive& archive, const Fitne
     stats[proxy_name(p)] = {s.mean, s.std, s.n, s.settings};
   j["stats"] = stats;
   j["archive"] = nlohmann::json::array();
-  for (const auto& a : archive.entries()) {
+  for (int i = 0; i < archive.size(); ++i) {
+    const ArchScore& a = archive.entries()[static_cast<size_t>(i)];
     nlohmann::json v = nlohmann::json::object();
     for (int p = 0; p < kNumProxies; ++p)
       if (a.values[p])
         v[proxy_name(static_cast<Proxy>(p))] = {value_json(a.values[p]->value), a.values[p]->flag,
                                                 a.values[p]->seconds};
     j["archive"].push_back({{"arch", net::genes_code(a.genes)}, {"values", v}});
+    if (archive.foreign(i)) j["archive"].back()["foreign"] = true;
   }
   try {
+    // Islands keep the previous round's checkpoint: a killed job resumes every island from the
+    // latest round all of them wrote (at most one behind the newest, as rounds are collective).
+    if (c.islands && ::access(c.checkpoint.c_str(), F_OK) == 0 &&
+        std::rename(c.checkpoint.c_str(), (c.checkpoint + ".prev").c_str()) != 0)
+      throw CheckpointError("checkpoint: cannot keep the previous one as " + c.checkpoint + ".prev");
     write_file_atomic(c.checkpoint, j.dump() + "\n");
   } catch (const OutputFileError& e) {
     throw CheckpointError(std::string("checkpoint: ") + e.what());
@@ -148,14 +169,15 @@ void write_checkpoint(const SearchConfig& c, const Archive& archive, const Fitne
 }
 
 // Returns false when there is no checkpoint file to resume from.
-bool read_checkpoint(const SearchConfig& c, Archive& archive, Fitness& fitness, GaState& st) {
-  std::ifstream probe(c.checkpoint);
+bool read_checkpoint(const SearchConfig& c, const std::string& path, Archive& archive, Fitness& fitness,
+                     GaState& st) {
+  std::ifstream probe(path);
   if (!probe) return false;
   probe.close();
-  const std::string name = "checkpoint '" + c.checkpoint + "'";
+  const std::string name = "checkpoint '" + path + "'";
   std::string text;
   try {
-    text = read_file(c.checkpoint);
+    text = read_file(path);
   } catch (const OutputFileError& e) {
     throw CheckpointError(e.what());
   }
@@ -179,7 +201,7 @@ bool read_checkpoint(const SearchConfig& c, Archive& archive, Fitness& fitness, 
   if (d.generation > c.generations)
     throw CheckpointError(name + ": generation " + std::to_string(d.generation) + " is past --generations " +
                           std::to_string(c.generations));
-  if (static_cast<int>(d.archive.size()) > c.budget)
+  if (static_cast<int>(d.archive.size() - std::count(d.foreign.begin(), d.foreign.end(), true)) > c.budget)
     throw CheckpointError(name + ": its archive holds more architectures than the budget");
   for (const auto& [p, s] : d.stats)
     if (std::find(c.fitness.proxies.begin(), c.fitness.proxies.end(), p) == c.fitness.proxies.end())
@@ -191,7 +213,9 @@ bool read_checkpoint(const SearchConfig& c, Archive& archive, Fitness& fitness, 
                               ", which this fitness needs");
   // The GA checkpoints after evaluating its population: every member is in the archive.
   {
-    std::vector<bool> in_archive(net::kNumArchs, false);
+    // ... unless the budget ran out while it was scored (a finished search).
+    const bool spent = static_cast<int>(d.archive.size() - std::count(d.foreign.begin(), d.foreign.end(), true)) >= c.budget;
+    std::vector<bool> in_archive(net::kNumArchs, spent);
     for (const auto& e : d.archive) in_archive[net::genes_code(e.genes)] = true;
     for (size_t i = 0; i < d.population.size(); i += kGenes) {
       net::Genes g;
@@ -202,13 +226,15 @@ bool read_checkpoint(const SearchConfig& c, Archive& archive, Fitness& fitness, 
     if (d.archive.empty()) throw CheckpointError(name + ": its archive is empty");
   }
   st.generation = d.generation;
+  st.round = d.round;
   st.stall = d.stall;
   st.population = std::move(d.population);
   fitness.set_stats(d.stats);
-  for (auto& e : d.archive) {
+  for (size_t i = 0; i < d.archive.size(); ++i) {
+    ArchScore& e = d.archive[i];
     for (Proxy p : c.fitness.proxies)
       if (!e[p]) throw CheckpointError(name + ": an archive entry lacks " + std::string(proxy_name(p)));
-    archive.add(std::move(e));
+    archive.add(std::move(e), d.foreign[i]);
   }
   return true;
 }
@@ -222,6 +248,7 @@ struct Run {
   const SearchProgress& progress;
   int generation = 0;
   std::string stop;
+  int migrations = 0;
 
   void report() {
     if (!progress) return;
@@ -229,7 +256,7 @@ struct Run {
     const int b = best_entry(f);
     SearchProgressInfo info;
     info.generation = generation;
-    info.evaluations = archive.size();
+    info.evaluations = archive.own();
     info.budget = c.budget;
     if (b >= 0) {
       info.best_fitness = f[b];
@@ -239,8 +266,19 @@ struct Run {
   }
 };
 
+// Copies of the `k` fittest archive entries, fittest first (ties: the earlier entry).
+std::vector<ArchScore> fittest(const Archive& archive, const std::vector<double>& fit, int k) {
+  std::vector<int> order(static_cast<size_t>(archive.size()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return fit[a] > fit[b]; });
+  std::vector<ArchScore> out;
+  for (int i = 0; i < k && i < static_cast<int>(order.size()); ++i) out.push_back(archive.entries()[order[i]]);
+  return out;
+}
+
 void run_ga(Run& r, const GaGeneration& step, bool resumed, GaState st) {
   const SearchConfig& c = r.c;
+  const IslandModel* isl = c.islands ? &*c.islands : nullptr;
   const PhiloxKey key = philox_key(c.search_seed);
   if (!resumed) {
     const auto init = net::sample_distinct(c.population, c.search_seed, Purpose::kGa, false,
@@ -255,14 +293,51 @@ void run_ga(Run& r, const GaGeneration& step, bool resumed, GaState st) {
     for (int e = 0; e < kGenes; ++e) g[e] = static_cast<net::Op>(pop[i * kGenes + e]);
     return g;
   };
-  std::vector<uint8_t> children;
-  while (st.generation < c.generations && !r.archive.full() && st.stall < c.stall_generations) {
-    const auto& all = r.fitness.all(r.archive);
+  auto population_fitness = [&](const std::vector<double>& all) {
     std::vector<double> fit(c.population);
     for (int i = 0; i < c.population; ++i) {
       const int e = r.archive.find(genes_at(st.population, i));
       fit[i] = e >= 0 ? all[e] : kNegInf;
     }
+    return fit;
+  };
+  std::vector<uint8_t> children;
+  for (;;) {
+    const bool done = !(st.generation < c.generations && !r.archive.full() && st.stall < c.stall_generations);
+    if (isl) {
+      // One round: every island takes part, done or not, so that the collectives pair up.
+      if (isl->all(done)) break;
+      if (st.round > 0 && st.round % isl->interval == 0) {
+        const auto sent = fittest(r.archive, r.fitness.all(r.archive), isl->migrants);
+        const std::vector<ArchScore> got = decode_scores(isl->ring_shift(encode_scores(sent)));
+        if (!done) {
+          // Migrants join the archive (scored elsewhere: no budget) and replace the worst members.
+          std::vector<net::Genes> incoming;
+          for (const ArchScore& a : got) {
+            if (r.archive.find(a.genes) < 0) r.archive.add(a, true);
+            bool member = false;
+            for (int i = 0; i < c.population && !member; ++i)
+              member = r.archive.key(genes_at(st.population, i)) == r.archive.key(a.genes);
+            if (!member) incoming.push_back(a.genes);
+          }
+          const std::vector<double> fit = population_fitness(r.fitness.all(r.archive));
+          std::vector<int> worst(static_cast<size_t>(c.population));
+          for (int i = 0; i < c.population; ++i) worst[static_cast<size_t>(i)] = i;
+          std::stable_sort(worst.begin(), worst.end(), [&](int a, int b) { return fit[a] < fit[b]; });
+          for (size_t m = 0; m < incoming.size() && m < worst.size(); ++m)
+            for (int e = 0; e < kGenes; ++e)
+              st.population[static_cast<size_t>(worst[m]) * kGenes + e] = static_cast<uint8_t>(incoming[m][e]);
+        }
+      }
+      ++st.round;
+      if (done) {
+        if (!c.checkpoint.empty()) write_checkpoint(c, r.archive, r.fitness, st);
+        continue;
+      }
+    } else if (done) {
+      break;
+    }
+    const std::vector<double> fit = population_fitness(r.fitness.all(r.archive));
     step(st.population, fit, static_cast<uint32_t>(st.generation), key, c.ga, children);
     std::vector<net::Genes> kids;
     int fresh = 0;
@@ -274,11 +349,13 @@ void run_ga(Run& r, const GaGeneration& step, bool resumed, GaState st) {
     r.archive.evaluate(kids);
     st.population = children;
     ++st.generation;
+    if (!isl) st.round = st.generation;
     r.generation = st.generation;
     if (!c.checkpoint.empty()) write_checkpoint(c, r.archive, r.fitness, st);
     r.report();
   }
   r.generation = st.generation;
+  if (isl) r.migrations = st.round > 1 ? (st.round - 1) / isl->interval : 0;  // rounds 1..round-1 that migrated
   r.stop = r.archive.full()                    ? "budget"
            : st.generation >= c.generations    ? "generations"
                                                : "stall";
@@ -505,6 +582,7 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name) 
   if (!j.contains("settings") || !j["settings"].is_object()) throw bad("settings is not an object");
   d.settings = j["settings"];
   d.generation = integer("generation", 0, 1000000000);
+  d.round = j.contains("round") ? integer("round", d.generation, 1000000000) : d.generation;
   d.stall = integer("stall", 0, 1000000000);
   if (!j.contains("population") || !j["population"].is_array()) throw bad("population is not an array");
   for (const auto& g : j["population"]) {
@@ -558,15 +636,93 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name) 
       if (std::isinf(pv.value) && pv.flag.empty()) throw bad("an infinite archive value has no flag");
       a[p] = pv;
     }
+    if (e.contains("foreign") && !e["foreign"].is_boolean()) throw bad("an archive entry's foreign flag is not true/false");
+    d.foreign.push_back(e.contains("foreign") && e["foreign"].get<bool>());
     d.archive.push_back(std::move(a));
   }
   return d;
 }
 
-SearchResult run_search(const SearchConfig& c, Scorer& scorer, const net::ArchTable* table,
+namespace {
+
+// Island model: which checkpoint round every island resumes from (-1: none has one). Each island
+// offers the rounds of its checkpoint and of the previous one; all resume from the latest round
+// every island has. Collective; a refusal is thrown at every island.
+int agree_resume_round(const SearchConfig& c) {
+  const IslandModel& isl = *c.islands;
+  std::string mine;
+  for (const std::string& path : {c.checkpoint, c.checkpoint + ".prev"}) {
+    if (::access(path.c_str(), F_OK) != 0) continue;
+    try {
+      mine += std::to_string(parse_checkpoint(read_file(path), "checkpoint '" + path + "'").round) + " ";
+    } catch (const std::exception&) {
+      // An unreadable file is left for read_checkpoint to report, if it is the one chosen.
+    }
+  }
+  std::string decision;
+  const std::vector<std::string> all = isl.gather(mine);
+  if (isl.island == 0) {
+    std::vector<std::vector<int>> rounds;
+    int with = 0;
+    for (const auto& a : all) {
+      std::istringstream in(a);
+      rounds.emplace_back();
+      for (int v; in >> v;) rounds.back().push_back(v);
+      with += !rounds.back().empty();
+    }
+    if (with == 0) {
+      decision = "-1";
+    } else if (with < isl.islands) {
+      decision = "islands without a checkpoint of this search beside others with one (";
+      for (int i = 0; i < isl.islands; ++i)
+        if (rounds[static_cast<size_t>(i)].empty()) decision += "island " + std::to_string(i) + " ";
+      decision += "): delete every island's checkpoint to start afresh";
+    } else {
+      int target = std::numeric_limits<int>::max();
+      for (const auto& r : rounds) target = std::min(target, *std::max_element(r.begin(), r.end()));
+      decision = std::to_string(target);
+      for (int i = 0; i < isl.islands; ++i) {
+        const auto& r = rounds[static_cast<size_t>(i)];
+        if (std::find(r.begin(), r.end(), target) == r.end())
+          decision = "island " + std::to_string(i) + " has no checkpoint of round " + std::to_string(target) +
+                     ", which every island must resume from (delete the islands' checkpoints to start afresh)";
+      }
+    }
+  }
+  decision = isl.broadcast(decision);
+  if (decision.empty() || !(std::isdigit(static_cast<unsigned char>(decision[0])) || decision == "-1"))
+    throw CheckpointError("island checkpoints: " + decision);
+  return std::stoi(decision);
+}
+
+}  // namespace
+
+SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::ArchTable* table,
                         const SearchProgress& progress, const GaGeneration& ga_generation) {
-  c.validate();
+  c_in.validate();
   const auto t0 = std::chrono::steady_clock::now();
+  const IslandModel* isl = c_in.islands ? &*c_in.islands : nullptr;
+  const bool sample = c_in.fitness.mode == FitnessMode::kZ && !c_in.stats;
+  // An island runs the GA with its own seed and its share of the budget.
+  SearchConfig c = c_in;
+  if (isl) {
+    if (c.strategy != Strategy::kGa) throw std::invalid_argument("--islands runs the GA (--strategy ga)");
+    if (isl->islands < 1 || isl->island < 0 || isl->island >= isl->islands || isl->interval < 1 ||
+        isl->migrants < 1 || isl->migrants > c.population)
+      throw std::invalid_argument("island model: --migration-interval must be >= 1 and --migrants from 1 to --population");
+    const int reference = sample ? c.reference_sample : 0;
+    const int rest = c.budget - reference;
+    const int share = rest / isl->islands + (isl->island < rest % isl->islands ? 1 : 0);
+    const int least = rest / isl->islands;
+    if (least <= c.population)
+      throw std::invalid_argument("--budget " + std::to_string(c.budget) + " over " + std::to_string(isl->islands) +
+                                  " islands leaves " + std::to_string(least) + " per island" +
+                                  (reference ? " after the reference sample" : std::string()) +
+                                  ", no more than one initial population of " + std::to_string(c.population) +
+                                  ": raise --budget or lower --population");
+    c.budget = share + (isl->island == 0 ? reference : 0);
+    c.search_seed = c_in.search_seed + (static_cast<uint64_t>(isl->island) << 32);
+  }
   std::vector<int> reps;
   if (c.dedup_isomorphic) reps = isomorphism_representatives(table);
   Archive archive(scorer, c.dedup_isomorphic ? &reps : nullptr,
@@ -576,16 +732,48 @@ SearchResult run_search(const SearchConfig& c, Scorer& scorer, const net::ArchTa
   SearchResult res;
 
   GaState state;
-  if (c.strategy == Strategy::kGa && !c.checkpoint.empty())
-    res.resumed = read_checkpoint(c, archive, fitness, state);
+  if (c.strategy == Strategy::kGa && !c.checkpoint.empty()) {
+    if (isl) {
+      const int round = agree_resume_round(c);
+      if (round >= 0) {
+        // The chosen round's file: this island's checkpoint, or the one before it. Every island
+        // learns whether all could read theirs, so that none waits for one that cannot.
+        std::exception_ptr error;
+        try {
+          std::string path = c.checkpoint;
+          try {
+            if (parse_checkpoint(read_file(path), path).round != round) path = c.checkpoint + ".prev";
+          } catch (const std::exception&) {
+            path = c.checkpoint + ".prev";
+          }
+          res.resumed = read_checkpoint(c, path, archive, fitness, state);
+          if (state.round != round) throw CheckpointError("checkpoint '" + path + "' changed while it was read");
+        } catch (const std::exception&) {
+          error = std::current_exception();
+        }
+        if (!isl->all(!error)) {
+          if (error) std::rethrow_exception(error);
+          throw CheckpointError("another island could not resume from its checkpoint (its error names it)");
+        }
+      }
+    } else {
+      res.resumed = read_checkpoint(c, c.checkpoint, archive, fitness, state);
+    }
+  }
   res.restored = archive.size();
   if (!res.resumed) {
     if (c.stats) {
       fitness.set_stats(*c.stats);
     } else if (c.fitness.mode == FitnessMode::kZ) {
       // The reference sample: counted against the budget, a possible answer, not the GA's seed.
-      archive.evaluate(net::sample_distinct(c.reference_sample, c.search_seed,
-                                            Purpose::kReferenceSample, true));
+      // Islands: drawn with the job's seed, scored by island 0, shared with the others.
+      const auto ref = net::sample_distinct(c.reference_sample, c_in.search_seed, Purpose::kReferenceSample, true);
+      if (!isl || isl->island == 0) archive.evaluate(ref);
+      if (isl) {
+        const std::string shared = isl->broadcast(isl->island == 0 ? encode_scores(archive.entries()) : std::string());
+        if (isl->island != 0)
+          for (auto& a : decode_scores(shared)) archive.add(std::move(a), true);
+      }
       fitness.set_stats(fitness_zstats(c.fitness, archive.entries()));
     }
   }
@@ -595,14 +783,50 @@ SearchResult run_search(const SearchConfig& c, Scorer& scorer, const net::ArchTa
     case Strategy::kRea: run_rea(run); break;
     case Strategy::kExhaustive: run_exhaustive(run); break;
   }
+  res.generations = run.generation;
+  res.stop_reason = run.stop;
+  res.migrations = run.migrations;
+  if (c.strategy != Strategy::kExhaustive && res.stop_reason != "budget" && archive.full()) res.stop_reason = "budget";
+  if (isl) {
+    // Every island's own entries at island 0; the answer is the best of their union there, its
+    // fitness over the union (z: the shared statistics; rank modes: ranks in the union).
+    ByteWriter w;
+    w.u32(static_cast<uint32_t>(archive.own()));
+    w.str(res.stop_reason);
+    std::vector<ArchScore> own;
+    for (int i = 0; i < archive.size(); ++i)
+      if (!archive.foreign(i)) own.push_back(archive.entries()[static_cast<size_t>(i)]);
+    w.str(encode_scores(own));
+    const std::vector<std::string> parts = isl->gather(w.bytes());
+    if (isl->island == 0) {
+      Archive all(scorer, c.dedup_isomorphic ? &reps : nullptr, net::kNumArchs);
+      bool all_budget = true;
+      for (const std::string& part : parts) {
+        ByteReader rd(part);
+        res.island_evaluations.push_back(static_cast<int>(rd.u32()));
+        all_budget = all_budget && rd.str() == "budget";
+        for (auto& a : decode_scores(rd.str()))
+          if (all.find(a.genes) < 0) all.add(std::move(a));
+      }
+      if (all_budget) res.stop_reason = "budget";
+      Fitness union_fitness(c.fitness);
+      union_fitness.set_stats(fitness.stats());
+      const auto& fit = union_fitness.all(all);
+      const int b = best_entry(fit);
+      res.best = all.entries()[b].genes;
+      res.fitness = fit[b];
+      res.evaluations = all.size();
+      res.archive = all.entries();
+      for (const auto& e : all.entries()) res.visited.push_back(net::genes_code(e.genes));
+      res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return res;
+    }
+  }
   const auto& fit = fitness.all(archive);
   const int b = best_entry(fit);
   res.best = archive.entries()[b].genes;
   res.fitness = fit[b];
   res.evaluations = archive.size();
-  res.generations = run.generation;
-  res.stop_reason = run.stop;
-  if (c.strategy != Strategy::kExhaustive && res.stop_reason != "budget" && archive.full()) res.stop_reason = "budget";
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (const auto& e : archive.entries()) res.visited.push_back(net::genes_code(e.genes));
   res.archive = archive.entries();

@@ -22,6 +22,32 @@ enum class Strategy { kGa, kRandom, kRea, kExhaustive };
 const char* strategy_name(Strategy s);
 Strategy parse_strategy(const std::string& s);  // throws std::invalid_argument
 
+// The island model (Whitley et al. 1999; the GA of SPEC.md 5 on each island): `islands` GAs, one per
+// MPI rank, each with its own search seed (island i: search_seed + i x 2^32, so island 0 is the
+// single GA), run in lockstep rounds. Every `interval` rounds each island sends copies of its best
+// `migrants` architectures (with their scores) to the next island on a ring and puts those it
+// receives in place of its worst population members. The z fitness's reference sample is drawn
+// once (search_seed), scored by island 0 and shared, so every island's fitness means the same;
+// it counts once against the budget. The budget is global: after the reference sample, it is
+// split evenly across islands (the first islands take the remainder). An island that has spent
+// its share keeps taking part in migrations (it sends, and ignores what it receives) until every
+// island is done. The answer is the best of the union of the islands' archives, at island 0.
+// Checkpoints: one file per island (the CLI names them), the previous one kept as FILE.prev, so
+// that after a killed job the islands resume together from the latest round all of them wrote.
+struct IslandModel {
+  int island = 0;
+  int islands = 1;
+  int interval = 5;   // rounds (generations) between migrations
+  int migrants = 5;   // architectures each island sends per migration
+  // Collectives over the islands, called by every island in the same order (MPI in the CLI;
+  // threads in a test): logical and; ring shift (to island + 1, returns island - 1's);
+  // island 0's string everywhere; every island's string at island 0 (by island).
+  std::function<bool(bool)> all;
+  std::function<std::string(const std::string&)> ring_shift;
+  std::function<std::string(const std::string&)> broadcast;
+  std::function<std::vector<std::string>(const std::string&)> gather;
+};
+
 struct SearchConfig {
   Strategy strategy = Strategy::kGa;
   int budget = 1000;        // distinct architectures evaluated, reference sample included
@@ -41,6 +67,7 @@ struct SearchConfig {
   // a refusal names the first that differs.
   nlohmann::json settings = nlohmann::json::object();
   std::vector<std::string> settings_order;  // compared first, in this order (the user's options)
+  std::optional<IslandModel> islands;        // GA only: one island of an island-model GA
 
   void validate() const;  // throws std::invalid_argument
 };
@@ -68,6 +95,10 @@ struct SearchResult {
   std::string stop_reason;
   std::vector<int> visited; // genes codes in evaluation order
   std::vector<ArchScore> archive;
+  // Island model, at island 0 (the answer, evaluations and archive are then the union of every
+  // island's): architectures each island scored, and the migrations run.
+  std::vector<int> island_evaluations;
+  int migrations = 0;
 };
 
 // One GA generation: children from the population and its fitness (GaPairOp over every pair).
@@ -94,10 +125,12 @@ class CheckpointError : public std::runtime_error {
 struct CheckpointData {
   nlohmann::json settings;          // SearchConfig::settings of the search that wrote it
   int generation = 0;               // the next generation to run
+  int round = 0;                    // island model: rounds run (= generation without islands)
   int stall = 0;                    // generations without a new architecture so far
   std::vector<uint8_t> population;  // n x 6 op codes
   ZStats stats;                     // the z fitness's statistics
   std::vector<ArchScore> archive;   // distinct evaluated architectures, in evaluation order
+  std::vector<bool> foreign;        // island model: archive entries other islands scored
 };
 // Parses a checkpoint and validates every value (types, op codes, architecture codes, flags,
 // finite statistics, no duplicate archive entries); throws CheckpointError naming `name`.

@@ -26,6 +26,9 @@ struct ScoreSettings {
   int population_batch = 0;
   // CUDA backend: device, concurrent streams (lanes), and TF32 for convolutions and GEMMs.
   int device = 0;
+  // Every CUDA device of the run (the command line builds one scorer per device and splits
+  // populations across them, engine/distributed_scorer.hpp); empty on the CPU backend.
+  std::vector<int> devices;
   int gpu_streams = 8;
   bool tf32 = false;
   // Real images (records [image_offset, image_offset + batch) of data_path), or N(0,1) images.

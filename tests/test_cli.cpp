@@ -97,6 +97,18 @@ TEST(Cli, ExitCodes) {
   EXPECT_EQ(r.exit_code, 2);
   r = run_cli("score --index 5" + kQuick + "--gaussian-input --table /nonexistent.csv");
   EXPECT_EQ(r.exit_code, 3);
+  // Device options are the CUDA backend's (the CPU backend's split is its threads).
+  r = run_cli("score --arch " + kGood + kQuick + "--gaussian-input --proxies naswot --devices 0,1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--devices applies to the CUDA backend"), std::string::npos) << r.err;
+  // --islands outside mpirun is one island, and it says so; other strategies are refused.
+  r = run_cli("search --islands --budget 60 --population 10 --generations 2" + kQuick +
+              "--gaussian-input --proxies naswot --reference-sample 10");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("one process, so one island"), std::string::npos) << r.err;
+  r = run_cli("search --islands --strategy random --budget 60" + kQuick + "--gaussian-input --proxies naswot");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--islands runs the GA"), std::string::npos) << r.err;
 }
 
 TEST(Cli, NinaswotFromAReferenceSampleOrAStatsFile) {

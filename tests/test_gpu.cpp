@@ -11,6 +11,7 @@
 
 #include "engine/cpu_ntk.hpp"
 #include "engine/cuda_scorer.hpp"
+#include "engine/distributed_scorer.hpp"
 #include "engine/search.hpp"
 #include "kernels/cpu_backward.hpp"
 #include "kernels/cpu_ops.hpp"
@@ -501,6 +502,39 @@ TEST(GpuPopulation, ScoresDoNotDependOnThePopulation) {
     EXPECT_NEAR(together[kE2eArchs.size()][p]->value, together[0][p]->value,
                 1e-6 * (1.0 + std::abs(together[0][p]->value)))
         << engine::proxy_name(p);
+}
+
+// --devices: populations split across CUDA scorers on threads (engine::ShardedScorer). Every
+// visible device takes a shard (device 0 twice on a one-GPU machine, so two scorers share it
+// concurrently); the values equal one scorer's within the FP32 rule, in input order.
+TEST(GpuDevices, ShardedScorersMatchOneScorer) {
+  SKIP_WITHOUT_GPU();
+  engine::ScoreSettings s = e2e_settings();
+  s.proxies = {Proxy::kNaswot, Proxy::kNi, Proxy::kEntropy};
+  std::vector<net::Genes> genes;
+  for (const auto& g : net::sample_distinct(48, 3, Purpose::kRandomSearch, false)) genes.push_back(g);
+  const auto in = engine::load_inputs(s);
+  const auto one = engine::make_cuda_scorer(s, in)->score_all(genes);
+  const int devices = gpu::device_count();
+  std::vector<std::unique_ptr<engine::Scorer>> shards;
+  for (int d = 0; d < std::max(devices, 2); ++d) {
+    engine::ScoreSettings sd = s;
+    sd.device = d % devices;
+    shards.push_back(engine::make_cuda_scorer(sd, in));
+  }
+  engine::ShardedScorer sharded(std::move(shards), 4);
+  const auto split = sharded.score_all(genes);
+  ASSERT_EQ(split.size(), genes.size());
+  for (size_t a = 0; a < genes.size(); ++a) {
+    EXPECT_TRUE(split[a].genes == genes[a]);
+    for (Proxy p : s.proxies) {
+      ASSERT_TRUE(split[a][p] && one[a][p]);
+      EXPECT_EQ(split[a][p]->flag, one[a][p]->flag);
+      EXPECT_NEAR(split[a][p]->value, one[a][p]->value, 1e-4 * (1.0 + std::abs(one[a][p]->value)))
+          << engine::proxy_name(p) << " " << a;
+    }
+  }
+  for (int64_t c : sharded.per_shard()) EXPECT_GT(c, 0);
 }
 
 // Batch 128: ntk and ntk_fast use 64 images, so the exact NTK's backward runs in chunks of
