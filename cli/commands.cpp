@@ -487,6 +487,17 @@ struct DevicesCommand {
 }  // namespace
 
 namespace {
+// Where an error goes. In an MPI job every rank parses the same command line and meets the same
+// usage errors (`same_everywhere`): only rank 0 prints those. Any other error of a rank other
+// than 0 is printed with its rank.
+std::ostream& error_stream(bool same_everywhere = false) {
+  static std::ostream discard(nullptr);
+  const auto& job = engine::cluster();
+  if (job.size == 1 || job.rank == 0) return std::cerr << "hybridnas: error: ";
+  if (same_everywhere) return discard;
+  return std::cerr << "hybridnas: error (rank " << job.rank << " of " << job.size << "): ";
+}
+
 // What CLI11 would get wrong: "--out=" (an empty value) makes it take the next argument as the
 // value, and an unknown first word gives "A subcommand is required".
 std::optional<std::string> argv_problem(int argc, char** argv) {
@@ -516,11 +527,11 @@ std::optional<std::string> argv_problem(int argc, char** argv) {
 namespace {
 int run_command(int argc, char** argv) {
   if (const std::string isa = engine::cpu_isa_problem(); !isa.empty()) {
-    std::cerr << "hybridnas: error: " << isa << "\n";
+    error_stream() << isa << "\n";
     return kExitBackend;
   }
   if (const auto problem = argv_problem(argc, argv)) {
-    std::cerr << "hybridnas: error: " << *problem << "\nRun with --help for more information.\n";
+    error_stream(true) << *problem << "\nRun with --help for more information.\n";
     return kExitUsage;
   }
   CLI::App app{
@@ -554,13 +565,17 @@ int run_command(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
+    // --help, --version and parse errors: every rank meets them; rank 0 prints them.
+    const int rc = engine::cluster().rank == 0 ? app.exit(e) : e.get_exit_code();
     return rc == 0 ? kExitOk : kExitUsage;
   }
   // An MPI job of several ranks (docs/scale-out.md): rank 0 runs the command; the others serve
   // its scoring work, or each runs one island (search --islands).
   const auto& job = engine::cluster();
   if (app.got_subcommand("search") && search.islands) set_islands_mode(true);
+  // Only these commands hand scoring to the other ranks (bench, serve and the rest run on rank 0).
+  set_distributed_command(app.got_subcommand("score") || app.got_subcommand("stats") ||
+                          app.got_subcommand("search"));
   if (job.size > 1 && job.rank != 0 && !(app.got_subcommand("search") && search.islands)) {
     if (app.got_subcommand("score") || app.got_subcommand("stats") || app.got_subcommand("search")) {
       try {
@@ -586,29 +601,33 @@ int run_command(int argc, char** argv) {
     if (app.got_subcommand("devices")) return devices.run();
     if (app.got_subcommand("eval")) return eval.run();
   } catch (const CliError& e) {
-    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    error_stream(e.code == kExitUsage) << e.what() << "\n";
     return e.code;
   } catch (const net::DataError& e) {
-    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    error_stream() << e.what() << "\n";
     return kExitData;
   } catch (const engine::CacheError& e) {  // files read or written mid-run
-    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    error_stream() << e.what() << "\n";
+    return kExitData;
+  } catch (const engine::IslandsError& e) {
+    error_stream(e.reported_elsewhere) << e.what() << "\n";
     return kExitData;
   } catch (const engine::CheckpointError& e) {
-    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    error_stream() << e.what() << "\n";
     return kExitData;
   } catch (const engine::ScoreFileError& e) {
-    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    error_stream() << e.what() << "\n";
     return kExitData;
   } catch (const engine::OutputFileError& e) {
-    std::cerr << "hybridnas: error: " << e.what() << "\n";
+    error_stream() << e.what() << "\n";
     return kExitData;
   } catch (const std::bad_alloc&) {
-    std::cerr << "hybridnas: error: out of memory; lower --batch, --entropy-batch or the number of "
-                 "architectures scored at once\n";
+    error_stream() << "out of memory; lower --batch, --entropy-batch or the number of "
+                      "architectures scored at once\n";
     return kExitInternal;
   } catch (const std::exception& e) {
-    std::cerr << "hybridnas: internal error: " << e.what() << "\n";
+    std::cerr << "hybridnas: internal error" << (job.size > 1 ? " (rank " + std::to_string(job.rank) + ")" : "")
+              << ": " << e.what() << "\n";
     return kExitInternal;
   }
   return kExitUsage;

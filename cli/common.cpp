@@ -463,7 +463,11 @@ std::unique_ptr<engine::Scorer> scorer_from_spec(const std::string& text) {
 }
 }  // namespace
 
-bool distribute_scoring() { return engine::cluster().size > 1 && engine::cluster().rank == 0 && !g_islands; }
+bool g_distributed_command = false;
+bool distribute_scoring() {
+  return engine::cluster().size > 1 && engine::cluster().rank == 0 && g_distributed_command && !g_islands;
+}
+void set_distributed_command(bool on) { g_distributed_command = on; }
 void set_islands_mode(bool on) { g_islands = on; }
 bool islands_mode() { return g_islands; }
 

@@ -137,6 +137,7 @@ std::unique_ptr<engine::Scorer> make_scorer(const std::string& backend,
 bool distribute_scoring();
 void set_islands_mode(bool on);
 bool islands_mode();
+void set_distributed_command(bool on);  // score, stats and search: the commands workers serve
 // A worker rank's part of a command that rank 0 runs: serves scoring work until rank 0 stops it.
 int serve_as_worker();
 

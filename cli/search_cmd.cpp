@@ -54,9 +54,9 @@ void SearchCommand::add_to(CLI::App& app) {
   app.add_flag("--islands", islands,
                "Island-model GA: one island per MPI rank (mpirun -np N), ring migration, the budget "
                "split across islands (docs/scale-out.md)");
-  app.add_option("--migration-interval", migration_interval, "--islands: generations between migrations (5)")
+  o_migration_interval = app.add_option("--migration-interval", migration_interval, "--islands: generations between migrations (5)")
       ->transform(int_range(1, 1000000));
-  app.add_option("--migrants", migrants, "--islands: best architectures each island sends per migration (5)")
+  o_migrants = app.add_option("--migrants", migrants, "--islands: best architectures each island sends per migration (5)")
       ->transform(int_range(1, net::kNumArchs));
 }
 
@@ -127,6 +127,9 @@ int SearchCommand::run() {
   cfg.dedup_isomorphic = dedup;
   cfg.checkpoint = checkpoint;
   const auto& job = engine::cluster();
+  if (!islands && (o_migrants->count() || o_migration_interval->count()))
+    throw CliError(kExitUsage, std::string(o_migrants->count() ? "--migrants" : "--migration-interval") +
+                                   " applies to the island model: add --islands (under mpirun)");
   if (islands) {
     if (cfg.strategy != engine::Strategy::kGa) throw CliError(kExitUsage, "--islands runs the GA: leave out --strategy " + strategy);
     if (migrants > population) throw CliError(kExitUsage, "--migrants must be at most --population");

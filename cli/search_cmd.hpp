@@ -32,6 +32,8 @@ struct SearchCommand {
   bool islands = false;        // island-model GA, one island per MPI rank
   int migration_interval = 5;
   int migrants = 5;
+  CLI::Option* o_migration_interval = nullptr;
+  CLI::Option* o_migrants = nullptr;
 
   void add_to(CLI::App& app);
   int run();

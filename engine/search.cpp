@@ -650,13 +650,16 @@ namespace {
 // every island has. Collective; a refusal is thrown at every island.
 int agree_resume_round(const SearchConfig& c) {
   const IslandModel& isl = *c.islands;
+  // "ROUND ROUND" (this island's files), or "!why" when one of them cannot be read: a damaged
+  // checkpoint is refused as the single GA refuses it, never passed over in silence.
   std::string mine;
   for (const std::string& path : {c.checkpoint, c.checkpoint + ".prev"}) {
     if (::access(path.c_str(), F_OK) != 0) continue;
     try {
       mine += std::to_string(parse_checkpoint(read_file(path), "checkpoint '" + path + "'").round) + " ";
-    } catch (const std::exception&) {
-      // An unreadable file is left for read_checkpoint to report, if it is the one chosen.
+    } catch (const std::exception& e) {
+      mine = std::string("!") + e.what();
+      break;
     }
   }
   std::string decision;
@@ -664,19 +667,25 @@ int agree_resume_round(const SearchConfig& c) {
   if (isl.island == 0) {
     std::vector<std::vector<int>> rounds;
     int with = 0;
+    std::string damaged;
     for (const auto& a : all) {
+      if (!a.empty() && a[0] == '!' && damaged.empty()) damaged = a.substr(1);
       std::istringstream in(a);
       rounds.emplace_back();
       for (int v; in >> v;) rounds.back().push_back(v);
-      with += !rounds.back().empty();
+      with += !rounds.back().empty() || a[0] == '!';
     }
-    if (with == 0) {
+    if (!damaged.empty()) {
+      decision = damaged + " (delete the islands' checkpoints to start afresh)";
+    } else if (with == 0) {
       decision = "-1";
     } else if (with < isl.islands) {
-      decision = "islands without a checkpoint of this search beside others with one (";
+      std::string missing;
       for (int i = 0; i < isl.islands; ++i)
-        if (rounds[static_cast<size_t>(i)].empty()) decision += "island " + std::to_string(i) + " ";
-      decision += "): delete every island's checkpoint to start afresh";
+        if (rounds[static_cast<size_t>(i)].empty()) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+      decision = "island(s) " + missing + " have no checkpoint (" + c.checkpoint.substr(0, c.checkpoint.rfind(".island")) +
+                 ".islandI) beside islands that have one: the checkpoints are of another run, or of a job with "
+                 "another number of islands (mpirun -np); delete them all to start afresh";
     } else {
       int target = std::numeric_limits<int>::max();
       for (const auto& r : rounds) target = std::min(target, *std::max_element(r.begin(), r.end()));
@@ -691,7 +700,7 @@ int agree_resume_round(const SearchConfig& c) {
   }
   decision = isl.broadcast(decision);
   if (decision.empty() || !(std::isdigit(static_cast<unsigned char>(decision[0])) || decision == "-1"))
-    throw CheckpointError("island checkpoints: " + decision);
+    throw IslandsError("island checkpoints: " + decision, isl.island != 0);
   return std::stoi(decision);
 }
 
@@ -753,7 +762,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
         }
         if (!isl->all(!error)) {
           if (error) std::rethrow_exception(error);
-          throw CheckpointError("another island could not resume from its checkpoint (its error names it)");
+          throw IslandsError("another island could not resume from its checkpoint (its error names it)", true);
         }
       }
     } else {
@@ -761,6 +770,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
     }
   }
   res.restored = archive.size();
+  const int own_restored = archive.own();  // island model: restored entries this island scored
   if (!res.resumed) {
     if (c.stats) {
       fitness.set_stats(*c.stats);
@@ -792,6 +802,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
     // fitness over the union (z: the shared statistics; rank modes: ranks in the union).
     ByteWriter w;
     w.u32(static_cast<uint32_t>(archive.own()));
+    w.u32(static_cast<uint32_t>(own_restored));
     w.str(res.stop_reason);
     std::vector<ArchScore> own;
     for (int i = 0; i < archive.size(); ++i)
@@ -800,15 +811,20 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
     const std::vector<std::string> parts = isl->gather(w.bytes());
     if (isl->island == 0) {
       Archive all(scorer, c.dedup_isomorphic ? &reps : nullptr, net::kNumArchs);
-      bool all_budget = true;
+      // The job's stop reason: "budget" when every island spent its share, else the first
+      // island's reason that is not (so that an early end is reported).
+      std::string stop;
+      res.restored = 0;
       for (const std::string& part : parts) {
         ByteReader rd(part);
         res.island_evaluations.push_back(static_cast<int>(rd.u32()));
-        all_budget = all_budget && rd.str() == "budget";
+        res.restored += static_cast<int>(rd.u32());
+        const std::string reason = rd.str();
+        if (stop.empty() && reason != "budget") stop = reason;
         for (auto& a : decode_scores(rd.str()))
           if (all.find(a.genes) < 0) all.add(std::move(a));
       }
-      if (all_budget) res.stop_reason = "budget";
+      res.stop_reason = stop.empty() ? "budget" : stop;
       Fitness union_fitness(c.fitness);
       union_fitness.set_stats(fitness.stats());
       const auto& fit = union_fitness.all(all);

@@ -120,6 +120,14 @@ class CheckpointError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+// Island model: an error every island meets together (a refused resume), thrown at every island;
+// island 0's message says it all, so the others need not print theirs.
+class IslandsError : public CheckpointError {
+ public:
+  IslandsError(const std::string& what, bool reported_elsewhere)
+      : CheckpointError(what), reported_elsewhere(reported_elsewhere) {}
+  bool reported_elsewhere;
+};
 
 // A GA checkpoint's content (format "hybridnas-search-checkpoint-2", JSON).
 struct CheckpointData {

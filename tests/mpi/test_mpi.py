@@ -91,9 +91,12 @@ class MpiScaleOut(unittest.TestCase):
         args = ["search", "--budget", "150", "--population", "20", "--generations", "50", "-q"] + SCORING
         self.assertEqual(search_runs(run(args, np=2).stdout), search_runs(run(args).stdout))
 
-    def island_args(self):
+    def ga_args(self):
         return ["search", "--budget", "300", "--population", "20", "--generations", "1000", "--stall", "1000",
-                "--migration-interval", "3", "--migrants", "3", "-q"] + SCORING
+                "-q"] + SCORING
+
+    def island_args(self):
+        return self.ga_args() + ["--migration-interval", "3", "--migrants", "3"]
 
     def test_islands_are_deterministic_and_beat_one_island(self):
         args = self.island_args()
@@ -106,11 +109,33 @@ class MpiScaleOut(unittest.TestCase):
         self.assertEqual(a["island_evaluations"][0] + a["island_evaluations"][1] + a["island_evaluations"][2], 300)
         # One GA at the same total budget, same seed and reference sample: its fitness means the
         # same, and on this case it converges (stalls) below what the islands find.
-        one = search_runs(run(args).stdout)[0]
+        one = search_runs(run(self.ga_args()).stdout)[0]
         self.assertGreaterEqual(a["fitness"], one["fitness"])
         # Other island counts give other (still deterministic) searches.
         c = search_runs(run(args + ["--islands"], np=2).stdout)[0]
         self.assertEqual(c["islands"], 2)
+
+    def test_islands_that_stop_early_say_so(self):
+        # Islands that end on --generations before their shares are spent: every island keeps
+        # taking part until all are done, and the job reports why it ended early.
+        p = run(["search", "--islands", "--budget", "150", "--population", "20", "--generations", "2"] + SCORING, np=2)
+        r = json.loads(p.stdout)["runs"][0]
+        self.assertEqual(r["stopped"], "generations")
+        self.assertIn("stopped_early", r)
+        self.assertLess(sum(r["island_evaluations"]), 150)
+        self.assertIn("ended before its budget", p.stderr)
+
+    def test_rank_0_commands_do_not_wait_for_workers(self):
+        # bench runs on rank 0 alone; the other ranks leave at once (no scoring is sent to them).
+        p = run(["bench", "--once", "--proxies", "naswot", "--backend", "cpu", "--threads", "1", "--batch", "8"],
+                np=2)
+        self.assertIn("runs on rank 0 alone", p.stderr)
+        self.assertIn("naswot", p.stdout)
+
+    def test_usage_errors_are_printed_once(self):
+        p = run(["search", "--islands", "--migrants", "30", "--population", "20"] + SCORING, np=3, check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stderr.count("--migrants must be at most --population"), 1, p.stderr)
 
     def test_islands_refuse_other_strategies(self):
         p = run(["search", "--islands", "--strategy", "rea", "--budget", "100"] + SCORING, np=2, check=False)
@@ -152,6 +177,16 @@ class MpiScaleOut(unittest.TestCase):
         text = run(args_ck, np=3).stdout
         self.assertTrue(json.loads(text)["runs"][0]["resumed"])
         self.assertEqual(search_runs(text)[0], ref)
+        # Run again once finished: nothing is scored, and the answer stands.
+        again = json.loads(run(args_ck, np=3).stdout)["runs"][0]
+        self.assertEqual(again["network_evaluations"], 0)
+        self.assertEqual(again["arch"], ref["arch"])
+        # A damaged checkpoint is refused (as the single GA refuses one), not passed over.
+        with open(f"{ck}.island1", "w") as f:
+            f.write('{"broken')
+        p = run(args_ck, np=3, check=False)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("island1", p.stderr)
 
 
 if __name__ == "__main__":
