@@ -42,15 +42,22 @@ struct NtkGradients {
   std::vector<ParamBlock> layout;
   int64_t params = 0;
   int images = 0;
-  std::vector<T> g;  // images x params: row i = d(sum_c logit_c(x_i)) / d(parameters)
+  // images x params (row i = d(sum_c logit_c(x_i)) / d(parameters)); a buffer reused by
+  // cpu_ntk_gradients_into may be longer: only the first images x params values are meaningful.
+  std::vector<T> g;
 };
 
 template <typename T>
 NtkGradients<T> cpu_ntk_gradients(const net::Plan& plan, const TypedBank<T>& bank, const T* x,
                                   int images, const NtkOptions& opt);
+// The same into `out`, whose buffer is reused when it is large enough (a scorer keeps one per
+// thread: no allocation, page faults or zeroing of images x params values per architecture).
+template <typename T>
+void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int images,
+                            const NtkOptions& opt, NtkGradients<T>& out);
 
 // Theta = G G^T in FP64: FP32 rows are converted in chunks of <= 4,096 columns and the chunk
-// products summed in FP64.
+// products (BLAS syrk, the lower triangle, mirrored) summed in FP64.
 template <typename T>
 std::vector<double> gram_fp64(const NtkGradients<T>& grads);
 

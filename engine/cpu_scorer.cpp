@@ -255,7 +255,8 @@ class CpuScorer final : public Scorer {
     NtkOptions opt;
     opt.exact = exact;
     const int n = std::min(64, s_.batch);
-    const auto grads = cpu_ntk_gradients<T>(plan, *bank_default_, images_.data(), n, opt);
+    static thread_local NtkGradients<T> grads;  // its buffer reused from architecture to architecture
+    cpu_ntk_gradients_into<T>(plan, *bank_default_, images_.data(), n, opt, grads);
     const kernels::Condition c = kernels::condition_number(gram_fp64(grads), n);
     ProxyValue v = c.ill_conditioned ? worst(p, kFlagIllConditioned) : ProxyValue{c.kappa, "", 0.0};
     v.seconds = seconds_since(t0);

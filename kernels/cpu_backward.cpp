@@ -1,14 +1,18 @@
 #include "kernels/cpu_backward.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/elementwise.cuh"
+#include "kernels/onednn_conv.hpp"
 
 namespace hn::kernels {
 
 template <typename T>
-void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
+void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx, bool overwrite) {
   const int oh = s.oh(), ow = s.ow();
   const int64_t out_hw = static_cast<int64_t>(oh) * ow;
   const int64_t in_img = static_cast<int64_t>(s.cin) * s.h * s.w;
@@ -30,6 +34,34 @@ void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx) {
   }
   const ConvShape ts{1, s.cout, oh, ow, s.cin, s.k, 1, s.pad};  // the transposed convolution
   const int tkdim = s.cout * s.k * s.k;
+  if constexpr (std::is_same_v<T, float>) {
+    if (same && onednn_conv_applies(ts)) {
+      // FP32: the same convolution through oneDNN, a contiguous run of rows per thread (a row's
+      // result does not depend on the run it is in: kernels/onednn_conv.hpp), straight into dx
+      // when it is overwritten, else through a buffer added to it.
+#pragma omp parallel
+      {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int r0 = static_cast<int>(int64_t(s.batch) * t / nt), r1 = static_cast<int>(int64_t(s.batch) * (t + 1) / nt);
+        if (r1 > r0) {
+          ConvShape run = ts;
+          run.batch = r1 - r0;
+          const float* g = dy + int64_t(r0) * s.cout * out_hw;
+          float* d = dx + int64_t(r0) * in_img;
+          if (overwrite) {
+            onednn_conv_forward(run, g, flipped.data(), d);
+          } else {
+            static thread_local std::vector<float> tmp;  // kept: no allocation per call
+            tmp.resize(static_cast<size_t>(run.batch) * in_img);
+            onednn_conv_forward(run, g, flipped.data(), tmp.data());
+            for (size_t i = 0; i < tmp.size(); ++i) d[i] += tmp[i];
+          }
+        }
+      }
+      return;
+    }
+  }
+  if (overwrite) std::fill_n(dx, int64_t(s.batch) * in_img, T(0));
 #pragma omp parallel
   {
     std::vector<T> col(direct ? 0 : static_cast<size_t>(std::max<int64_t>(int64_t(kdim) * out_hw, int64_t(tkdim) * s.h * s.w)));
@@ -214,7 +246,7 @@ void linear_backward(const RowMap& map, const T* dy, const T* x, const T* w, int
 }
 
 #define HN_INSTANTIATE(T)                                                                       \
-  template void conv2d_backward_data<T>(const ConvShape&, const T*, const T*, T*);               \
+  template void conv2d_backward_data<T>(const ConvShape&, const T*, const T*, T*, bool);               \
   template void batchnorm_backward<T>(const RowMap&, const T*, const T*, int, int64_t,            \
                                       const double*, bool, T*, double*);                         \
   template void relu_backward<T>(const RowMap&, const T*, const T*, int64_t, T*);                \

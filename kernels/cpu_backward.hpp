@@ -24,9 +24,11 @@ struct RowMap {
 template <typename T>
 void im2col_image(const ConvShape& s, const T* x, T* col);
 
-// dx[r] += conv_transpose(dy[r], w) for s.batch rows.
+// dx[r] += conv_transpose(dy[r], w) for s.batch rows (dx[r] = ... with `overwrite`: dx's contents
+// are then ignored). FP32 stride-1 "same" convolutions (NB201's 3x3) run as the forward convolution
+// of dy with the flipped, channel-transposed weights through oneDNN where it is built.
 template <typename T>
-void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx);
+void conv2d_backward_data(const ConvShape& s, const T* dy, const T* w, T* dx, bool overwrite = false);
 
 // Train-mode BN backward (gamma = 1): with batch statistics in the graph,
 //   dx = invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), means over a cotangent's images;

@@ -40,6 +40,16 @@ void gemm<double>(bool ta, bool tb, int m, int n, int k, double alpha, const dou
               k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+template <>
+void syrk_lower<float>(int n, int k, float alpha, const float* a, int lda, float beta, float* c, int ldc) {
+  cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, n, k, alpha, a, lda, beta, c, ldc);
+}
+
+template <>
+void syrk_lower<double>(int n, int k, double alpha, const double* a, int lda, double beta, double* c, int ldc) {
+  cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, n, k, alpha, a, lda, beta, c, ldc);
+}
+
 namespace {
 
 // Rows (ci, ky, kx) x columns (oy, ox) of one image; zero where the window leaves the image.

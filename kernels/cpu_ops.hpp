@@ -17,6 +17,11 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda,
           const T* b, int ldb, T beta, T* c, int ldc);
 
+// Lower triangle of C (n x n, row-major) = alpha A A^T + beta C, A n x k (BLAS syrk); the upper
+// triangle is left as it was.
+template <typename T>
+void syrk_lower(int n, int k, T alpha, const T* a, int lda, T beta, T* c, int ldc);
+
 struct ConvShape {
   int batch, cin, h, w, cout, k, stride, pad;
   int oh() const { return (h + 2 * pad - k) / stride + 1; }

@@ -142,3 +142,27 @@ TEST(Ntk, ChunkingDoesNotChangeTheExactGram) {
   const auto b = engine::gram_fp64(engine::cpu_ntk_gradients<float>(plan, bank, x.data(), n, many));
   EXPECT_EQ(a, b);
 }
+
+// The scorer reuses one gradient buffer per thread from architecture to architecture: what a
+// larger architecture left in it must not reach a smaller one's gradients or Gram.
+TEST(Ntk, AReusedGradientBufferGivesTheFreshResult) {
+  const int n = 6;
+  const engine::TypedBank<float> bank(net::WeightBank::generate(net::InitScheme::kDefault, 0, 10));
+  const auto x = images<float>(n);
+  const net::Plan big = net::build_plan(net::parse_arch(kArch6111), 10);
+  const net::Plan small = net::build_plan(
+      net::parse_arch("|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|"), 10);
+  for (bool exact : {true, false}) {
+    engine::NtkOptions opt;
+    opt.exact = exact;
+    const auto fresh = engine::cpu_ntk_gradients<float>(small, bank, x.data(), n, opt);
+    engine::NtkGradients<float> reused;
+    engine::cpu_ntk_gradients_into<float>(big, bank, x.data(), n, opt, reused);
+    const size_t big_size = reused.g.size();
+    engine::cpu_ntk_gradients_into<float>(small, bank, x.data(), n, opt, reused);
+    EXPECT_EQ(reused.g.size(), big_size) << "the buffer is kept";
+    ASSERT_EQ(reused.params, fresh.params);
+    EXPECT_TRUE(std::equal(fresh.g.begin(), fresh.g.end(), reused.g.begin())) << "exact " << exact;
+    EXPECT_EQ(engine::gram_fp64(reused), engine::gram_fp64(fresh));
+  }
+}
