@@ -600,35 +600,16 @@ int run_command(int argc, char** argv) {
     if (app.got_subcommand("search")) return search.run();
     if (app.got_subcommand("devices")) return devices.run();
     if (app.got_subcommand("eval")) return eval.run();
-  } catch (const CliError& e) {
-    error_stream(e.code == kExitUsage) << e.what() << "\n";
-    return e.code;
-  } catch (const net::DataError& e) {
-    error_stream() << e.what() << "\n";
-    return kExitData;
-  } catch (const engine::CacheError& e) {  // files read or written mid-run
-    error_stream() << e.what() << "\n";
-    return kExitData;
-  } catch (const engine::IslandsError& e) {
-    error_stream(e.reported_elsewhere) << e.what() << "\n";
-    return kExitData;
-  } catch (const engine::CheckpointError& e) {
-    error_stream() << e.what() << "\n";
-    return kExitData;
-  } catch (const engine::ScoreFileError& e) {
-    error_stream() << e.what() << "\n";
-    return kExitData;
-  } catch (const engine::OutputFileError& e) {
-    error_stream() << e.what() << "\n";
-    return kExitData;
-  } catch (const std::bad_alloc&) {
-    error_stream() << "out of memory; lower --batch, --entropy-batch or the number of "
-                      "architectures scored at once\n";
-    return kExitInternal;
-  } catch (const std::exception& e) {
-    std::cerr << "hybridnas: internal error" << (job.size > 1 ? " (rank " + std::to_string(job.rank) + ")" : "")
-              << ": " << e.what() << "\n";
-    return kExitInternal;
+  } catch (const SilentExit& e) {
+    return e.code;  // another rank's error, printed by rank 0
+  } catch (...) {
+    // search --islands: a rank that fails before its islands agreed to start tells the others at
+    // the agreement they are waiting in, and the job ends together (rank 0 prints the errors).
+    if (islands_mode() && job.size > 1 && islands_agreements_passed() == 0) return islands_agree(std::current_exception());
+    const Failure f = classify_failure(std::current_exception());
+    if (f.collective) set_islands_ended_together();
+    report_failure(f);
+    return f.code;
   }
   return kExitUsage;
 }
@@ -646,7 +627,8 @@ int run(int argc, char** argv) {
   if (job.size > 1) {
     // A rank that fails while others wait for it (scoring work out, an island's collective)
     // ends the whole job; otherwise rank 0 releases the workers and every rank ends normally.
-    if (rc != kExitOk && rc != kExitBadInput && (engine::distributed_work_in_flight() || islands_mode()))
+    if (rc != kExitOk && rc != kExitBadInput &&
+        (engine::distributed_work_in_flight() || (islands_mode() && !islands_ended_together())))
       engine::cluster_abort(rc);
     if (job.rank == 0) engine::stop_workers();
   }

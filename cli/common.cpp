@@ -24,6 +24,8 @@
 #include "engine/devices.hpp"
 #include "engine/distributed_scorer.hpp"
 #include "engine/files.hpp"
+#include "engine/score_file.hpp"
+#include "engine/search.hpp"
 #include "net/arch_input.hpp"
 #include "net/sampling.hpp"
 
@@ -462,6 +464,94 @@ std::unique_ptr<engine::Scorer> scorer_from_spec(const std::string& text) {
   return make_local_scorer(backend, s, in);
 }
 }  // namespace
+
+namespace {
+int g_agreements = 0;
+bool g_ended_together = false;
+}  // namespace
+
+bool islands_ended_together() { return g_ended_together; }
+void set_islands_ended_together() { g_ended_together = true; }
+
+Failure classify_failure(std::exception_ptr e) {
+  Failure f;
+  try {
+    std::rethrow_exception(e);
+  } catch (const CliError& x) {
+    f = {x.code, x.what(), x.code == kExitUsage, false, false};
+  } catch (const net::DataError& x) {
+    f = {kExitData, x.what(), false, false, false};
+  } catch (const engine::CacheError& x) {  // files read or written mid-run
+    f = {kExitData, x.what(), false, false, false};
+  } catch (const engine::IslandsError& x) {
+    f = {kExitData, x.what(), x.reported_elsewhere, false, true};
+  } catch (const engine::CheckpointError& x) {
+    f = {kExitData, x.what(), false, false, false};
+  } catch (const engine::ScoreFileError& x) {
+    f = {kExitData, x.what(), false, false, false};
+  } catch (const engine::OutputFileError& x) {
+    f = {kExitData, x.what(), false, false, false};
+  } catch (const std::bad_alloc&) {
+    f = {kExitInternal,
+         "out of memory; lower --batch, --entropy-batch or the number of architectures scored at once", false,
+         false, false};
+  } catch (const std::exception& x) {
+    f = {kExitInternal, x.what(), false, true, false};
+  } catch (...) {
+    f = {kExitInternal, "an unknown exception", false, true, false};
+  }
+  return f;
+}
+
+void report_failure(const Failure& f) {
+  const auto& job = engine::cluster();
+  if (job.size > 1 && job.rank != 0 && f.same_everywhere) return;
+  std::cerr << "hybridnas: " << (f.internal ? "internal error" : "error");
+  if (job.size > 1 && job.rank != 0) std::cerr << " (rank " << job.rank << " of " << job.size << ")";
+  std::cerr << ": " << f.message << "\n";
+}
+
+int islands_agreements_passed() { return g_agreements; }
+
+int islands_agree(std::exception_ptr error) {
+  ++g_agreements;
+  const auto& job = engine::cluster();
+  if (engine::cluster_all(!error)) return kExitOk;
+  g_ended_together = true;
+  std::string mine;
+  if (error) {
+    const Failure f = classify_failure(error);
+    mine = std::to_string(f.code) + "\t" + f.message;
+  }
+  const std::vector<std::string> all = engine::cluster_gather(mine);
+  std::string code = "0";
+  if (job.rank == 0) {
+    // Each distinct message once, in rank order, with its ranks when not every rank met it.
+    std::vector<std::pair<std::string, std::vector<int>>> seen;
+    for (int r = 0; r < static_cast<int>(all.size()); ++r) {
+      const std::string& m = all[static_cast<size_t>(r)];
+      if (m.empty()) continue;
+      const size_t tab = m.find('\t');
+      if (code == "0") code = m.substr(0, tab);
+      const std::string text = m.substr(tab + 1);
+      auto it = std::find_if(seen.begin(), seen.end(), [&](const auto& p) { return p.first == text; });
+      if (it == seen.end()) seen.push_back({text, {r}});
+      else it->second.push_back(r);
+    }
+    for (const auto& [text, ranks] : seen) {
+      std::cerr << "hybridnas: error";
+      if (static_cast<int>(ranks.size()) < job.size) {
+        std::cerr << " (rank" << (ranks.size() > 1 ? "s" : "");
+        for (size_t i = 0; i < ranks.size(); ++i) std::cerr << (i ? ", " : " ") << ranks[i];
+        std::cerr << " of " << job.size << ")";
+      }
+      std::cerr << ": " << text << "\n";
+    }
+  }
+  const int rc = std::stoi(engine::cluster_broadcast(code));
+  if (!error) throw SilentExit{rc};
+  return rc;
+}
 
 bool g_distributed_command = false;
 bool distribute_scoring() {

@@ -141,6 +141,37 @@ void set_distributed_command(bool on);  // score, stats and search: the commands
 // A worker rank's part of a command that rank 0 runs: serves scoring work until rank 0 stops it.
 int serve_as_worker();
 
+// An error as the command line reports it: exit code, message, and whether every rank of an MPI
+// job meets it alike (usage errors; island errors reported by island 0), so that only rank 0 prints it.
+struct Failure {
+  int code = kExitInternal;
+  std::string message;
+  bool same_everywhere = false;
+  bool internal = false;    // printed as an internal error
+  bool collective = false;  // every rank of an island job ended on it together (no abort needed)
+};
+Failure classify_failure(std::exception_ptr e);
+// Prints it ("hybridnas: error: ...", with the rank on ranks other than 0; nothing there for an
+// error every rank meets alike).
+void report_failure(const Failure& f);
+
+// search --islands in an MPI job: every rank calls this at the same points of its setup, with the
+// error it met or null. When no rank failed it returns normally. Otherwise rank 0 prints each
+// distinct error once (with the ranks that met it, when not all did), every rank learns the job's
+// exit code (the first failing rank's), and: a rank that failed gets that code back, the others
+// throw SilentExit (nothing more to print). No rank waits for another, so no abort is needed.
+struct SilentExit {
+  int code;
+};
+int islands_agree(std::exception_ptr error);
+// Whether the job's ranks ended together on one error (an agreement that failed, or an island
+// error every island met): nobody waits, so no abort is needed.
+bool islands_ended_together();
+void set_islands_ended_together();
+// Agreement points passed by this rank (a rank failing before the first one joins it from the
+// command line's error handler).
+int islands_agreements_passed();
+
 // make_scorer, behind the score cache when `cache` is given (then `cached` points at it): cached
 // architectures are served from it, the rest scored by a backend created only when needed.
 std::unique_ptr<engine::Scorer> make_cached_scorer(const std::string& backend, const engine::ScoreSettings& s,

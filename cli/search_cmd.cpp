@@ -222,7 +222,26 @@ int SearchCommand::run() {
                         "reference_sample", "stats", "score_seed", "search_seed"};
 
   std::unique_ptr<engine::ScoreCache> db;
-  if (!cache.empty()) db = open_cache(cache);
+  if (cfg.islands) {
+    // Every island's setup ends here together (an error anywhere ends the job, printed once), and
+    // the islands open the shared cache one after another: SQLite refuses a database being
+    // set up by another process at that moment ("database is locked").
+    islands_agree(nullptr);
+    std::exception_ptr error;
+    for (int r = 0; r < job.size; ++r) {
+      if (r == job.rank && !cache.empty()) {
+        try {
+          db = open_cache(cache);
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      engine::cluster_all(true);
+    }
+    islands_agree(error);
+  } else if (!cache.empty()) {
+    db = open_cache(cache);
+  }
 
   nlohmann::json result = {{"strategy", engine::strategy_name(cfg.strategy)},
                            {"preset", preset_name},
@@ -293,6 +312,8 @@ int SearchCommand::run() {
       res = engine::run_search(cfg, *scorer, table.get(), progress,
                                backend == "cuda" ? engine::GaGeneration(engine::ga_generation_device)
                                                  : engine::GaGeneration(engine::ga_generation_host));
+    } catch (const engine::IslandsError&) {
+      throw;  // every island ends on it together; island 0 prints it
     } catch (const engine::CheckpointError& e) {
       throw CliError(kExitData, e.what());
     } catch (const engine::CacheError& e) {
@@ -320,7 +341,11 @@ int SearchCommand::run() {
       jr["islands"] = cfg.islands->islands;
       jr["island_evaluations"] = res.island_evaluations;
       jr["migrations"] = res.migrations;
-      if (!cached) jr["network_evaluations"] = scored - res.restored;
+      // With a cache, what each island's network scored (the rest its cache served).
+      const auto counts = engine::cluster_gather(std::to_string(cached ? cached->network_evaluations() : 0));
+      int64_t networks = 0;
+      for (const auto& c : counts) networks += std::stoll(c);
+      jr["network_evaluations"] = cached ? networks : static_cast<int64_t>(scored - res.restored);
     }
     if (table) {
       if (const auto idx = table->index_of(res.best)) {

@@ -761,8 +761,22 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
           error = std::current_exception();
         }
         if (!isl->all(!error)) {
-          if (error) std::rethrow_exception(error);
-          throw IslandsError("another island could not resume from its checkpoint (its error names it)", true);
+          // Island 0 reports the first island's error (islands usually fail alike: a checkpoint
+          // of other settings); every island ends on it together.
+          std::string mine;
+          if (error) {
+            try {
+              std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+              mine = e.what();
+            }
+          }
+          const std::vector<std::string> all = isl->gather(mine);
+          if (isl->island == 0)
+            for (size_t i = 0; i < all.size(); ++i)
+              if (!all[i].empty())
+                throw IslandsError(all[i] + (isl->islands > 1 ? " (island " + std::to_string(i) + ")" : ""), false);
+          throw IslandsError("another island could not resume from its checkpoint", true);
         }
       }
     } else {
@@ -803,6 +817,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
     ByteWriter w;
     w.u32(static_cast<uint32_t>(archive.own()));
     w.u32(static_cast<uint32_t>(own_restored));
+    w.u32(static_cast<uint32_t>(res.generations));
     w.str(res.stop_reason);
     std::vector<ArchScore> own;
     for (int i = 0; i < archive.size(); ++i)
@@ -819,6 +834,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
         ByteReader rd(part);
         res.island_evaluations.push_back(static_cast<int>(rd.u32()));
         res.restored += static_cast<int>(rd.u32());
+        res.generations = std::max(res.generations, static_cast<int>(rd.u32()));  // the longest island's
         const std::string reason = rd.str();
         if (stop.empty() && reason != "budget") stop = reason;
         for (auto& a : decode_scores(rd.str()))

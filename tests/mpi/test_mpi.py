@@ -137,6 +137,17 @@ class MpiScaleOut(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertEqual(p.stderr.count("--migrants must be at most --population"), 1, p.stderr)
 
+    def test_islands_share_a_cache(self):
+        # Every island opens the cache (one after another: SQLite refuses a database another
+        # process is setting up); network evaluations are every island's.
+        cache = self.path("c.sqlite")
+        args = ["search", "--islands", "--budget", "200", "--population", "20", "--cache", cache] + SCORING
+        first = json.loads(run(args, np=3).stdout)["runs"][0]
+        self.assertGreater(first["network_evaluations"], sum(first["island_evaluations"]) * 0.9)
+        again = json.loads(run(args, np=3).stdout)["runs"][0]
+        self.assertEqual(again["network_evaluations"], 0)
+        self.assertEqual(again["arch"], first["arch"])
+
     def test_islands_refuse_other_strategies(self):
         p = run(["search", "--islands", "--strategy", "rea", "--budget", "100"] + SCORING, np=2, check=False)
         self.assertEqual(p.returncode, 2, p.stderr)
@@ -186,7 +197,9 @@ class MpiScaleOut(unittest.TestCase):
             f.write('{"broken')
         p = run(args_ck, np=3, check=False)
         self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertEqual(p.stderr.count("is not a usable checkpoint"), 1, p.stderr)  # island 0 reports it
         self.assertIn("island1", p.stderr)
+        self.assertNotIn("MPI_ABORT", p.stderr)  # the islands ended together
 
 
 if __name__ == "__main__":
