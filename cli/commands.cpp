@@ -487,16 +487,6 @@ struct DevicesCommand {
 }  // namespace
 
 namespace {
-// Where an error goes. In an MPI job every rank parses the same command line and meets the same
-// usage errors (`same_everywhere`): only rank 0 prints those. Any other error of a rank other
-// than 0 is printed with its rank.
-std::ostream& error_stream(bool same_everywhere = false) {
-  static std::ostream discard(nullptr);
-  const auto& job = engine::cluster();
-  if (job.size == 1 || job.rank == 0) return std::cerr << "hybridnas: error: ";
-  if (same_everywhere) return discard;
-  return std::cerr << "hybridnas: error (rank " << job.rank << " of " << job.size << "): ";
-}
 
 // What CLI11 would get wrong: "--out=" (an empty value) makes it take the next argument as the
 // value, and an unknown first word gives "A subcommand is required".
@@ -527,11 +517,11 @@ std::optional<std::string> argv_problem(int argc, char** argv) {
 namespace {
 int run_command(int argc, char** argv) {
   if (const std::string isa = engine::cpu_isa_problem(); !isa.empty()) {
-    error_stream() << isa << "\n";
+    report_failure({kExitBackend, isa});
     return kExitBackend;
   }
   if (const auto problem = argv_problem(argc, argv)) {
-    error_stream(true) << *problem << "\nRun with --help for more information.\n";
+    report_failure({kExitUsage, *problem + "\nRun with --help for more information.", true});
     return kExitUsage;
   }
   CLI::App app{
@@ -574,23 +564,24 @@ int run_command(int argc, char** argv) {
   const auto& job = engine::cluster();
   if (app.got_subcommand("search") && search.islands) set_islands_mode(true);
   // Only these commands hand scoring to the other ranks (bench, serve and the rest run on rank 0).
-  set_distributed_command(app.got_subcommand("score") || app.got_subcommand("stats") ||
-                          app.got_subcommand("search"));
-  if (job.size > 1 && job.rank != 0 && !(app.got_subcommand("search") && search.islands)) {
-    if (app.got_subcommand("score") || app.got_subcommand("stats") || app.got_subcommand("search")) {
+  const bool scoring_command =
+      app.got_subcommand("score") || app.got_subcommand("stats") || app.got_subcommand("search");
+  set_distributed_command(scoring_command);
+  if (job.size > 1 && job.rank != 0 && !islands_mode()) {
+    if (scoring_command) {
       try {
         return serve_as_worker();
-      } catch (const CliError& e) {
-        std::cerr << "hybridnas: error (rank " << job.rank << " of " << job.size << "): " << e.what() << "\n";
-        engine::cluster_abort(e.code);
-      } catch (const std::exception& e) {
-        std::cerr << "hybridnas: error (rank " << job.rank << " of " << job.size << "): " << e.what() << "\n";
-        engine::cluster_abort(kExitInternal);
+      } catch (...) {
+        // Rank 0 waits for this rank's work: report (with the rank) and end the job.
+        Failure f = classify_failure(std::current_exception());
+        f.same_everywhere = false;
+        report_failure(f);
+        engine::cluster_abort(f.code);
       }
     }
     return kExitOk;  // bench, eval, serve, devices: rank 0 alone
   }
-  if (job.size > 1 && !(app.got_subcommand("score") || app.got_subcommand("stats") || app.got_subcommand("search")))
+  if (job.size > 1 && !scoring_command)
     std::cerr << "[mpi] " << job.size << " ranks: this command runs on rank 0 alone\n";
   try {
     if (app.got_subcommand("score")) return score.run();

@@ -210,9 +210,12 @@ std::string cluster_ring_shift(const std::string& s) { return s; }
 
 // ---- encoding ---------------------------------------------------------------------------------
 
-void ByteWriter::u32(uint32_t v) { b_.append(reinterpret_cast<const char*>(&v), sizeof v); }
-void ByteWriter::i64(int64_t v) { b_.append(reinterpret_cast<const char*>(&v), sizeof v); }
-void ByteWriter::f64(double v) { b_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+template <typename V>
+void ByteWriter::put(V v) {
+  b_.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+void ByteWriter::u32(uint32_t v) { put(v); }
+void ByteWriter::f64(double v) { put(v); }
 void ByteWriter::str(const std::string& s) {
   u32(static_cast<uint32_t>(s.size()));
   b_ += s;
@@ -221,27 +224,16 @@ void ByteWriter::str(const std::string& s) {
 void ByteReader::need(size_t n) const {
   if (b_.size() - pos_ < n) throw std::runtime_error("a hybridnas MPI message ended early");
 }
-uint32_t ByteReader::u32() {
-  need(4);
-  uint32_t v;
-  std::memcpy(&v, b_.data() + pos_, 4);
-  pos_ += 4;
+template <typename V>
+V ByteReader::take() {
+  need(sizeof(V));
+  V v;
+  std::memcpy(&v, b_.data() + pos_, sizeof(V));
+  pos_ += sizeof(V);
   return v;
 }
-int64_t ByteReader::i64() {
-  need(8);
-  int64_t v;
-  std::memcpy(&v, b_.data() + pos_, 8);
-  pos_ += 8;
-  return v;
-}
-double ByteReader::f64() {
-  need(8);
-  double v;
-  std::memcpy(&v, b_.data() + pos_, 8);
-  pos_ += 8;
-  return v;
-}
+uint32_t ByteReader::u32() { return take<uint32_t>(); }
+double ByteReader::f64() { return take<double>(); }
 std::string ByteReader::str() {
   const uint32_t n = u32();
   need(n);

@@ -65,25 +65,27 @@ std::string cluster_ring_shift(const std::string& s);
 class ByteWriter {
  public:
   void u32(uint32_t v);
-  void i64(int64_t v);
   void f64(double v);
   void str(const std::string& s);
   const std::string& bytes() const { return b_; }
 
  private:
+  template <typename V>
+  void put(V v);
   std::string b_;
 };
 class ByteReader {
  public:
   explicit ByteReader(const std::string& b) : b_(b) {}
   uint32_t u32();
-  int64_t i64();
   double f64();
   std::string str();
   bool done() const { return pos_ == b_.size(); }
 
  private:
   void need(size_t n) const;  // throws std::runtime_error on a short message
+  template <typename V>
+  V take();
   const std::string& b_;
   size_t pos_ = 0;
 };

@@ -115,7 +115,6 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
     const kernels::RowMap map = opt.exact ? kernels::RowMap{cots * n, n, false}
                                           : kernels::RowMap{n, n, true};
     std::vector<std::vector<T>> grad(plan.values.size());
-    std::vector<char> zeroed(plan.values.size(), 0);
     auto numel = [&](int v) { return plan.values[v].numel(); };
     // The gradient buffer of v, zeroed on first use (for kernels that add into it).
     auto grad_of = [&](int v) -> T* {

@@ -10,8 +10,6 @@
 #include <stdexcept>
 #include <thread>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 
 #include "engine/cluster.hpp"
 
