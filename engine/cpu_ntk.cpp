@@ -3,9 +3,14 @@
 #include <algorithm>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 
+#include <omp.h>
+
+#include "engine/population.hpp"
 #include "kernels/cpu_backward.hpp"
 #include "kernels/cpu_ops.hpp"
+#include "kernels/onednn_conv.hpp"
 
 namespace hn::engine {
 
@@ -41,49 +46,75 @@ NtkLayout ntk_layout(const net::Plan& plan, const LoweredPlan& L) {
   return out;
 }
 
+ForwardOptions ntk_forward_options() {
+  ForwardOptions fopt;
+  fopt.report_sites = false;
+  fopt.keep_values = true;
+  return fopt;
+}
+
+int ntk_cotangents_per_pass(int n, const NtkOptions& opt) {
+  return opt.exact ? std::clamp(opt.max_rows / n, 1, n) : n;
+}
+
+template <typename T>
+void gram_accumulate(const T* rows, int n, int64_t cols, int64_t ld, double* theta, std::vector<double>& scratch) {
+  constexpr int64_t kChunk = 4096;
+  scratch.resize(static_cast<size_t>(n) * std::min(kChunk, cols));
+  for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const int64_t w = std::min(kChunk, cols - c0);
+    for (int i = 0; i < n; ++i)
+      for (int64_t j = 0; j < w; ++j)
+        scratch[static_cast<size_t>(i) * w + j] = static_cast<double>(rows[static_cast<size_t>(i) * ld + c0 + j]);
+    kernels::syrk_lower<double>(n, static_cast<int>(w), 1.0, scratch.data(), static_cast<int>(w), 1.0, theta, n);
+  }
+}
+
 namespace {
 template <typename T>
 struct NtkWorkspace {
   std::vector<std::vector<T>> pool;
-  std::vector<T> dyt, colk, dw_all;
+  std::vector<T> dyt, colk, dw_all, slab;
+  std::vector<double> gram_scratch;
+  NtkGradients<T> grads;  // cpu_ntk_gram's G when the cotangents need several passes
 };
-}  // namespace
 
+// Where the backward puts cotangent c's gradient of block b: in G (rows `params` apart, blocks at
+// their offsets), or, for the per-layer Gram, in a slab holding one block at a time (rows b.size
+// apart) whose rows are folded into theta (FP64 syrk) as soon as the block is complete.
 template <typename T>
-NtkGradients<T> cpu_ntk_gradients(const net::Plan& plan, const TypedBank<T>& bank, const T* x,
-                                  int n, const NtkOptions& opt) {
-  NtkGradients<T> out;
-  cpu_ntk_gradients_into(plan, bank, x, n, opt, out);
-  return out;
-}
+struct GradTarget {
+  T* g = nullptr;
+  int64_t params = 0;
+  T* slab = nullptr;
+  double* theta = nullptr;
+  std::vector<double>* scratch = nullptr;
+  T* at(int cot, const ParamBlock& b) const {
+    return slab ? slab + static_cast<int64_t>(cot) * b.size : g + static_cast<int64_t>(cot) * params + b.offset;
+  }
+};
 
+// The backward passes of one architecture (see the header); `target` receives the gradients.
+// Returns, per block, whether the backward reached it (its rows written; the others' parameters
+// do not reach the logits and their gradients are 0).
 template <typename T>
-void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int n,
-                            const NtkOptions& opt, NtkGradients<T>& out) {
+std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int n,
+                               const NtkOptions& opt, const NtkLayout& layout, const LoweredPlan& L,
+                               NtkWorkspace<T>& workspace, const GradTarget<T>& target) {
   if (n < 1) throw std::invalid_argument("ntk: need at least one image");
-  ForwardOptions fopt;
-  fopt.report_sites = false;
-  fopt.keep_values = true;
-  const LoweredPlan L = lower_plan(plan, fopt);
+  if (target.slab && ntk_cotangents_per_pass(n, opt) < n)
+    throw std::logic_error("ntk: a per-layer Gram needs every cotangent in one pass");
+  const ForwardOptions fopt = ntk_forward_options();
   const ForwardResult<T> fwd = cpu_forward<T>(plan, bank, x, n, fopt);
-
-  out.images = n;
-  const NtkLayout layout = ntk_layout(plan, L);
-  out.layout = layout.blocks;
-  out.params = layout.params;
+  const std::vector<ParamBlock>& blocks = layout.blocks;
   const std::vector<int64_t>& block_of_step = layout.block_of_step;
-  // Every block a backward step reaches is written (not added to) for every row; the others
-  // (parameters no logit depends on) are zeroed at the end.
-  // Never shrunk: a reused buffer keeps the largest size it had (no reallocation, zeroing or
-  // first touch when architectures of other sizes alternate); rows are out.params apart.
-  if (out.g.size() < static_cast<size_t>(n) * out.params) out.g.resize(static_cast<size_t>(n) * out.params);
-  std::vector<char> written(out.layout.size(), 0);
+  std::vector<char> written(layout.blocks.size(), 0);
 
   int input_value = -1;
   for (const Step& st : L.steps)
     if (st.kind == StepKind::kInput) input_value = st.out;
 
-  const int per_chunk = opt.exact ? std::clamp(opt.max_rows / n, 1, n) : n;
+  const int per_chunk = ntk_cotangents_per_pass(n, opt);
   const int classes = plan.num_classes;
   // Gradient buffers come from a pool kept across steps and chunks (no allocation, page faults
   // and zeroing of fresh memory per step); a buffer is zeroed only for kernels that accumulate
@@ -92,7 +123,6 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
   // allocated or first touched again (the pool holds the peak of one backward pass's live
   // gradients). References, so that the threads of the parallel regions below share the calling
   // thread's buffers.
-  static thread_local NtkWorkspace<T> workspace;
   std::vector<std::vector<T>>& pool = workspace.pool;
   std::vector<T>& dyt = workspace.dyt;    // exact NTK's weight gradients (below)
   std::vector<T>& colk = workspace.colk;
@@ -136,9 +166,7 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
     for (int r = 0; r < map.rows; ++r)
       if (map.diagonal || map.image(r) == c0 + map.cotangent(r))
         std::fill_n(dlogits + static_cast<int64_t>(r) * classes, classes, T(1));
-    auto g_row = [&](int cot, const ParamBlock& b) {
-      return out.g.data() + static_cast<size_t>(opt.exact ? c0 + cot : cot) * out.params + b.offset;
-    };
+    auto g_row = [&](int cot, const ParamBlock& b) { return target.at(opt.exact ? c0 + cot : cot, b); };
 
     for (int i = static_cast<int>(L.steps.size()) - 1; i >= 0; --i) {
       const Step& st = L.steps[i];
@@ -151,7 +179,7 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
         case StepKind::kBlockEnd:
           break;
         case StepKind::kLinear: {
-          const ParamBlock& b = out.layout[block_of_step[i]];
+          const ParamBlock& b = blocks[block_of_step[i]];
           std::vector<T> dw(static_cast<size_t>(map.cotangents()) * b.size, T(0));
           kernels::linear_backward(map, dy, fwd.values[st.in0].get(), bank.slot(net::kSlotLinearWeight),
                                    si.c, classes, grad_of(st.in0), dw.data());
@@ -166,7 +194,7 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
           kernels::relu_backward(map, dy, fwd.values[st.in0].get(), si.numel(), grad_of(st.in0));
           break;
         case StepKind::kBatchNorm: {
-          const ParamBlock& b = out.layout[block_of_step[i]];
+          const ParamBlock& b = blocks[block_of_step[i]];
           std::vector<double> dgamma(static_cast<size_t>(map.cotangents()) * si.c, 0.0);
           kernels::batchnorm_backward(map, dy, fwd.values[st.out].get(), si.c, si.hw(),
                                       fwd.bn_invstd[st.bn].data(), !opt.exact || opt.frozen_bn,
@@ -197,7 +225,7 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
           const int ohw = static_cast<int>(plan.values[st.out].hw());
           const bool direct = st.k == 1 && st.stride == 1;
           const T* xin = fwd.values[st.in0].get();
-          const ParamBlock& b = out.layout[block_of_step[i]];
+          const ParamBlock& b = blocks[block_of_step[i]];
           if (!map.diagonal) {
             // Exact NTK: the weight gradients of a group of kGroup cotangents in one GEMM,
             //   dW[(g, co)][kd] = sum over (image, p) of dY[(g, image)][co][p] col[image][kd][p],
@@ -255,6 +283,33 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
             break;
           }
           // ntk_fast: each image is its own cotangent: dW[image] = dY[image] col(X[image])^T.
+          if constexpr (std::is_same_v<T, float>) {
+            if (kernels::onednn_conv_applies(cs)) {
+              // FP32 through oneDNN: fixed slices of kSlice images, one grouped backward-weights
+              // call each (no im2col), over the threads; a slice's gradients depend only on its
+              // own images, so neither the population nor the thread count changes them.
+              constexpr int kSlice = 8;
+              const int slices = (n + kSlice - 1) / kSlice;
+#pragma omp parallel for schedule(static)
+              for (int sl = 0; sl < slices; ++sl) {
+                const int i0 = sl * kSlice;
+                kernels::ConvShape part = cs;
+                part.batch = std::min(kSlice, n - i0);
+                const T* xs = xin + static_cast<int64_t>(i0) * si.numel();
+                const T* dys = dy + static_cast<int64_t>(i0) * info.cout * ohw;
+                if (target.slab) {  // rows b.size apart: written in place
+                  kernels::onednn_conv_weight_grads_per_image(part, xs, dys, g_row(i0, b));
+                } else {
+                  static thread_local std::vector<float> tmp;
+                  tmp.resize(static_cast<size_t>(part.batch) * b.size);
+                  kernels::onednn_conv_weight_grads_per_image(part, xs, dys, tmp.data());
+                  for (int j = 0; j < part.batch; ++j)
+                    std::copy_n(tmp.data() + static_cast<size_t>(j) * b.size, b.size, g_row(i0 + j, b));
+                }
+              }
+              break;
+            }
+          }
 #pragma omp parallel
           {
             std::vector<T> col(direct ? 0 : static_cast<size_t>(kdim) * ohw);
@@ -272,7 +327,10 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
           break;
         }
       }
-      if (block_of_step[i] >= 0) written[static_cast<size_t>(block_of_step[i])] = 1;  // its rows were written
+      if (block_of_step[i] >= 0) written[static_cast<size_t>(block_of_step[i])] = 1;
+      if (block_of_step[i] >= 0 && target.slab)  // the block is complete: fold it into theta
+        gram_accumulate(target.slab, n, blocks[block_of_step[i]].size, blocks[block_of_step[i]].size,
+                        target.theta, *target.scratch);
       pool.push_back(std::move(grad[st.out]));
       grad[st.out] = {};
     }
@@ -280,26 +338,105 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
       if (!g.empty()) pool.push_back(std::move(g));
     if (!opt.exact) break;
   }
+  return written;
+}
+
+template <typename T>
+NtkWorkspace<T>& thread_workspace() {
+  // Kept per calling thread from architecture to architecture: after the first, no buffer is
+  // allocated or first touched again.
+  static thread_local NtkWorkspace<T> workspace;
+  return workspace;
+}
+
+template <typename T>
+void gradients_into(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int n, const NtkOptions& opt,
+                    NtkGradients<T>& out, NtkWorkspace<T>& workspace) {
+  if (n < 1) throw std::invalid_argument("ntk: need at least one image");
+  const LoweredPlan L = lower_plan(plan, ntk_forward_options());
+  const NtkLayout layout = ntk_layout(plan, L);
+  out.images = n;
+  out.layout = layout.blocks;
+  out.params = layout.params;
+  // Never shrunk: a reused buffer keeps the largest size it had (no reallocation, zeroing or
+  // first touch when architectures of other sizes alternate); rows are out.params apart.
+  if (out.g.size() < static_cast<size_t>(n) * out.params) out.g.resize(static_cast<size_t>(n) * out.params);
+  // Every block a backward step reaches is written (not added to) for every row; the others
+  // (parameters no logit depends on: blocks whose step no gradient reaches) are zeroed.
+  GradTarget<T> target;
+  target.g = out.g.data();
+  target.params = out.params;
+  const std::vector<char> reached = ntk_backward(plan, bank, x, n, opt, layout, L, workspace, target);
   for (size_t k = 0; k < out.layout.size(); ++k)
-    if (!written[k])
+    if (!reached[k])
       for (int r = 0; r < n; ++r)
         std::fill_n(out.g.data() + static_cast<size_t>(r) * out.params + out.layout[k].offset, out.layout[k].size, T(0));
+}
+
+}  // namespace
+
+template <typename T>
+NtkGradients<T> cpu_ntk_gradients(const net::Plan& plan, const TypedBank<T>& bank, const T* x,
+                                  int n, const NtkOptions& opt) {
+  NtkGradients<T> out;
+  cpu_ntk_gradients_into(plan, bank, x, n, opt, out);
+  return out;
+}
+
+template <typename T>
+void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int n,
+                            const NtkOptions& opt, NtkGradients<T>& out) {
+  gradients_into(plan, bank, x, n, opt, out, thread_workspace<T>());
+}
+
+template <typename T>
+std::vector<double> cpu_ntk_gram(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int n,
+                                 const NtkOptions& opt) {
+  if (n < 1) throw std::invalid_argument("ntk: need at least one image");
+  NtkWorkspace<T>& ws = thread_workspace<T>();
+  if (ntk_cotangents_per_pass(n, opt) < n) {
+    // Cotangents in several passes: theta's cross terms need every row of a block at once, so G
+    // is materialised (per thread, reused) and multiplied once.
+    gradients_into(plan, bank, x, n, opt, ws.grads, ws);
+    return gram_fp64(ws.grads);
+  }
+  const LoweredPlan L = lower_plan(plan, ntk_forward_options());
+  const NtkLayout layout = ntk_layout(plan, L);
+  int64_t largest = 0;
+  for (const ParamBlock& b : layout.blocks) largest = std::max(largest, b.size);
+  if (ws.slab.size() < static_cast<size_t>(n) * largest) ws.slab.resize(static_cast<size_t>(n) * largest);
+  std::vector<double> theta(static_cast<size_t>(n) * n, 0.0);
+  GradTarget<T> target;
+  target.slab = ws.slab.data();
+  target.theta = theta.data();
+  target.scratch = &ws.gram_scratch;
+  ntk_backward(plan, bank, x, n, opt, layout, L, ws, target);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < i; ++j) theta[size_t(j) * n + i] = theta[size_t(i) * n + j];
+  return theta;
+}
+
+template <typename T>
+std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule& S, const TypedBank<T>& bank,
+                                                   const T* x, int n, const NtkOptions& opt) {
+  const size_t P = S.size();
+  std::vector<kernels::Condition> out(P);
+  auto one = [&](size_t m) { out[m] = kernels::condition_number(cpu_ntk_gram<T>(S.plan(m), bank, x, n, opt), n); };
+  const int threads = omp_get_max_threads();
+  if (threads > 1 && static_cast<int>(P) >= threads) {
+    parallel_each(P, one);  // a member per thread at a time, each backward on one thread
+  } else {
+    for (size_t m = 0; m < P; ++m) one(m);  // each backward parallel over its images
+  }
+  return out;
 }
 
 template <typename T>
 std::vector<double> gram_fp64(const NtkGradients<T>& grads) {
   const int n = grads.images;
-  const int64_t p = grads.params;
   std::vector<double> theta(static_cast<size_t>(n) * n, 0.0);
-  constexpr int64_t kChunk = 4096;
-  std::vector<double> chunk(static_cast<size_t>(n) * kChunk);
-  for (int64_t c0 = 0; c0 < p; c0 += kChunk) {
-    const int64_t w = std::min(kChunk, p - c0);
-    for (int i = 0; i < n; ++i)
-      for (int64_t j = 0; j < w; ++j)
-        chunk[static_cast<size_t>(i) * w + j] = static_cast<double>(grads.g[static_cast<size_t>(i) * p + c0 + j]);
-    kernels::syrk_lower<double>(n, static_cast<int>(w), 1.0, chunk.data(), static_cast<int>(w), 1.0, theta.data(), n);
-  }
+  std::vector<double> scratch;
+  gram_accumulate(grads.g.data(), n, grads.params, grads.params, theta.data(), scratch);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < i; ++j) theta[size_t(j) * n + i] = theta[size_t(i) * n + j];
   return theta;
@@ -314,6 +451,16 @@ template NtkGradients<float> cpu_ntk_gradients(const net::Plan&, const TypedBank
 template NtkGradients<double> cpu_ntk_gradients(const net::Plan&, const TypedBank<double>&,
                                                 const double*, int, const NtkOptions&);
 template std::vector<double> gram_fp64(const NtkGradients<float>&);
+template std::vector<double> cpu_ntk_gram(const net::Plan&, const TypedBank<float>&, const float*, int,
+                                          const NtkOptions&);
+template std::vector<double> cpu_ntk_gram(const net::Plan&, const TypedBank<double>&, const double*, int,
+                                          const NtkOptions&);
+template std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule&, const TypedBank<float>&,
+                                                            const float*, int, const NtkOptions&);
+template std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule&, const TypedBank<double>&,
+                                                            const double*, int, const NtkOptions&);
+template void gram_accumulate(const float*, int, int64_t, int64_t, double*, std::vector<double>&);
+template void gram_accumulate(const double*, int, int64_t, int64_t, double*, std::vector<double>&);
 template std::vector<double> gram_fp64(const NtkGradients<double>&);
 
 }  // namespace hn::engine

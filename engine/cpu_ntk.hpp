@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/cpu_forward.hpp"
+#include "kernels/linalg.hpp"
 
 namespace hn::engine {
 
@@ -60,5 +61,40 @@ void cpu_ntk_gradients_into(const net::Plan& plan, const TypedBank<T>& bank, con
 // products (BLAS syrk, the lower triangle, mirrored) summed in FP64.
 template <typename T>
 std::vector<double> gram_fp64(const NtkGradients<T>& grads);
+
+// theta's lower triangle (n x n, row-major) += R R^T for rows R (n x cols, rows `ld` apart),
+// converted to FP64 in chunks of <= 4,096 columns (scratch: a buffer kept by the caller).
+template <typename T>
+void gram_accumulate(const T* rows, int n, int64_t cols, int64_t ld, double* theta, std::vector<double>& scratch);
+
+// The forward options of the NTK's pass (activations and BN statistics kept, no sites).
+ForwardOptions ntk_forward_options();
+
+// Cotangents per backward pass: all n for ntk_fast; max(1, max_rows / n) for the exact NTK.
+int ntk_cotangents_per_pass(int n, const NtkOptions& opt);
+
+// Theta (n x n, row-major, FP64, symmetric) of the first `images` images of x (images x 3 x 32 x
+// 32), the same matrix as gram_fp64(cpu_ntk_gradients(...)) up to the order of FP64 sums.
+// Accumulated per layer when one backward pass holds every cotangent (ntk_fast always; exact
+// when images^2 <= max_rows): each parameter block's gradients (images x block size) are folded
+// into theta as soon as the backward has produced them, and G is never materialised. Otherwise
+// (exact, cotangents in several passes) the cross terms need every row of a block at once: G is
+// materialised in a per-thread buffer and gram_fp64'd. Throws std::invalid_argument for
+// images < 1.
+template <typename T>
+std::vector<double> cpu_ntk_gram(const net::Plan& plan, const TypedBank<T>& bank, const T* x,
+                                 int images, const NtkOptions& opt);
+
+class PopulationSchedule;  // engine/population.hpp
+
+// The NTK proxies of a population (SPEC.md 3): for every member of S (a schedule built with
+// ntk_forward_options()), the condition number of its Theta (kernels::condition_number: LAPACK
+// dsyevd). With at least a member per thread, each thread takes whole members (forward, backward,
+// per-layer Gram and eigensolve), as the forward executor does; with fewer, members run one after
+// another, each backward parallel over its images. A member's result is bit for bit the same
+// whatever the population and the thread count.
+template <typename T>
+std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule& S, const TypedBank<T>& bank,
+                                                   const T* x, int images, const NtkOptions& opt);
 
 }  // namespace hn::engine

@@ -150,19 +150,9 @@ class CpuScorer final : public Scorer {
       naswot_and_ni(pp, set);
     if (has(raw_, Proxy::kEntropy)) entropy(pp, set);
     if (has(raw_, Proxy::kEntropySeed)) entropy_seed(pp, set);
-    // The NTK proxies keep their per-architecture backward pass (the next issue moves them).
     for (const bool exact : {false, true}) {
       const Proxy p = exact ? Proxy::kNtk : Proxy::kNtkFast;
-      if (!has(raw_, p)) continue;
-      const int threads = omp_get_max_threads();
-      std::vector<ProxyValue> v(pp.size());
-      auto one = [&](size_t m) { v[m] = ntk(*pp[m], exact); };
-      if (threads > 1 && static_cast<int>(pp.size()) >= threads) {
-        parallel_each(pp.size(), one);
-      } else {
-        for (size_t m = 0; m < pp.size(); ++m) one(m);  // each backward parallel over its images
-      }
-      for (size_t m = 0; m < pp.size(); ++m) set(m, p, v[m]);
+      if (has(raw_, p)) ntk(pp, exact, set);
     }
     for (size_t i : run)
       for (Proxy p : raw_) out[i][p] = sanitize(p, *out[i][p]);
@@ -248,19 +238,22 @@ class CpuScorer final : public Scorer {
     for (size_t m = 0; m < pp.size(); ++m) set(m, Proxy::kEntropySeed, ProxyValue{sums[m]->value(), "", secs});
   }
 
-  // kappa of the FP64 Gram of the first min(64, B) images' gradients (SPEC.md 3).
-  ProxyValue ntk(const net::Plan& plan, bool exact) {
+  // kappa of the FP64 Gram of the first min(64, B) images' gradients (SPEC.md 3), for the whole
+  // population (engine/cpu_ntk.hpp). Seconds: the population's time shared equally by its members.
+  void ntk(const std::vector<const net::Plan*>& pp, bool exact, const Setter& set) {
     const auto t0 = Clock::now();
     const Proxy p = exact ? Proxy::kNtk : Proxy::kNtkFast;
     NtkOptions opt;
     opt.exact = exact;
     const int n = std::min(64, s_.batch);
-    static thread_local NtkGradients<T> grads;  // its buffer reused from architecture to architecture
-    cpu_ntk_gradients_into<T>(plan, *bank_default_, images_.data(), n, opt, grads);
-    const kernels::Condition c = kernels::condition_number(gram_fp64(grads), n);
-    ProxyValue v = c.ill_conditioned ? worst(p, kFlagIllConditioned) : ProxyValue{c.kappa, "", 0.0};
-    v.seconds = seconds_since(t0);
-    return v;
+    const PopulationSchedule schedule(pp, ntk_forward_options());
+    const std::vector<kernels::Condition> c = cpu_ntk_population<T>(schedule, *bank_default_, images_.data(), n, opt);
+    const double secs = seconds_since(t0) / static_cast<double>(pp.size());
+    for (size_t m = 0; m < pp.size(); ++m) {
+      ProxyValue v = c[m].ill_conditioned ? worst(p, kFlagIllConditioned) : ProxyValue{c[m].kappa, "", 0.0};
+      v.seconds = secs;
+      set(m, p, v);
+    }
   }
 
   ScoreSettings s_;

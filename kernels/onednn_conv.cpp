@@ -70,6 +70,21 @@ const Conv& conv_for(ThreadState& ts, const ConvShape& s) {
   return *slot;
 }
 
+// Per thread and shape: the per-image weight-gradient primitive (a grouped backward-weights
+// convolution, one group per image).
+struct WeightGrads {
+  dnnl::convolution_backward_weights::primitive_desc pd;
+  dnnl::convolution_backward_weights prim;
+};
+struct GradState {
+  std::map<Key, std::unique_ptr<WeightGrads>> prims;
+  std::vector<float> src, diff_dst, diff_wei;
+};
+GradState& grad_state() {
+  thread_local GradState st;
+  return st;
+}
+
 // A memory object in `desc`'s layout over `buf` (grown as needed).
 dnnl::memory blocked(const dnnl::memory::desc& desc, std::vector<float>& buf) {
   const size_t n = desc.get_size() / sizeof(float) + 1;
@@ -109,6 +124,50 @@ void onednn_conv_forward(const ConvShape& s, const float* x, const float* w, flo
   st.wait();
 }
 
+void onednn_conv_weight_grads_per_image(const ConvShape& s, const float* x, const float* dy, float* dw) {
+  using dnnl::memory;
+  const SequentialScope seq;
+  GradState& gs = grad_state();
+  const int n = s.batch;
+  // n images as one image of n x cin channels (the same memory), n groups of cin -> cout: the
+  // gradient of group i's weights is image i's own [cout, cin, k, k] gradient.
+  const memory::dims src_d{1, n * s.cin, s.h, s.w}, dst_d{1, n * s.cout, s.oh(), s.ow()},
+      wei_d{n, s.cout, s.cin, s.k, s.k};
+  auto& slot = gs.prims[Key{n, s.cin, s.h, s.w, s.cout, s.k, s.stride, s.pad}];
+  if (!slot) {
+    auto any = [](const memory::dims& d) { return memory::desc(d, memory::data_type::f32, memory::format_tag::any); };
+    const memory::dims strides{s.stride, s.stride}, pad{s.pad, s.pad};
+    const auto fwd = dnnl::convolution_forward::primitive_desc(
+        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                        any(src_d), any(wei_d), any(dst_d), strides, pad, pad),
+        cpu_engine());
+    const auto bwd = dnnl::convolution_backward_weights::primitive_desc(
+        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, any(src_d), any(wei_d),
+                                                 any(dst_d), strides, pad, pad),
+        cpu_engine(), fwd);
+    slot = std::make_unique<WeightGrads>(WeightGrads{bwd, dnnl::convolution_backward_weights(bwd)});
+  }
+  const WeightGrads& c = *slot;
+  dnnl::engine& eng = cpu_engine();
+  dnnl::stream st(eng);
+  memory usr_src({src_d, memory::data_type::f32, memory::format_tag::nchw}, eng, const_cast<float*>(x));
+  memory usr_dst({dst_d, memory::data_type::f32, memory::format_tag::nchw}, eng, const_cast<float*>(dy));
+  memory usr_wei({wei_d, memory::data_type::f32, memory::format_tag::goihw}, eng, dw);
+  memory src = usr_src, ddst = usr_dst, dwei = usr_wei;
+  if (c.pd.src_desc() != usr_src.get_desc()) {
+    src = blocked(c.pd.src_desc(), gs.src);
+    dnnl::reorder(usr_src, src).execute(st, usr_src, src);
+  }
+  if (c.pd.diff_dst_desc() != usr_dst.get_desc()) {
+    ddst = blocked(c.pd.diff_dst_desc(), gs.diff_dst);
+    dnnl::reorder(usr_dst, ddst).execute(st, usr_dst, ddst);
+  }
+  if (c.pd.diff_weights_desc() != usr_wei.get_desc()) dwei = blocked(c.pd.diff_weights_desc(), gs.diff_wei);
+  c.prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, dwei}});
+  if (dwei != usr_wei) dnnl::reorder(dwei, usr_wei).execute(st, dwei, usr_wei);
+  st.wait();
+}
+
 std::string onednn_description() {
   const dnnl_version_t* v = dnnl_version();
   std::string isa;
@@ -132,6 +191,9 @@ std::string onednn_description() {
 bool onednn_conv_applies(const ConvShape&) { return false; }
 void onednn_conv_forward(const ConvShape&, const float*, const float*, float*) {
   throw std::logic_error("onednn_conv_forward: this build has no oneDNN");
+}
+void onednn_conv_weight_grads_per_image(const ConvShape&, const float*, const float*, float*) {
+  throw std::logic_error("onednn_conv_weight_grads_per_image: this build has no oneDNN");
 }
 std::string onednn_description() { return ""; }
 

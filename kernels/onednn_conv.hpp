@@ -25,6 +25,15 @@ bool onednn_conv_applies(const ConvShape& s);
 // oneDNN.
 void onednn_conv_forward(const ConvShape& s, const float* x, const float* w, float* y);
 
+// Per-image weight gradients (ntk_fast): dw[i] (cout x cin x k x k) = the gradient of image i's
+// convolution output dy[i] (cout x oh x ow) with respect to the weights, for i < s.batch images of
+// x, written to dw (s.batch x cout x cin x k x k). One oneDNN backward-weights call of a grouped
+// convolution (the images as groups of one image of batch x cin channels), on the calling thread.
+// Deterministic; an image's gradient is the same bits whatever images share its call for the
+// cells' shapes, not for the stem's (cin 3: another blocking per group count), so callers split
+// images into fixed slices.
+// Throws std::logic_error in a build without oneDNN.
+void onednn_conv_weight_grads_per_image(const ConvShape& s, const float* x, const float* dy, float* dw);
 // "oneDNN 2.6.3 (cpu isa: ...)" or "" without oneDNN (for `hybridnas --version`).
 std::string onednn_description();
 

@@ -130,6 +130,61 @@ TEST(Kernels, Fp32ConvolutionIsBitIdenticalAcrossThreadsAndGroupings) {
   }
 }
 
+// ntk_fast's per-image weight gradients through oneDNN (one grouped backward-weights call, the
+// images as groups) against the FP64 direct sum dW[i][co][ci][ky][kx] = sum_p dy[i][co][p] x[i][ci]
+// at p's tap, on every 3x3 shape of the network. A call is deterministic; in the cells (cin >= 16)
+// an image's gradient is the same bits whatever images share its call (the stem's 3 input channels
+// get another blocking per group count: callers use fixed slices of images).
+TEST(Kernels, PerImageWeightGradientsMatchTheDirectSum) {
+  cpu_kernels_init();
+  const int B = 5;
+  for (const auto& s : {ConvShape{B, 3, 32, 32, 16, 3, 1, 1}, ConvShape{B, 16, 32, 32, 16, 3, 1, 1},
+                        ConvShape{B, 32, 16, 16, 32, 3, 1, 1}, ConvShape{B, 64, 8, 8, 64, 3, 1, 1},
+                        ConvShape{B, 16, 32, 32, 32, 3, 2, 1}, ConvShape{B, 32, 16, 16, 64, 3, 2, 1}}) {
+    if (!onednn_conv_applies(s)) GTEST_SKIP() << "a build without oneDNN";
+    const int oh = s.oh(), ow = s.ow();
+    const size_t in = size_t(s.cin) * s.h * s.w, out = size_t(s.cout) * oh * ow;
+    const size_t wsize = size_t(s.cout) * s.cin * s.k * s.k;
+    const auto xd = random_vec(B * in, 21), gd = random_vec(B * out, 22);
+    const std::vector<float> x(xd.begin(), xd.end()), dy(gd.begin(), gd.end());
+    std::vector<float> dw(B * wsize, -1.0f);
+    onednn_conv_weight_grads_per_image(s, x.data(), dy.data(), dw.data());
+    double scale = 0, worst = 0;
+    std::vector<double> ref(B * wsize, 0.0);
+    for (int i = 0; i < B; ++i)
+      for (int co = 0; co < s.cout; ++co)
+        for (int ci = 0; ci < s.cin; ++ci)
+          for (int ky = 0; ky < s.k; ++ky)
+            for (int kx = 0; kx < s.k; ++kx) {
+              double acc = 0;
+              for (int y = 0; y < oh; ++y)
+                for (int xx = 0; xx < ow; ++xx) {
+                  const int iy = y * s.stride - s.pad + ky, ix = xx * s.stride - s.pad + kx;
+                  if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
+                  acc += double(dy[i * out + (size_t(co) * oh + y) * ow + xx]) *
+                         double(x[i * in + (size_t(ci) * s.h + iy) * s.w + ix]);
+                }
+              ref[i * wsize + ((size_t(co) * s.cin + ci) * s.k + ky) * s.k + kx] = acc;
+              scale = std::max(scale, std::abs(acc));
+            }
+    for (size_t j = 0; j < ref.size(); ++j) worst = std::max(worst, std::abs(dw[j] - ref[j]));
+    EXPECT_LE(worst, 1e-5 * scale) << "cin " << s.cin << " cout " << s.cout << " stride " << s.stride;
+    std::vector<float> again(B * wsize);
+    onednn_conv_weight_grads_per_image(s, x.data(), dy.data(), again.data());
+    EXPECT_EQ(0, std::memcmp(again.data(), dw.data(), dw.size() * sizeof(float))) << "repeated, cin " << s.cin;
+    if (s.cin < 16) continue;
+    // Image 2 alone, and images 1..3 as a call of three: the same bits as in the call of five.
+    ConvShape one = s, three = s;
+    one.batch = 1;
+    three.batch = 3;
+    std::vector<float> alone(wsize), mid(3 * wsize);
+    onednn_conv_weight_grads_per_image(one, x.data() + 2 * in, dy.data() + 2 * out, alone.data());
+    onednn_conv_weight_grads_per_image(three, x.data() + in, dy.data() + out, mid.data());
+    EXPECT_EQ(0, std::memcmp(alone.data(), dw.data() + 2 * wsize, wsize * sizeof(float))) << "alone, cin " << s.cin;
+    EXPECT_EQ(0, std::memcmp(mid.data() + wsize, dw.data() + 2 * wsize, wsize * sizeof(float))) << "of 3, cin " << s.cin;
+  }
+}
+
 TEST(Kernels, AvgPool3ExcludesPaddingFromTheDivisor) {
   // 3x3 image of ones: every output is exactly 1 (a divisor of 9 at the border would give 4/9).
   std::vector<double> x(9, 1.0), y(9);

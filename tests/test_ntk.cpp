@@ -6,6 +6,7 @@
 #include <random>
 
 #include "engine/cpu_ntk.hpp"
+#include "engine/population.hpp"
 #include "fixture.hpp"
 #include "kernels/linalg.hpp"
 #include "net/cifar.hpp"
@@ -164,5 +165,71 @@ TEST(Ntk, AReusedGradientBufferGivesTheFreshResult) {
     ASSERT_EQ(reused.params, fresh.params);
     EXPECT_TRUE(std::equal(fresh.g.begin(), fresh.g.end(), reused.g.begin())) << "exact " << exact;
     EXPECT_EQ(engine::gram_fp64(reused), engine::gram_fp64(fresh));
+  }
+}
+
+// The per-layer Gram (each block folded into Theta as soon as the backward has produced it, G
+// never materialised) is the Gram of G: the same FP64 products summed in another order.
+TEST(Ntk, PerLayerGramEqualsTheGramOfTheGradients) {
+  const int n = 5;
+  const net::Plan plan = net::build_plan(net::parse_arch(kArch6111), 10);
+  const engine::TypedBank<float> bank(net::WeightBank::generate(net::InitScheme::kDefault, 0, 10));
+  const auto x = images<float>(n);
+  engine::NtkOptions fast, one_pass, chunked;
+  fast.exact = false;
+  one_pass.max_rows = n * n;  // every cotangent in one pass: per layer
+  chunked.max_rows = 2 * n;   // several passes: G materialised
+  ASSERT_EQ(engine::ntk_cotangents_per_pass(n, one_pass), n);
+  ASSERT_LT(engine::ntk_cotangents_per_pass(n, chunked), n);
+  for (const auto& opt : {fast, one_pass, chunked}) {
+    const auto want = engine::gram_fp64(engine::cpu_ntk_gradients<float>(plan, bank, x.data(), n, opt));
+    const auto got = engine::cpu_ntk_gram<float>(plan, bank, x.data(), n, opt);
+    ASSERT_EQ(got.size(), want.size());
+    double scale = 0;
+    for (double v : want) scale = std::max(scale, std::abs(v));
+    ASSERT_GT(scale, 0.0);
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-12 * scale) << "entry " << i << " exact " << opt.exact << " rows " << opt.max_rows;
+      EXPECT_EQ(got[i], got[(i % n) * n + i / n]) << "symmetric";
+    }
+  }
+}
+
+// A member's kappa is its own: the same bits alone, first or last in a population, whether the
+// population runs a member per thread or one member after another.
+TEST(Ntk, PopulationKappaDoesNotDependOnThePopulation) {
+  const int n = 4;
+  const std::vector<std::string> archs = {
+      kArch6111, "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",
+      "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|skip_connect~1|nor_conv_3x3~2|"};
+  std::vector<net::Plan> plans;
+  for (const auto& a : archs) plans.push_back(net::build_plan(net::parse_arch(a), 10));
+  const engine::TypedBank<float> bank(net::WeightBank::generate(net::InitScheme::kDefault, 0, 10));
+  const auto x = images<float>(n);
+  for (const bool exact : {false, true}) {
+    engine::NtkOptions opt;
+    opt.exact = exact;
+    opt.max_rows = 2 * n;  // exact in several passes
+    std::vector<const net::Plan*> all, reversed;
+    for (const auto& p : plans) all.push_back(&p);
+    reversed.assign(all.rbegin(), all.rend());
+    const auto together = engine::cpu_ntk_population<float>(engine::PopulationSchedule(all, engine::ntk_forward_options()),
+                                                            bank, x.data(), n, opt);
+    const auto backwards = engine::cpu_ntk_population<float>(
+        engine::PopulationSchedule(reversed, engine::ntk_forward_options()), bank, x.data(), n, opt);
+    ASSERT_EQ(together.size(), plans.size());
+    for (size_t m = 0; m < plans.size(); ++m) {
+      const auto alone = engine::cpu_ntk_population<float>(
+          engine::PopulationSchedule({all[m]}, engine::ntk_forward_options()), bank, x.data(), n, opt);
+      ASSERT_FALSE(alone[0].ill_conditioned);
+      EXPECT_GT(alone[0].kappa, 1.0);
+      EXPECT_EQ(together[m].kappa, alone[0].kappa) << archs[m] << " exact " << exact;
+      EXPECT_EQ(together[m].eigenvalues, alone[0].eigenvalues);
+      EXPECT_EQ(backwards[plans.size() - 1 - m].kappa, alone[0].kappa);
+      // and it is the kappa of the Gram of G
+      const auto want = kernels::condition_number(
+          engine::gram_fp64(engine::cpu_ntk_gradients<float>(plans[m], bank, x.data(), n, opt)), n);
+      EXPECT_NEAR(alone[0].kappa, want.kappa, 1e-9 * want.kappa);
+    }
   }
 }
