@@ -204,7 +204,7 @@ int BenchCommand::run() {
   };
   // What a grouped (population) executor costs per architecture, from the schedule alone: random
   // populations (random search's draws for search seed 0) of 1 to 1,000 members.
-  std::printf("population schedule (forward passes, random populations of P = 1 to 1,000, counted from the "
+  std::printf("population schedule (forward passes and the NTK's backward, random populations of P = 1 to 1,000, counted from the "
               "schedule, not timed; per architecture): launches, library calls, MB moved; one architecture at a "
               "time: launches\n");
   const int kScheduleSizes[] = {1, 10, 100, 1000};
@@ -212,8 +212,8 @@ int BenchCommand::run() {
   for (int P : kScheduleSizes) populations.push_back(net::sample_distinct(P, 0, Purpose::kRandomSearch, true));
   for (const auto& c : cases) {
     std::vector<engine::ScheduleCounts> counts;
-    for (const auto& pop : populations) counts.push_back(engine::forward_counts(pop, c.settings));
-    if (counts.front().groups == 0) continue;  // the NTK proxies run no counted forward pass
+    for (const auto& pop : populations) counts.push_back(engine::schedule_counts(pop, c.settings));
+    if (counts.front().groups == 0) continue;  // only degenerate architectures
     std::printf("  %-16s", c.name.c_str());
     for (size_t i = 0; i < counts.size(); ++i) {
       const engine::ScheduleCounts& k = counts[i];

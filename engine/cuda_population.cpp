@@ -22,6 +22,7 @@ struct Val {
   std::shared_ptr<gpu::StreamBuffer<double>> stats;  // mean then invstd, count x c
   const double* mean = nullptr;
   const double* invstd = nullptr;
+  const double* bn_invstd = nullptr;  // keep_values: the invstd of the BN that produced this value
 };
 
 }  // namespace
@@ -30,7 +31,6 @@ GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule
                                             const float* x, int batch, const ForwardOptions& opt,
                                             const GpuPopulationHooks& hooks) {
   HN_NVTX_RANGE("gpu_forward_population");
-  if (opt.keep_values) throw std::logic_error("gpu_forward_population: keep_values is the NTK's per-architecture path");
   const cudaStream_t s = lane.s();
   const size_t P = S.size();
   std::vector<std::vector<Val>> vals(P);
@@ -128,11 +128,16 @@ GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule
         auto stats = std::make_shared<gpu::StreamBuffer<double>>(2 * static_cast<size_t>(si.c) * count, s);
         double* mean = stats->get();
         double* invstd = mean + static_cast<size_t>(si.c) * count;
-        bool fuse = true;  // every member's output read by one node sum only
+        bool fuse = !opt.keep_values;  // every member's output read by one node sum only
         for (const MemberStep* m : group) fuse = fuse && S.feeds_only_an_add(static_cast<size_t>(m->member), m->out);
         if (!fuse) {
           alloc_group(group, per_out);
           kg::launch_seg_batchnorm(in0.data(), out.data(), count, batch, si.c, si.hw(), net::kBnEps, mean, invstd, s);
+          for (int j = 0; j < count; ++j) {
+            Val& v = vals[static_cast<size_t>(group[j]->member)][group[j]->out];
+            v.stats = stats;
+            v.bn_invstd = invstd + static_cast<size_t>(j) * si.c;
+          }
           break;
         }
         kg::launch_seg_batchnorm_stats(in0.data(), count, batch, si.c, si.hw(), net::kBnEps, mean, invstd, s);
@@ -249,7 +254,9 @@ GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule
       if (a->out >= 0) mv[a->out] = vals[static_cast<size_t>(group[0]->member)][group[0]->out];
       group.push_back(a);
     }
-    // Values die after their last reader; a group's allocation goes when its last member's does.
+    // Values die after their last reader (kept all with keep_values); a group's allocation goes
+    // when its last member's does.
+    if (opt.keep_values) continue;
     for (const MemberStep* m : group) {
       auto& mv = vals[static_cast<size_t>(m->member)];
       if (m->in0 >= 0 && S.last_use(static_cast<size_t>(m->member), m->in0) == static_cast<int>(gi)) mv[m->in0] = {};
@@ -257,6 +264,24 @@ GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule
     }
   }
   GpuPopulationForward res;
+  if (opt.keep_values) {
+    res.values.resize(P);
+    res.bn_invstd.resize(P);
+    for (size_t m = 0; m < P; ++m) {
+      res.values[m].assign(vals[m].size(), nullptr);
+      res.bn_invstd[m].assign(S.plan(m).bn_channels.size(), nullptr);
+      for (size_t v = 0; v < vals[m].size(); ++v) {
+        res.values[m][v] = vals[m][v].p;
+        if (vals[m][v].buf) res.keep.push_back(vals[m][v].buf);
+        if (vals[m][v].stats) res.keep_stats.push_back(vals[m][v].stats);
+      }
+    }
+    // Per BN layer: the invstd of the value it produced.
+    for (const GroupStep& g : steps)
+      if (g.kind == StepKind::kBatchNorm)
+        for (const MemberStep& ms : g.members)
+          res.bn_invstd[static_cast<size_t>(ms.member)][ms.bn] = vals[static_cast<size_t>(ms.member)][ms.out].bn_invstd;
+  }
   if (opt.need_logits) {
     for (size_t m = 0; m < P; ++m) {
       const Val& v = vals[m][S.lowered(m).rep[S.plan(m).logits]];

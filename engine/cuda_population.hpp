@@ -31,11 +31,17 @@ struct GpuPopulationHooks {
 struct GpuPopulationForward {
   // need_logits: member m's logits (B x classes) on the device, alive as long as this object.
   std::vector<const float*> logits;
+  // keep_values (the NTK's backward): member m's activations by value id (null: never produced;
+  // members whose inputs were one tensor share it) and per BN layer its FP64 invstd (c doubles).
+  // BN applies are then never fused into node sums (every BN output exists).
+  std::vector<std::vector<const float*>> values;
+  std::vector<std::vector<const double*>> bn_invstd;
   std::vector<std::shared_ptr<gpu::StreamBuffer<float>>> keep;
+  std::vector<std::shared_ptr<gpu::StreamBuffer<double>>> keep_stats;
 };
 
 // Runs schedule S on lane's stream for B images x (device, B x 3 x 32 x 32) with `bank`'s weights.
-// Not for keep_values (the NTK's backward keeps its per-architecture path). Throws GpuError
+// With keep_values every activation and BN invstd stays alive in the result. Throws GpuError
 // (status cudaErrorMemoryAllocation when device memory runs out: the caller splits the
 // population and runs the halves).
 GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule& S, const DeviceBank& bank,

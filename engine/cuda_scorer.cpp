@@ -1,8 +1,8 @@
 // CUDA backend: a lane (stream + cuBLAS / cuSOLVER / cuDNN handles) per host thread; each lane
 // scores population slices of the list, lanes run concurrently. Per slice, the forward proxies run
 // on the population executor (engine/cuda_population.hpp: one cuDNN call per grouped convolution,
-// one segmented launch per other grouped step), the NTK proxies per architecture; results land in
-// pinned memory and the lane synchronises once per slice. Activations use the stream-ordered
+// one segmented launch per other grouped step), and so do the NTK proxies' backward passes
+// (engine/cuda_ntk.hpp); results land in pinned memory and the lane synchronises once per slice. Activations use the stream-ordered
 // allocator (cudaMallocAsync), allocated on produce and freed after their last use.
 #include "engine/cuda_scorer.hpp"
 
@@ -17,8 +17,9 @@
 #include <thread>
 
 #include "engine/cpu_forward.hpp"  // ForwardOptions, lower_plan, entropy_options
-#include "engine/cpu_ntk.hpp"      // ntk_layout
+#include "engine/cpu_ntk.hpp"      // ntk_forward_options
 #include "engine/cuda_lane.hpp"
+#include "engine/cuda_ntk.hpp"
 #include "engine/cuda_population.hpp"
 #include "kernels/cudnn_conv.hpp"
 #include "kernels/gpu_kernels.cuh"
@@ -33,93 +34,6 @@ namespace hn::engine {
 namespace {
 
 namespace kg = kernels::gpu;
-using net::Step;
-using net::StepKind;
-
-// What a forward pass leaves behind.
-struct GpuForward {
-  std::vector<gpu::StreamBuffer<float>> values;  // by value id (all of them with keep_values)
-  std::vector<gpu::StreamBuffer<double>> bn_mean, bn_invstd;
-  const float* logits = nullptr;
-};
-
-// One architecture's lowered plan on the lane's stream, every value kept: the NTK's forward, which
-// keeps its per-architecture path (the forward proxies run on engine/cuda_population). No ReLU
-// sites, no entropy block ends. engine/cpu_forward.cpp is the reference.
-GpuForward gpu_forward(Lane& lane, const net::Plan& plan, const DeviceBank& bank, const float* x, int batch,
-                       const ForwardOptions& opt) {
-  HN_NVTX_RANGE("gpu_forward");
-  if (opt.report_sites || opt.rescale_blocks)
-    throw std::logic_error("gpu_forward: sites and block ends run on the population executor");
-  const LoweredPlan L = lower_plan(plan, opt);
-  const cudaStream_t s = lane.s();
-  GpuForward out;
-  out.values.resize(plan.values.size());
-  out.bn_mean.resize(plan.bn_channels.size());
-  out.bn_invstd.resize(plan.bn_channels.size());
-  auto numel = [&](int v) { return plan.values[v].numel() * batch; };
-  auto alloc = [&](int v) {
-    out.values[v] = gpu::StreamBuffer<float>(static_cast<size_t>(numel(v)), s);
-    return out.values[v].get();
-  };
-  for (size_t i = 0; i < L.steps.size(); ++i) {
-    const Step& st = L.steps[i];
-    const float* a = st.in0 >= 0 ? out.values[st.in0].get() : nullptr;
-    const float* b = st.in1 >= 0 ? out.values[st.in1].get() : nullptr;
-    const net::Shape si = st.in0 >= 0 ? plan.values[st.in0] : net::Shape{};
-    switch (st.kind) {
-      case StepKind::kInput:
-        CUDA_CHECK(cudaMemcpyAsync(alloc(st.out), x, sizeof(float) * numel(st.out), cudaMemcpyDeviceToDevice, s));
-        break;
-      case StepKind::kZero:
-        kg::launch_fill_zero(alloc(st.out), numel(st.out), s);
-        break;
-      case StepKind::kConv: {
-        const net::SlotInfo info = net::slot_info(st.slot, plan.num_classes);
-        lane.conv.forward({batch, si.c, si.h, si.w, info.cout, st.k, st.stride, st.pad}, a,
-                          bank.slot(st.slot), alloc(st.out));
-        break;
-      }
-      case StepKind::kBatchNorm: {
-        gpu::StreamBuffer<double> mean(si.c, s), invstd(si.c, s);
-        kg::launch_batchnorm_stats(a, batch, si.c, si.hw(), net::kBnEps, mean.get(), invstd.get(), s);
-        kg::launch_batchnorm_apply(a, batch, si.c, si.hw(), mean.get(), invstd.get(), alloc(st.out), s);
-        if (opt.keep_values) {
-          out.bn_mean[st.bn] = std::move(mean);
-          out.bn_invstd[st.bn] = std::move(invstd);
-        }
-        break;
-      }
-      case StepKind::kRelu:
-        if (L.materialize[i]) kg::launch_relu(a, numel(st.out), alloc(st.out), s);
-        break;
-      case StepKind::kAdd:
-        kg::launch_add(a, b, numel(st.out), alloc(st.out), s);
-        break;
-      case StepKind::kAvgPool3:
-        kg::launch_avgpool3(a, batch * si.c, si.h, si.w, alloc(st.out), s);
-        break;
-      case StepKind::kAvgPool2:
-        kg::launch_avgpool2(a, batch * si.c, si.h, si.w, alloc(st.out), s);
-        break;
-      case StepKind::kGlobalAvgPool:
-        kg::launch_global_avgpool(a, batch * si.c, si.hw(), alloc(st.out), s);
-        break;
-      case StepKind::kLinear:
-        kg::launch_linear(a, batch, si.c, plan.num_classes, bank.slot(net::kSlotLinearWeight),
-                          bank.slot(net::kSlotLinearBias), alloc(st.out), s);
-        break;
-      case StepKind::kBlockEnd:
-        break;
-    }
-    if (!opt.keep_values) {
-      if (st.in0 >= 0 && L.last_use[st.in0] == static_cast<int>(i)) out.values[st.in0] = {};
-      if (st.in1 >= 0 && L.last_use[st.in1] == static_cast<int>(i)) out.values[st.in1] = {};
-    }
-  }
-  out.logits = out.values[L.rep[plan.logits]].get();
-  return out;
-}
 
 // ---- the scorer -------------------------------------------------------------------------------
 
@@ -294,15 +208,8 @@ class CudaScorer final : public Scorer {
             [&] { naswot_and_ni(lane, pp, dres.get()); });
     if (has(Proxy::kEntropy)) timed(Proxy::kEntropy, [&] { entropy(lane, pp, dres.get()); });
     if (has(Proxy::kEntropySeed)) timed(Proxy::kEntropySeed, [&] { entropy_seed(lane, pp, dres.get()); });
-    // The NTK proxies keep their per-architecture backward pass (the next issue moves them).
-    if (has(Proxy::kNtkFast))
-      timed(Proxy::kNtkFast, [&] {
-        for (size_t m = 0; m < P; ++m) ntk(lane, *pp[m], false, dres.get() + m);
-      });
-    if (has(Proxy::kNtk))
-      timed(Proxy::kNtk, [&] {
-        for (size_t m = 0; m < P; ++m) ntk(lane, *pp[m], true, dres.get() + m);
-      });
+    if (has(Proxy::kNtkFast)) timed(Proxy::kNtkFast, [&] { ntk(lane, pp, false, dres.get()); });
+    if (has(Proxy::kNtk)) timed(Proxy::kNtk, [&] { ntk(lane, pp, true, dres.get()); });
     gpu::PinnedBuffer<Results> host(P);
     CUDA_CHECK(cudaMemcpyAsync(host.get(), dres.get(), sizeof(Results) * P, cudaMemcpyDeviceToHost, s));
     lane.stream.sync();
@@ -473,139 +380,27 @@ class CudaScorer final : public Scorer {
     gpu_forward_population(lane, schedule, *bank_eseed_, eseed_input_.get(), s_.batch, opt, hooks);
   }
 
-  // Gradients of the summed logits for the first n images (SPEC.md 3), batched over cotangents
-  // (exact) or images (fast); the FP64 Gram by chunks; eigenvalues by cuSOLVER.
-  void ntk(Lane& lane, const net::Plan& plan, bool exact, Results* dres) {
-    HN_NVTX_RANGE(exact ? "ntk" : "ntk_fast");
-    const cudaStream_t s = lane.s();
+  // The NTK proxies of the slice on the population schedule (engine/cuda_ntk.hpp), in passes of
+  // as many members as half the free device memory holds across the lanes (at least one).
+  void ntk(Lane& lane, const std::vector<const net::Plan*>& pp, bool exact, Results* dres) {
     const int n = std::min(64, s_.batch);
-    ForwardOptions fopt;
-    fopt.report_sites = false;
-    fopt.keep_values = true;
-    const LoweredPlan L = lower_plan(plan, fopt);
-    GpuForward fwd = gpu_forward(lane, plan, *bank_default_, images_.get(), n, fopt);
-    // The CPU's gradient layout (engine/cpu_ntk.hpp).
-    const NtkLayout layout = ntk_layout(plan, L);
-    const int64_t params = layout.params;
-    auto offset = [&](int step) { return layout.blocks[layout.block_of_step[step]].offset; };
-    int input_value = -1;
-    for (const Step& st : L.steps)
-      if (st.kind == StepKind::kInput) input_value = st.out;
-    gpu::StreamBuffer<float> G(size_t(n) * params, s);
-    // Every kept step writes its columns today; zeroing keeps a skipped one from feeding garbage
-    // into Theta (the CPU twin zero-fills too).
-    CUDA_CHECK(cudaMemsetAsync(G.get(), 0, sizeof(float) * size_t(n) * params, s));
-    const int per_chunk = exact ? std::clamp(512 / n, 1, n) : n;
-    const int classes = plan.num_classes;
-    for (int c0 = 0; c0 < n; c0 += per_chunk) {
-      const int cots = std::min(per_chunk, n - c0);
-      const kg::GpuRowMap map = exact ? kg::GpuRowMap{cots * n, n, false} : kg::GpuRowMap{n, n, true};
-      std::vector<gpu::StreamBuffer<float>> grad(plan.values.size());
-      auto grad_of = [&](int v) {
-        if (!grad[v]) {
-          const size_t sz = size_t(map.rows) * plan.values[v].numel();
-          grad[v] = gpu::StreamBuffer<float>(sz, s);
-          CUDA_CHECK(cudaMemsetAsync(grad[v].get(), 0, sz * sizeof(float), s));
-        }
-        return grad[v].get();
-      };
-      kg::launch_ntk_seed(grad_of(L.rep[plan.logits]), map, classes, c0, s);
-      float* g_chunk = G.get() + size_t(exact ? c0 : 0) * params;
-      for (int i = static_cast<int>(L.steps.size()) - 1; i >= 0; --i) {
-        const Step& st = L.steps[i];
-        if (st.out < 0 || !grad[st.out]) continue;
-        const float* dy = grad[st.out].get();
-        const net::Shape si = st.in0 >= 0 ? plan.values[st.in0] : net::Shape{};
-        switch (st.kind) {
-          case StepKind::kInput:
-          case StepKind::kZero:
-          case StepKind::kBlockEnd:
-            break;
-          case StepKind::kLinear:
-            kg::launch_linear_backward(map, dy, fwd.values[st.in0].get(), bank_default_->slot(net::kSlotLinearWeight),
-                                       si.c, classes, grad_of(st.in0), g_chunk + offset(i), params, s);
-            break;
-          case StepKind::kGlobalAvgPool:
-            kg::launch_global_avgpool_backward(dy, map.rows * si.c, si.hw(), grad_of(st.in0), s);
-            break;
-          case StepKind::kRelu:
-            kg::launch_relu_backward(map, dy, fwd.values[st.in0].get(), si.numel(), grad_of(st.in0), s);
-            break;
-          case StepKind::kBatchNorm:
-            kg::launch_batchnorm_backward(map, dy, fwd.values[st.out].get(), si.c, si.hw(),
-                                          fwd.bn_invstd[st.bn].get(), !exact, grad_of(st.in0),
-                                          g_chunk + offset(i), params, s);
-            break;
-          case StepKind::kAdd: {
-            const int64_t cnt = int64_t(map.rows) * plan.values[st.out].numel();
-            kg::launch_accumulate(dy, cnt, grad_of(st.in0), s);
-            kg::launch_accumulate(dy, cnt, grad_of(st.in1), s);
-            break;
-          }
-          case StepKind::kAvgPool3:
-            kg::launch_avgpool3_backward(dy, map.rows * si.c, si.h, si.w, grad_of(st.in0), s);
-            break;
-          case StepKind::kAvgPool2:
-            kg::launch_avgpool2_backward(dy, map.rows * si.c, si.h, si.w, grad_of(st.in0), s);
-            break;
-          case StepKind::kConv:
-            conv_backward(lane, plan, st, si, map, n, dy, fwd.values[st.in0].get(), st.in0 != input_value,
-                          grad_of, g_chunk + offset(i), params, exact);
-            break;
-        }
-        grad[st.out] = {};
-      }
-      if (!exact) break;
-    }
-    // Theta = G G^T in FP64, 4,096 columns at a time (lower triangle, column-major).
-    gpu::StreamBuffer<double> theta(size_t(n) * n, s), chunk(size_t(n) * 4096, s);
-    CUDA_CHECK(cudaMemsetAsync(theta.get(), 0, sizeof(double) * n * n, s));
-    const double one = 1.0;
-    for (int64_t c = 0; c < params; c += 4096) {
-      const int64_t w = std::min<int64_t>(4096, params - c);
-      kg::launch_float_to_double(G.get() + c, n, w, params, chunk.get(), s);
-      CUBLAS_CHECK(cublasDsyrk(lane.cublas.get(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T, n, static_cast<int>(w),
-                               &one, chunk.get(), static_cast<int>(w), &one, theta.get(), n));
-    }
-    int lwork = 0;
     const int slot = exact ? 0 : 1;
-    CUSOLVER_CHECK(cusolverDnDsyevd_bufferSize(lane.cusolver.get(), CUSOLVER_EIG_MODE_NOVECTOR, CUBLAS_FILL_MODE_LOWER,
-                                               n, theta.get(), n, dres->eig[slot], &lwork));
-    gpu::StreamBuffer<double> work(std::max(1, lwork), s);
-    CUSOLVER_CHECK(cusolverDnDsyevd(lane.cusolver.get(), CUSOLVER_EIG_MODE_NOVECTOR, CUBLAS_FILL_MODE_LOWER, n,
-                                    theta.get(), n, dres->eig[slot], work.get(), lwork, &dres->eig_info[slot]));
-  }
-
-  // dX += conv^T(dY) through cuDNN; per-cotangent weight gradients by one strided-batched GEMM
-  // over an im2col of the n forward images (see engine/cpu_ntk.cpp for the math).
-  template <typename GradOf>
-  void conv_backward(Lane& lane, const net::Plan& plan, const Step& st, const net::Shape& si,
-                     const kg::GpuRowMap& map, int n, const float* dy, const float* x, bool need_dx,
-                     GradOf& grad_of, float* dw, int64_t params, bool exact) {
-    const cudaStream_t s = lane.s();
-    const net::SlotInfo info = net::slot_info(st.slot, plan.num_classes);
-    const kernels::ConvShape cs{map.rows, si.c, si.h, si.w, info.cout, st.k, st.stride, st.pad};
-    if (need_dx) lane.conv.backward_data_accumulate(cs, dy, bank_default_->slot(st.slot), grad_of(st.in0));
-    const int kdim = si.c * st.k * st.k;
-    const int ohw = static_cast<int>(plan.values[st.out].hw());
-    const int64_t nhw = int64_t(n) * ohw;
-    gpu::StreamBuffer<float> col(size_t(kdim) * nhw, s);
-    kg::launch_im2col(x, n, si.c, si.h, si.w, st.k, st.stride, st.pad, col.get(), s);
-    const float one = 1.0f, zero = 0.0f;
-    if (exact) {
-      // dY [g][n][cout][ohw] -> [g][cout][n * ohw], then dW_g = dY'_g col^T for every g at once.
-      const int cots = map.rows / n;
-      gpu::StreamBuffer<float> t(size_t(map.rows) * info.cout * ohw, s);
-      kg::launch_transpose_rows(dy, cots, n, info.cout, ohw, t.get(), s);
-      CUBLAS_CHECK(cublasSgemmStridedBatched(lane.cublas.get(), CUBLAS_OP_T, CUBLAS_OP_N, kdim, info.cout,
-                                             static_cast<int>(nhw), &one, col.get(), static_cast<int>(nhw), 0,
-                                             t.get(), static_cast<int>(nhw), int64_t(info.cout) * nhw, &zero,
-                                             dw, kdim, params, cots));
-    } else {
-      // dW_r = dY_r col_r^T, col_r = the r-th image's columns of col.
-      CUBLAS_CHECK(cublasSgemmStridedBatched(lane.cublas.get(), CUBLAS_OP_T, CUBLAS_OP_N, kdim, info.cout, ohw,
-                                             &one, col.get(), static_cast<int>(nhw), ohw, dy, ohw,
-                                             int64_t(info.cout) * ohw, &zero, dw, kdim, params, map.rows));
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const int64_t budget = static_cast<int64_t>(free_bytes / 2) / std::max(1, s_.gpu_streams);
+    for (size_t start = 0; start < pp.size();) {
+      size_t end = start;
+      int64_t used = 0;
+      do {
+        used += gpu_ntk_bytes_per_member(*pp[end], n, exact);
+        ++end;
+      } while (end < pp.size() && used + gpu_ntk_bytes_per_member(*pp[end], n, exact) <= budget);
+      const std::vector<const net::Plan*> part(pp.begin() + static_cast<std::ptrdiff_t>(start),
+                                               pp.begin() + static_cast<std::ptrdiff_t>(end));
+      const PopulationSchedule schedule(part, ntk_forward_options());
+      gpu_ntk_population(lane, schedule, *bank_default_, images_.get(), n, exact, dres[start].eig[slot],
+                         sizeof(Results), &dres[start].eig_info[slot], sizeof(Results));
+      start = end;
     }
   }
 

@@ -1,5 +1,7 @@
 #include "engine/population.hpp"
 
+#include "engine/cpu_ntk.hpp"  // ntk_forward_options
+
 #include <algorithm>
 #include <stdexcept>
 #include <tuple>
@@ -9,7 +11,7 @@ namespace hn::engine {
 using net::StepKind;
 
 PopulationSchedule::PopulationSchedule(const std::vector<const net::Plan*>& plans, const ForwardOptions& opt)
-    : plans_(plans), report_sites_(opt.report_sites), rescale_(opt.rescale_blocks) {
+    : plans_(plans), report_sites_(opt.report_sites), rescale_(opt.rescale_blocks), keep_values_(opt.keep_values) {
   struct Item {
     int pos, kind, slot, member, step;
   };
@@ -145,7 +147,7 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
       case StepKind::kBatchNorm: {
         // Statistics, then the apply, which is fused into the node sum that reads the output when
         // that sum is its only reader (for every member of the group).
-        bool fused = true;
+        bool fused = !keep_values_;
         for (size_t j = 0; j < run && fused; ++j) fused = feeds_only_an_add(static_cast<size_t>(ms[j]->member), ms[j]->out);
         c.launches += (fused ? 1 : 2) * chunks(n);
         c.bytes += (fused ? 2 * in : 3 * in + out) * n;
@@ -213,19 +215,177 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
   return c;
 }
 
-ScheduleCounts PopulationSchedule::counts(int batch, int site_launches) const {
-  ScheduleCounts c = simulate(std::vector<char>(plans_.size(), 1), batch, site_launches);
-  for (size_t m = 0; m < plans_.size(); ++m) {
-    std::vector<char> one(plans_.size(), 0);
+namespace {
+// sim(active) for the whole population, with per_member_* the sums of sim for each member alone.
+template <typename Sim>
+ScheduleCounts with_per_member(size_t P, const Sim& sim) {
+  ScheduleCounts c = sim(std::vector<char>(P, 1));
+  for (size_t m = 0; m < P; ++m) {
+    std::vector<char> one(P, 0);
     one[m] = 1;
-    const ScheduleCounts k = simulate(one, batch, site_launches);
+    const ScheduleCounts k = sim(one);
     c.per_member_launches += k.launches;
     c.per_member_library_calls += k.library_calls;
   }
   return c;
 }
 
-ScheduleCounts forward_counts(const std::vector<net::Genes>& genes, const ScoreSettings& s) {
+void add_counts(ScheduleCounts& total, const ScheduleCounts& c, int times) {
+  total.groups += times * c.groups;
+  total.launches += times * c.launches;
+  total.library_calls += times * c.library_calls;
+  total.bytes += times * c.bytes;
+  total.per_member_launches += times * c.per_member_launches;
+  total.per_member_library_calls += times * c.per_member_library_calls;
+}
+}  // namespace
+
+ScheduleCounts PopulationSchedule::counts(int batch, int site_launches) const {
+  return with_per_member(plans_.size(), [&](const std::vector<char>& active) {
+    return simulate(active, batch, site_launches);
+  });
+}
+
+ScheduleCounts PopulationSchedule::simulate_ntk(const std::vector<char>& active, int images, bool exact) const {
+  ScheduleCounts c = simulate(active, images, 0);  // the forward pass, every value kept
+  const int64_t n = images, R = exact ? n * n : n, cots = n;
+  const int classes = plans_.front()->num_classes;
+  int64_t P = 0;
+  for (char a : active) P += a ? 1 : 0;
+  // Where each member's gradients live: (group step, slot in its allocation); -1 = the seed.
+  struct Loc {
+    int group = -2, slot = 0;
+  };
+  std::vector<std::vector<Loc>> grad(plans_.size());
+  std::vector<int> input(plans_.size(), -1);
+  for (size_t m = 0; m < plans_.size(); ++m) {
+    if (!active[m]) continue;
+    grad[m].resize(plans_[m]->values.size());
+    grad[m][static_cast<size_t>(lowered_[m].rep[plans_[m]->logits])] = {-1, 0};
+    for (const net::Step& st : lowered_[m].steps)
+      if (st.kind == StepKind::kInput) input[m] = st.out;
+  }
+  c.launches += 2;  // the seed, Theta's zeroing
+  c.bytes += 4 * R * classes + 8 * P * n * n;
+  auto fold = [&](int64_t count, int64_t size) {
+    c.launches += 4;  // FP64 conversion, two pointer uploads, the batched DGEMM
+    c.library_calls += 1;
+    c.bytes += count * cots * size * (4 + 8 + 8) + 2 * 8 * count * n * n;
+  };
+  // The fresh / adding split of one gradient write; per = elements per member; returns the launches.
+  std::vector<const MemberStep*> ms;
+  auto into = [&](int gi, auto value_of, int64_t per, int64_t extra_read) {
+    int64_t olds = 0, news = 0;
+    for (const MemberStep* m : ms) {
+      Loc& l = grad[static_cast<size_t>(m->member)][static_cast<size_t>(value_of(m))];
+      if (l.group != -2) {
+        ++olds;
+      } else {
+        l = {gi, static_cast<int>(news)};
+        ++news;
+      }
+    }
+    c.launches += chunks(news) + chunks(olds);
+    c.bytes += (news + 2 * olds) * 4 * per + (news + olds) * 4 * extra_read;
+  };
+  for (int gi = static_cast<int>(steps_.size()) - 1; gi >= 0; --gi) {
+    const GroupStep& g = steps_[static_cast<size_t>(gi)];
+    ms.clear();
+    for (const MemberStep& m : g.members)
+      if (active[static_cast<size_t>(m.member)] && m.out >= 0 &&
+          grad[static_cast<size_t>(m.member)][static_cast<size_t>(m.out)].group != -2)
+        ms.push_back(&m);
+    if (ms.empty()) continue;
+    const int64_t count = static_cast<int64_t>(ms.size());
+    const net::Shape si = g.in_shape, so = g.out_shape;
+    auto in0 = [](const MemberStep* m) { return m->in0; };
+    auto in1 = [](const MemberStep* m) { return m->in1; };
+    switch (g.kind) {
+      case StepKind::kInput:
+      case StepKind::kZero:
+      case StepKind::kBlockEnd:
+        break;
+      case StepKind::kLinear:
+        into(gi, in0, R * si.c, R * classes + n * si.c);
+        c.bytes += 4 * count * cots * si.c * classes;
+        fold(count, int64_t(si.c) * classes);
+        break;
+      case StepKind::kGlobalAvgPool:
+        into(gi, in0, R * si.numel(), R * si.c);
+        break;
+      case StepKind::kRelu:
+        into(gi, in0, R * si.numel(), R * si.numel() + n * si.numel());
+        break;
+      case StepKind::kBatchNorm:
+        into(gi, in0, R * si.numel(), 2 * (R * si.numel() + n * si.numel()));  // two passes over dy and xhat
+        fold(count, si.c);
+        break;
+      case StepKind::kAdd:
+        into(gi, in0, R * so.numel(), R * so.numel());
+        into(gi, in1, R * so.numel(), R * so.numel());
+        break;
+      case StepKind::kAvgPool3:
+      case StepKind::kAvgPool2:
+        into(gi, in0, R * si.numel(), R * so.numel());
+        break;
+      case StepKind::kConv: {
+        const net::SlotInfo info = net::slot_info(g.slot, classes);
+        const int64_t kdim = int64_t(si.c) * g.k * g.k, ohw = so.hw(), size = info.numel();
+        const int64_t per_dy = R * so.numel(), per_dx = R * si.numel();
+        bool contiguous = true;
+        const Loc first = grad[static_cast<size_t>(ms[0]->member)][static_cast<size_t>(ms[0]->out)];
+        for (size_t j = 1; j < ms.size() && contiguous; ++j) {
+          const Loc l = grad[static_cast<size_t>(ms[j]->member)][static_cast<size_t>(ms[j]->out)];
+          contiguous = first.group >= 0 && l.group == first.group && l.slot == first.slot + static_cast<int>(j);
+        }
+        if (!contiguous) {
+          c.launches += chunks(count);
+          c.bytes += 2 * 4 * per_dy * count;
+        }
+        if (ms[0]->in0 != input[static_cast<size_t>(ms[0]->member)]) {
+          c.launches += 1;  // cuDNN backward data into a fresh tensor
+          c.library_calls += 1;
+          c.bytes += 4 * (per_dy + per_dx) * count + 4 * size;
+          int64_t olds = 0, slot = 0;
+          for (const MemberStep* m : ms) {
+            Loc& l = grad[static_cast<size_t>(m->member)][static_cast<size_t>(m->in0)];
+            if (l.group != -2) ++olds;
+            else l = {gi, static_cast<int>(slot)};
+            ++slot;
+          }
+          if (olds > 0) {
+            c.launches += chunks(olds);
+            c.bytes += 3 * 4 * per_dx * olds;
+          }
+        }
+        const int64_t col = kdim * n * ohw;  // per member, either layout
+        c.launches += chunks(count) + 1;      // im2col, the GEMM
+        c.library_calls += 1;
+        c.bytes += 4 * count * (n * si.numel() + col);
+        if (exact) {
+          c.launches += chunks(count);  // dY's transpose
+          c.bytes += 2 * 4 * per_dy * count;
+        }
+        c.bytes += 4 * count * (col + per_dy + cots * size);
+        fold(count, size);
+        break;
+      }
+    }
+    for (const MemberStep* m : ms) grad[static_cast<size_t>(m->member)][static_cast<size_t>(m->out)] = {};
+  }
+  c.launches += 3;  // the batched eigensolve, two copies of its results
+  c.library_calls += 1;
+  c.bytes += 8 * P * n * (n + 1);
+  return c;
+}
+
+ScheduleCounts PopulationSchedule::ntk_counts(int images, bool exact) const {
+  return with_per_member(plans_.size(), [&](const std::vector<char>& active) {
+    return simulate_ntk(active, images, exact);
+  });
+}
+
+ScheduleCounts schedule_counts(const std::vector<net::Genes>& genes, const ScoreSettings& s) {
   std::vector<net::Plan> plans;
   for (const auto& g : genes)
     if (!net::is_degenerate(g)) plans.push_back(net::build_plan(g, s.num_classes));
@@ -234,13 +394,7 @@ ScheduleCounts forward_counts(const std::vector<net::Genes>& genes, const ScoreS
   std::vector<const net::Plan*> pp;
   for (const auto& p : plans) pp.push_back(&p);
   auto add = [&](const ForwardOptions& opt, int batch, int times, int site_launches = 2) {
-    const ScheduleCounts c = PopulationSchedule(pp, opt).counts(batch, site_launches);
-    total.groups += times * c.groups;
-    total.launches += times * c.launches;
-    total.library_calls += times * c.library_calls;
-    total.bytes += times * c.bytes;
-    total.per_member_launches += times * c.per_member_launches;
-    total.per_member_library_calls += times * c.per_member_library_calls;
+    add_counts(total, PopulationSchedule(pp, opt).counts(batch, site_launches), times);
   };
   const auto has = [&](Proxy p) { return std::find(s.proxies.begin(), s.proxies.end(), p) != s.proxies.end(); };
   const bool codes = has(Proxy::kNaswot) || has(Proxy::kNaswotOnce) || has(Proxy::kNinaswot);
@@ -268,6 +422,10 @@ ScheduleCounts forward_counts(const std::vector<net::Genes>& genes, const ScoreS
     total.per_member_launches += P;
   }
   if (has(Proxy::kEntropy)) add(entropy_options(), s.entropy_batch, s.entropy_repeats);
+  for (const bool exact : {false, true}) {
+    if (!has(exact ? Proxy::kNtk : Proxy::kNtkFast)) continue;
+    add_counts(total, PopulationSchedule(pp, ntk_forward_options()).ntk_counts(std::min(64, s.batch), exact), 1);
+  }
   if (has(Proxy::kEntropySeed)) {
     ForwardOptions seed;
     seed.need_logits = false;

@@ -67,22 +67,34 @@ class PopulationSchedule {
   // site `site_launches` more: code packing and popcount for naswot, one |x| sum for
   // entropy_seed; an entropy block end five); the input costs nothing; a step whose members all
   // read one tensor runs once. per_member_* are the same executor run one member at a time.
-  // The per-population extras (batched log-determinants, ni's sums) are in forward_counts.
+  // The per-population extras (batched log-determinants, ni's sums) are in schedule_counts.
   ScheduleCounts counts(int batch, int site_launches = 2) const;
+
+  // Counts of the NTK proxies on this schedule (built with ntk_forward_options()) at `images`
+  // images, of engine/cuda_ntk.cpp's executor simulated step by step: the forward pass keeping
+  // every value (no fused BN applies), then per grouped backward step one segmented launch for the
+  // members whose gradient is fresh and one for those adding to theirs, a conv group one cuDNN
+  // backward-data call (plus a gather when the members' dY are not one tensor, an add for members
+  // whose dX exists), one im2col, the exact NTK's transpose, one strided-batched GEMM, and for each
+  // parameter group the per-layer Gram (FP64 conversion, two pointer uploads, one batched DGEMM);
+  // the seed, Theta's zeroing and the batched eigensolve with its two copies once per population.
+  // Bytes: FP32 activations and gradients, FP64 Gram operands, every GEMM operand read once.
+  ScheduleCounts ntk_counts(int images, bool exact) const;
 
  private:
   std::vector<const net::Plan*> plans_;
   std::vector<LoweredPlan> lowered_;
   std::vector<GroupStep> steps_;
   std::vector<std::vector<int>> last_use_, readers_;
-  bool report_sites_ = false, rescale_ = false;
+  bool report_sites_ = false, rescale_ = false, keep_values_ = false;
   ScheduleCounts simulate(const std::vector<char>& active, int batch, int site_launches) const;
+  ScheduleCounts simulate_ntk(const std::vector<char>& active, int images, bool exact) const;
 };
 
-// The counts of every forward pass the raw proxies of `s` need for population `genes` (degenerate
-// members left out): naswot / naswot_once / ni's clean pass with codes, ni's noisy pass,
-// entropy's passes (one per repeat, at entropy_batch), entropy_seed's pass. The NTK proxies'
-// backward passes are not counted (they keep a per-architecture path for now).
-ScheduleCounts forward_counts(const std::vector<net::Genes>& genes, const ScoreSettings& s);
+// The counts of every pass the raw proxies of `s` need for population `genes` (degenerate members
+// left out): naswot / naswot_once / ni's clean pass with codes, ni's noisy pass, entropy's passes
+// (one per repeat, at entropy_batch), entropy_seed's pass, and the NTK proxies' forward and
+// backward passes (ntk_counts, at min(64, batch) images).
+ScheduleCounts schedule_counts(const std::vector<net::Genes>& genes, const ScoreSettings& s);
 
 }  // namespace hn::engine

@@ -83,7 +83,7 @@ void ConvRunner::forward(const ConvShape& s, const float* x, const float* w, flo
                                       p.fwd_bytes, &zero, p.y, y));
 }
 
-void ConvRunner::backward_data_accumulate(const ConvShape& s, const float* dy, const float* w, float* dx) {
+void ConvRunner::backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, bool accumulate) {
   HN_NVTX_RANGE("cudnn_conv_backward_data");
   Plan& p = plan(s);
   if (!p.have_bwd) {
@@ -105,10 +105,10 @@ void ConvRunner::backward_data_accumulate(const ConvShape& s, const float* dy, c
     if (!found) throw GpuError("cuDNN", "no deterministic backward-data algorithm", "plan", __FILE__, __LINE__);
     p.have_bwd = true;
   }
-  const float one = 1.0f;
+  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   void* ws = workspace(p.bwd_data_bytes);
   CUDNN_CHECK(cudnnConvolutionBackwardData(handle_.get(), &one, p.w, w, p.y, dy, p.conv, p.bwd_data,
-                                           ws, p.bwd_data_bytes, &one, p.x, dx));
+                                           ws, p.bwd_data_bytes, &beta, p.x, dx));
 }
 
 std::string ConvRunner::algorithms() const {

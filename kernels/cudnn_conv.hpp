@@ -22,7 +22,11 @@ class ConvRunner {
   // y = conv(x, w) for s.batch images (NCHW, w is [cout, cin, k, k]).
   void forward(const ConvShape& s, const float* x, const float* w, float* y);
   // dx += conv_transpose(dy, w).
-  void backward_data_accumulate(const ConvShape& s, const float* dy, const float* w, float* dx);
+  void backward_data_accumulate(const ConvShape& s, const float* dy, const float* w, float* dx) {
+    backward_data(s, dy, w, dx, true);
+  }
+  // dx = conv_transpose(dy, w) (+ dx when `accumulate`; else dx's contents are ignored).
+  void backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, bool accumulate);
   // Names of the algorithms chosen so far (for the benchmark's report).
   std::string algorithms() const;
 

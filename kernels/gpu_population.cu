@@ -12,33 +12,20 @@
 #include "kernels/gpu_common.cuh"
 #include "kernels/gpu_device_ops.cuh"
 #include "kernels/gpu_population.cuh"
+#include "kernels/gpu_segments.cuh"
 #include "kernels/nvtx.hpp"
 
 namespace hn::kernels::gpu {
 
 namespace {
 using detail::block_sum;
+using detail::chunked;
+using detail::kSegMax;
 using detail::kThreads;
+using detail::seg_grid;
+using detail::Table;
 
-constexpr int kSegMax = 512;  // segments per launch: 4 x 512 pointers = 16 KiB of parameters (CUDA 12.1+ allows 32 KiB)
-constexpr int kStdBlocks = 32;     // blocks per segment of a segmented tensor std (fixed partition)
-
-struct Table {
-  const void* a[kSegMax];
-  const void* b[kSegMax];
-  void* c[kSegMax];
-  void* d[kSegMax];
-  int count;
-};
-
-// Grid-stride over (segment, element): blockIdx.y = segment.
-#define HN_SEG_LOOP(i, per) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (per); i += int64_t(gridDim.x) * blockDim.x)
-
-dim3 seg_grid(int64_t per, int count) {
-  const int64_t b = (per + kThreads - 1) / kThreads;
-  return dim3(static_cast<unsigned>(std::clamp<int64_t>(b, 1, 4096)), static_cast<unsigned>(count));
-}
+constexpr int kStdBlocks = 32;  // blocks per segment of a segmented tensor std (fixed partition)
 
 __global__ void seg_relu_kernel(Table t, int64_t per) {
   const float* x = static_cast<const float*>(t.a[blockIdx.y]);
@@ -231,17 +218,6 @@ __global__ void seg_copy_scalars_kernel(Table t) {
   if (j >= t.count) return;
   *static_cast<double*>(t.c[j]) = *static_cast<const double*>(t.a[j]);
   *static_cast<int*>(t.d[j]) = *static_cast<const int*>(t.b[j]);
-}
-
-// Calls launch(table) for each chunk of at most kSegMax segments.
-template <typename Fill, typename Launch>
-void chunked(int count, Fill fill, Launch launch) {
-  for (int start = 0; start < count; start += kSegMax) {
-    Table t{};
-    t.count = std::min(kSegMax, count - start);
-    for (int j = 0; j < t.count; ++j) fill(t, j, start + j);
-    launch(t, start);
-  }
 }
 
 }  // namespace

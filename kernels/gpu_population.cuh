@@ -14,6 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/gpu_kernels.cuh"  // GpuRowMap
+
 namespace hn::kernels::gpu {
 
 // Segments handled by one launch (longer groups take ceil(count / this) launches).
@@ -75,5 +77,36 @@ void launch_seg_sum_squared_diff(const float* const* a, const float* const* b, i
 // launch_logdet_finalize).
 void launch_batched_logdet_finalize(const double* l, const int64_t* k, int n, int count, const int* info,
                                     double* out, int64_t out_stride, cudaStream_t s);
+
+// ---- Backward: the NTK on the population schedule (kernels/gpu_population_backward.cu) ----
+// Segment g's gradients hold map.rows rows (kernels/cpu_backward.hpp's RowMap); forward tensors
+// (pre, xhat, x) hold map.batch images. add: dx[g] += the contribution; else dx[g] = it (the
+// first contribution: fresh buffers need no zeroing). Values equal the single-tensor launchers'
+// of gpu_kernels.cuh (the same bodies, kernels/gpu_backward_ops.cuh).
+void launch_seg_relu_backward(GpuRowMap map, const float* const* dy, const float* const* pre, float* const* dx,
+                              int count, int64_t numel, bool add, cudaStream_t s);
+// dx[g] (+)= dy[g], per elements each.
+void launch_seg_accumulate(const float* const* dy, float* const* dx, int count, int64_t per, bool add, cudaStream_t s);
+// Adjoint of launch_seg_avgpool (window 3 or 2); planes = rows x C, h x w the input's.
+void launch_seg_avgpool_backward(int window, const float* const* dy, float* const* dx, int count, int planes, int h,
+                                 int w, bool add, cudaStream_t s);
+void launch_seg_global_avgpool_backward(const float* const* dy, float* const* dx, int count, int planes, int64_t hw,
+                                        bool add, cudaStream_t s);
+// dx[g] (+)= W^T dy[g] (dx may be null: not needed); dw[g] (cotangents x out x in, contiguous) = sum
+// over a cotangent's rows of dy[r] x[image(r)]^T.
+void launch_seg_linear_backward(GpuRowMap map, const float* const* dy, const float* const* x, const float* w, int in,
+                                int out, float* const* dx, bool add, float* const* dw, int count, cudaStream_t s);
+// Train-mode BN backward (gamma = 1) per member with its own xhat (the BN output) and invstd (c
+// doubles): dx[g] (+)= ..., dgamma[g] (cotangents x c) = sum dy * xhat.
+void launch_seg_batchnorm_backward(GpuRowMap map, const float* const* dy, const float* const* xhat,
+                                   const double* const* invstd, int c, int64_t hw, bool frozen, float* const* dx,
+                                   bool add, float* const* dgamma, int count, cudaStream_t s);
+// im2col of `images` NCHW images x[g] into col[g]: per_image layout [image][(ci, ky, kx)][oh x ow],
+// else launch_im2col's [(ci, ky, kx)][image][oh x ow].
+void launch_seg_im2col(const float* const* x, float* const* col, int count, int images, int cin, int h, int w, int k,
+                       int stride, int pad, bool per_image, cudaStream_t s);
+// launch_transpose_rows per segment: [groups][n][c][hw] -> [groups][c][n][hw].
+void launch_seg_transpose_rows(const float* const* x, float* const* y, int count, int groups, int n, int c, int64_t hw,
+                               cudaStream_t s);
 
 }  // namespace hn::kernels::gpu

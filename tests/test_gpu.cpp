@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "engine/cpu_ntk.hpp"
@@ -294,6 +295,160 @@ TEST(GpuPopulation, SegmentedKernelsMatchTheCpuPerMember) {
   }
 }
 
+// The NTK's segmented backward kernels (engine/cuda_ntk.cpp) per member against the CPU twins,
+// written (first contribution) and added, for the exact row map (rows = cotangents x images) and
+// ntk_fast's; more members than one launch's table (BN: 256, the others: 512).
+TEST(GpuPopulation, SegmentedBackwardKernelsMatchTheCpuPerMember) {
+  SKIP_WITHOUT_GPU();
+  const int G = 300, n = 3, C = 4, H = 6, W = 6, in = 8, out = 5;
+  const int64_t HW = H * W;
+  const cudaStream_t s = 0;
+  for (const bool diagonal : {false, true}) {
+    const int rows = diagonal ? n : n * n;
+    const kernels::RowMap cmap{rows, n, diagonal};
+    const kg::GpuRowMap gmap{rows, n, diagonal};
+    const int64_t per = int64_t(rows) * C * HW;
+    std::vector<std::vector<float>> dys, fwds, prior;
+    std::vector<gpu::DeviceBuffer<float>> ddy, dfwd, ddx, ddg;
+    std::vector<gpu::DeviceBuffer<double>> dinv;
+    std::vector<std::vector<double>> invs;
+    std::vector<const float*> pdy, pfwd;
+    std::vector<const double*> pinv;
+    std::vector<float*> pdx, pdg;
+    for (int g = 0; g < G; ++g) {
+      dys.push_back(randn(per, 5000 + g));
+      fwds.push_back(randn(size_t(n) * C * HW, 7000 + g));
+      prior.push_back(randn(per, 9000 + g));
+      invs.push_back({0.5 + 0.01 * g, 1.0, 1.5, 2.0});
+      ddy.push_back(dev(dys.back()));
+      dfwd.push_back(dev(fwds.back()));
+      ddx.push_back(dev_zeros<float>(per));
+      ddg.push_back(dev_zeros<float>(size_t(n) * C));
+      dinv.push_back(dev(invs.back()));
+      pdy.push_back(ddy.back().get());
+      pfwd.push_back(dfwd.back().get());
+      pdx.push_back(ddx.back().get());
+      pdg.push_back(ddg.back().get());
+      pinv.push_back(dinv.back().get());
+    }
+    // Each launch twice: written into garbage, then added to a prior value.
+    auto check = [&](const char* what, double rtol, double atol, auto launch, auto cpu) {
+      for (const bool add : {false, true}) {
+        for (int g = 0; g < G; ++g) {
+          const std::vector<float> start = add ? prior[g] : std::vector<float>(per, 1e30f);
+          CUDA_CHECK(cudaMemcpy(pdx[g], start.data(), per * sizeof(float), cudaMemcpyHostToDevice));
+        }
+        CUDA_CHECK(cudaDeviceSynchronize());
+        launch(add);
+        for (int g = 0; g < G; g += 37) {
+          std::vector<float> want = add ? prior[g] : std::vector<float>(per, 0.0f);
+          cpu(g, want);
+          expect_close((std::string(what) + (add ? " added" : " written") + " segment " + std::to_string(g)).c_str(),
+                       host(ddx[g]), want, rtol, atol);
+        }
+      }
+    };
+    check("relu backward", 0.0, 0.0,
+          [&](bool add) { kg::launch_seg_relu_backward(gmap, pdy.data(), pfwd.data(), pdx.data(), G, C * HW, add, s); },
+          [&](int g, std::vector<float>& want) {
+            kernels::relu_backward(cmap, dys[g].data(), fwds[g].data(), C * HW, want.data());
+          });
+    check("accumulate", 0.0, 0.0,
+          [&](bool add) { kg::launch_seg_accumulate(pdy.data(), pdx.data(), G, per, add, s); },
+          [&](int g, std::vector<float>& want) { kernels::accumulate(dys[g].data(), per, want.data()); });
+    check("avgpool3 backward", 1e-6, 1e-6,
+          [&](bool add) { kg::launch_seg_avgpool_backward(3, pdy.data(), pdx.data(), G, rows * C, H, W, add, s); },
+          [&](int g, std::vector<float>& want) { kernels::avgpool3_backward(dys[g].data(), rows, C, H, W, want.data()); });
+    check("avgpool2 backward", 0.0, 0.0,
+          [&](bool add) { kg::launch_seg_avgpool_backward(2, pdy.data(), pdx.data(), G, rows * C, H, W, add, s); },
+          [&](int g, std::vector<float>& want) { kernels::avgpool2_backward(dys[g].data(), rows, C, H, W, want.data()); });
+    check("global avgpool backward", 1e-7, 0.0,
+          [&](bool add) {
+            kg::launch_seg_global_avgpool_backward(pdy.data(), pdx.data(), G, rows * C, HW, add, s);
+          },
+          [&](int g, std::vector<float>& want) {
+            kernels::global_avgpool_backward(dys[g].data(), rows, C, HW, want.data());
+          });
+    for (const bool frozen : {false, true}) {
+      check(frozen ? "bn backward (frozen)" : "bn backward", 1e-5, 1e-6,
+            [&](bool add) {
+              kg::launch_seg_batchnorm_backward(gmap, pdy.data(), pfwd.data(), pinv.data(), C, HW, frozen, pdx.data(),
+                                                add, pdg.data(), G, s);
+            },
+            [&](int g, std::vector<float>& want) {
+              std::vector<double> dgamma(size_t(n) * C, 0.0);
+              kernels::batchnorm_backward(cmap, dys[g].data(), fwds[g].data(), C, HW, invs[g].data(), frozen,
+                                          want.data(), dgamma.data());
+              expect_close("bn dgamma", host(ddg[g]), dgamma, 1e-5, 1e-6);
+            });
+    }
+    // Linear: dy rows x out, x n x in, dw cotangents x out x in.
+    std::vector<std::vector<float>> ldy, lx, ldx;
+    std::vector<gpu::DeviceBuffer<float>> dldy, dlx, dldx, dldw;
+    std::vector<const float*> pl_dy, pl_x;
+    std::vector<float*> pl_dx, pl_dw;
+    const auto w = randn(size_t(out) * in, 31);
+    auto dw_dev = dev(w);
+    for (int g = 0; g < G; ++g) {
+      ldy.push_back(randn(size_t(rows) * out, 11000 + g));
+      lx.push_back(randn(size_t(n) * in, 12000 + g));
+      dldy.push_back(dev(ldy.back()));
+      dlx.push_back(dev(lx.back()));
+      dldx.push_back(dev(std::vector<float>(size_t(rows) * in, 1e30f)));
+      dldw.push_back(dev_zeros<float>(size_t(n) * out * in));
+      pl_dy.push_back(dldy.back().get());
+      pl_x.push_back(dlx.back().get());
+      pl_dx.push_back(dldx.back().get());
+      pl_dw.push_back(dldw.back().get());
+    }
+    kg::launch_seg_linear_backward(gmap, pl_dy.data(), pl_x.data(), dw_dev.get(), in, out, pl_dx.data(), false,
+                                   pl_dw.data(), G, s);
+    for (int g = 0; g < G; g += 37) {
+      std::vector<float> wdx(size_t(rows) * in, 0.0f), wdw(size_t(n) * out * in, 0.0f);
+      kernels::linear_backward(cmap, ldy[g].data(), lx[g].data(), w.data(), in, out, wdx.data(), wdw.data());
+      expect_close("linear dx", host(dldx[g]), wdx, 1e-5, 1e-6);
+      expect_close("linear dw", host(dldw[g]), wdw, 1e-5, 1e-6);
+    }
+  }
+  // im2col per image ([image][k][ohw]) and the transpose, against the CPU's im2col / layout.
+  const kernels::ConvShape cs{n, C, H, W, 2, 3, 2, 1};
+  const int ohw = cs.oh() * cs.ow(), kdim = C * 9;
+  std::vector<std::vector<float>> xs;
+  std::vector<gpu::DeviceBuffer<float>> dxs, dcols;
+  std::vector<const float*> px;
+  std::vector<float*> pcol;
+  for (int g = 0; g < 3; ++g) {
+    xs.push_back(randn(size_t(n) * C * HW, 13000 + g));
+    dxs.push_back(dev(xs.back()));
+    dcols.push_back(dev_zeros<float>(size_t(n) * kdim * ohw));
+    px.push_back(dxs.back().get());
+    pcol.push_back(dcols.back().get());
+  }
+  kg::launch_seg_im2col(px.data(), pcol.data(), 3, n, C, H, W, 3, 2, 1, true, s);
+  for (int g = 0; g < 3; ++g) {
+    const auto got = host(dcols[g]);
+    for (int img = 0; img < n; ++img) {
+      std::vector<float> col(size_t(kdim) * ohw);
+      kernels::im2col_image(cs, xs[g].data() + img * C * HW, col.data());
+      ASSERT_EQ(0, std::memcmp(got.data() + size_t(img) * kdim * ohw, col.data(), col.size() * sizeof(float)))
+          << "im2col per image, segment " << g << " image " << img;
+    }
+  }
+  const int groups = 2;
+  const auto t_in = randn(size_t(groups) * n * C * HW, 14000);
+  auto dt_in = dev(t_in);
+  auto dt_out = dev_zeros<float>(t_in.size());
+  const float* tin[1] = {dt_in.get()};
+  float* tout[1] = {dt_out.get()};
+  kg::launch_seg_transpose_rows(tin, tout, 1, groups, n, C, HW, s);
+  const auto t = host(dt_out);
+  for (int q = 0; q < groups; ++q)
+    for (int img = 0; img < n; ++img)
+      for (int c = 0; c < C; ++c)
+        for (int p = 0; p < HW; ++p)
+          ASSERT_EQ(t[((size_t(q) * C + c) * n + img) * HW + p], t_in[((size_t(q) * n + img) * C + c) * HW + p]);
+}
+
 TEST(GpuKernels, CodesAndHammingKernelAreExact) {
   SKIP_WITHOUT_GPU();
   const int B = 37;
@@ -537,9 +692,9 @@ TEST(GpuDevices, ShardedScorersMatchOneScorer) {
   for (int64_t c : sharded.per_shard()) EXPECT_GT(c, 0);
 }
 
-// Batch 128: ntk and ntk_fast use 64 images, so the exact NTK's backward runs in chunks of
-// 512 / 64 = 8 cotangents (batch 16 fits in one). A cheap architecture (one 3x3 and one 1x1
-// conv per cell) keeps the CPU references short.
+// Batch 128: ntk and ntk_fast use 64 images: the GPU's exact NTK runs all 64 cotangents (4,096
+// rows) in one pass, the CPU's in chunks of 512 / 64 = 8 cotangents. A cheap architecture (one 3x3
+// and one 1x1 conv per cell) keeps the CPU references short.
 TEST(GpuEndToEnd, ChunkedNtkAtBatch128MatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   engine::ScoreSettings s = e2e_settings();

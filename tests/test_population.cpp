@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/cpu_forward.hpp"
+#include "engine/cpu_ntk.hpp"
 #include "engine/population.hpp"
 #include "engine/scorer.hpp"
 #include "net/sampling.hpp"
@@ -105,6 +106,36 @@ TEST(PopulationSchedule, GroupingCutsLaunchesPerArchitecture) {
   EXPECT_LT(per_arch, 20.0) << c.launches << " launches for " << pp.size();
   EXPECT_LT(c.launches * 10, c.per_member_launches);
   EXPECT_GT(c.bytes, 0);
+}
+
+// The NTK on the population schedule (engine/cuda_ntk.cpp's executor, counted): grouping cuts the
+// launches per architecture by an order of magnitude at population 1,000, and a population of one
+// is the per-architecture run. Memory traffic per architecture at 64 images: the exact NTK's
+// 4,096 gradient rows make each stage-1 gradient tensor 268 MB, so even reading and writing every
+// layer's gradient once costs ~30 GB; the count must stay below the 150 GB the issue counted for
+// the chunked design (every buffer zeroed, im2col per chunk), ntk_fast's (64 rows) below 10 GB.
+TEST(PopulationSchedule, NtkBackwardGroupsLaunchesAndBoundsTraffic) {
+  const auto genes = runnable_sample(1000, 11);
+  std::vector<net::Plan> plans;
+  for (const auto& g : genes) plans.push_back(net::build_plan(g, 10));
+  std::vector<const net::Plan*> pp;
+  for (const auto& p : plans) pp.push_back(&p);
+  const auto opt = engine::ntk_forward_options();
+  for (const bool exact : {false, true}) {
+    const auto c1 = engine::PopulationSchedule({pp.front()}, opt).ntk_counts(64, exact);
+    EXPECT_EQ(c1.launches, c1.per_member_launches);
+    EXPECT_GT(c1.library_calls, 0);
+    const auto c = engine::PopulationSchedule(pp, opt).ntk_counts(64, exact);
+    const double per_arch = static_cast<double>(c.launches) / static_cast<double>(pp.size());
+    EXPECT_LT(c.launches * 10, c.per_member_launches) << "exact " << exact;
+    EXPECT_LT(per_arch, 10.0) << "exact " << exact;
+    const double gb = static_cast<double>(c.bytes) / static_cast<double>(pp.size()) / 1e9;
+    EXPECT_GT(gb, 0.0);
+    EXPECT_LT(gb, exact ? 150.0 : 10.0) << "GB per architecture, exact " << exact;
+    std::printf("  %s: %.2f launches, %.3f library calls, %.2f GB per architecture at P = 1,000 (one at a time: %.0f launches)\n",
+                exact ? "ntk" : "ntk_fast", per_arch, double(c.library_calls) / pp.size(), gb,
+                double(c.per_member_launches) / pp.size());
+  }
 }
 
 TEST(Population, ScoresDoNotDependOnThePopulationOrTheThreads) {
