@@ -50,10 +50,10 @@ int64_t gpu_ntk_bytes_per_member(const net::Plan& plan, int images, bool exact) 
       block = std::max(block, info.numel());
     }
   }
-  // Forward activations; about five live gradient tensors of the largest value (dy, dx, a node's
-  // sum, the exact NTK's transposed dy, a gathered copy); im2col; a parameter group's gradients in
-  // FP32 and FP64; Theta.
-  return 4 * (kept * images + 5 * rows * largest + col) + 12 * int64_t(images) * block + 8 * int64_t(images) * images;
+  // Forward activations; about seven live gradient tensors of the largest value (dy, dx, nodes'
+  // sums, the exact NTK's transposed dy, a gathered copy, group allocations held until their last
+  // member's slice goes); im2col; a parameter group's gradients in FP32 and FP64; Theta.
+  return 4 * (kept * images + 7 * rows * largest + col) + 12 * int64_t(images) * block + 8 * int64_t(images) * images;
 }
 
 void gpu_ntk_population(Lane& lane, const PopulationSchedule& S, const DeviceBank& bank, const float* x, int images,

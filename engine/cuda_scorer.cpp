@@ -381,25 +381,46 @@ class CudaScorer final : public Scorer {
   }
 
   // The NTK proxies of the slice on the population schedule (engine/cuda_ntk.hpp), in passes of
-  // as many members as half the free device memory holds across the lanes (at least one).
+  // as many members as half the free device memory holds across the lanes (at least one), with
+  // every cuDNN tensor of a pass (members x gradient rows x a value) under 2^31 elements (the
+  // legacy descriptors' limit). A pass that runs out of memory is halved and retried here.
   void ntk(Lane& lane, const std::vector<const net::Plan*>& pp, bool exact, Results* dres) {
     const int n = std::min(64, s_.batch);
     const int slot = exact ? 0 : 1;
+    const int64_t rows = exact ? int64_t(n) * n : n;
     size_t free_bytes = 0, total_bytes = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const int64_t budget = static_cast<int64_t>(free_bytes / 2) / std::max(1, s_.gpu_streams);
+    std::vector<int64_t> bytes(pp.size()), elements(pp.size());
+    for (size_t m = 0; m < pp.size(); ++m) {
+      bytes[m] = gpu_ntk_bytes_per_member(*pp[m], n, exact);
+      int64_t largest = 0;
+      for (const net::Shape& v : pp[m]->values) largest = std::max(largest, v.numel());
+      elements[m] = std::max(rows, int64_t(n)) * largest;
+    }
+    constexpr int64_t kMaxElements = (int64_t(1) << 31) - 1;
+    size_t cap = pp.size();  // lowered when a pass runs out of memory
     for (size_t start = 0; start < pp.size();) {
-      size_t end = start;
-      int64_t used = 0;
-      do {
-        used += gpu_ntk_bytes_per_member(*pp[end], n, exact);
+      size_t end = start + 1;
+      int64_t used = bytes[start], elems = elements[start];
+      while (end < pp.size() && end - start < cap && used + bytes[end] <= budget && elems + elements[end] <= kMaxElements) {
+        used += bytes[end];
+        elems += elements[end];
         ++end;
-      } while (end < pp.size() && used + gpu_ntk_bytes_per_member(*pp[end], n, exact) <= budget);
+      }
       const std::vector<const net::Plan*> part(pp.begin() + static_cast<std::ptrdiff_t>(start),
                                                pp.begin() + static_cast<std::ptrdiff_t>(end));
-      const PopulationSchedule schedule(part, ntk_forward_options());
-      gpu_ntk_population(lane, schedule, *bank_default_, images_.get(), n, exact, dres[start].eig[slot],
-                         sizeof(Results), &dres[start].eig_info[slot], sizeof(Results));
+      try {
+        const PopulationSchedule schedule(part, ntk_forward_options());
+        gpu_ntk_population(lane, schedule, *bank_default_, images_.get(), n, exact, dres[start].eig[slot],
+                           sizeof(Results), &dres[start].eig_info[slot], sizeof(Results));
+      } catch (const GpuError& e) {
+        if (e.status() != "cudaErrorMemoryAllocation" || part.size() < 2) throw;
+        CUDA_CHECK(cudaStreamSynchronize(lane.s()));  // the failed pass's frees complete
+        (void)cudaGetLastError();
+        cap = part.size() / 2;
+        continue;
+      }
       start = end;
     }
   }
