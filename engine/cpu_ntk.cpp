@@ -1,6 +1,7 @@
 #include "engine/cpu_ntk.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <stdexcept>
 #include <type_traits>
@@ -46,8 +47,9 @@ NtkLayout ntk_layout(const net::Plan& plan, const LoweredPlan& L) {
   return out;
 }
 
-ForwardOptions ntk_forward_options() {
+ForwardOptions ntk_forward_options(bool batch_norm) {
   ForwardOptions fopt;
+  fopt.batch_norm = batch_norm;
   fopt.report_sites = false;
   fopt.keep_values = true;
   return fopt;
@@ -104,7 +106,7 @@ std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, 
   if (n < 1) throw std::invalid_argument("ntk: need at least one image");
   if (target.slab && ntk_cotangents_per_pass(n, opt) < n)
     throw std::logic_error("ntk: a per-layer Gram needs every cotangent in one pass");
-  const ForwardOptions fopt = ntk_forward_options();
+  const ForwardOptions fopt = ntk_forward_options(opt.batch_norm);
   const ForwardResult<T> fwd = cpu_forward<T>(plan, bank, x, n, fopt);
   const std::vector<ParamBlock>& blocks = layout.blocks;
   const std::vector<int64_t>& block_of_step = layout.block_of_step;
@@ -353,7 +355,7 @@ template <typename T>
 void gradients_into(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int n, const NtkOptions& opt,
                     NtkGradients<T>& out, NtkWorkspace<T>& workspace) {
   if (n < 1) throw std::invalid_argument("ntk: need at least one image");
-  const LoweredPlan L = lower_plan(plan, ntk_forward_options());
+  const LoweredPlan L = lower_plan(plan, ntk_forward_options(opt.batch_norm));
   const NtkLayout layout = ntk_layout(plan, L);
   out.images = n;
   out.layout = layout.blocks;
@@ -400,7 +402,7 @@ std::vector<double> cpu_ntk_gram(const net::Plan& plan, const TypedBank<T>& bank
     gradients_into(plan, bank, x, n, opt, ws.grads, ws);
     return gram_fp64(ws.grads);
   }
-  const LoweredPlan L = lower_plan(plan, ntk_forward_options());
+  const LoweredPlan L = lower_plan(plan, ntk_forward_options(opt.batch_norm));
   const NtkLayout layout = ntk_layout(plan, L);
   int64_t largest = 0;
   for (const ParamBlock& b : layout.blocks) largest = std::max(largest, b.size);
@@ -440,6 +442,39 @@ std::vector<double> gram_fp64(const NtkGradients<T>& grads) {
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < i; ++j) theta[size_t(j) * n + i] = theta[size_t(i) * n + j];
   return theta;
+}
+
+TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes) {
+  net::WeightBank b = net::WeightBank::generate(net::InitScheme::kDefault, score_seed, num_classes);
+  for (int slot = 0; slot < net::kNumSlots; ++slot) {
+    std::vector<float> v = b.slot(slot);
+    for (float& x : v) x = std::abs(x);
+    b.set_slot(slot, std::move(v));
+  }
+  return TypedBank<double>(b);
+}
+
+SynflowValues cpu_synflow(const net::Plan& plan, const TypedBank<double>& abs_bank) {
+  NtkOptions opt;
+  opt.exact = false;
+  opt.batch_norm = false;
+  const std::vector<double> ones(net::kImageNumel, 1.0);
+  NtkGradients<double> g;
+  cpu_ntk_gradients_into<double>(plan, abs_bank, ones.data(), 1, opt, g);
+  SynflowValues out;
+  for (const ParamBlock& b : g.layout) {
+    const double* w = b.kind == ParamBlock::kLinear ? abs_bank.slot(net::kSlotLinearWeight)
+                      : b.kind == ParamBlock::kConv ? abs_bank.slot(b.slot)
+                                                    : nullptr;
+    if (!w) continue;  // (no BN gammas without BN)
+    const double* gr = g.g.data() + b.offset;
+    for (int64_t i = 0; i < b.size; ++i) {
+      const double a = std::abs(w[i]), d = std::abs(gr[i]);
+      out.synflow += a * d;
+      out.logsynflow += a * std::log1p(d);
+    }
+  }
+  return out;
 }
 
 template void cpu_ntk_gradients_into(const net::Plan&, const TypedBank<float>&, const float*, int,

@@ -19,6 +19,7 @@ struct NtkOptions {
   bool exact = true;        // false: ntk_fast
   bool frozen_bn = false;   // exact path with BN statistics as constants (tests: equals ntk_fast)
   int max_rows = 512;       // exact: cotangents per chunk = max(1, max_rows / images)
+  bool batch_norm = true;   // false: BN layers removed (SynFlow's network); no gamma blocks
 };
 
 // Where each parameter tensor sits in a gradient row.
@@ -67,8 +68,9 @@ std::vector<double> gram_fp64(const NtkGradients<T>& grads);
 template <typename T>
 void gram_accumulate(const T* rows, int n, int64_t cols, int64_t ld, double* theta, std::vector<double>& scratch);
 
-// The forward options of the NTK's pass (activations and BN statistics kept, no sites).
-ForwardOptions ntk_forward_options();
+// The forward options of the NTK's pass (activations and BN statistics kept, no sites); without
+// BN (SynFlow), BN steps are the identity.
+ForwardOptions ntk_forward_options(bool batch_norm = true);
 
 // Cotangents per backward pass: all n for ntk_fast; max(1, max_rows / n) for the exact NTK.
 int ntk_cotangents_per_pass(int n, const NtkOptions& opt);
@@ -96,5 +98,25 @@ class PopulationSchedule;  // engine/population.hpp
 template <typename T>
 std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule& S, const TypedBank<T>& bank,
                                                    const T* x, int images, const NtkOptions& opt);
+
+}  // namespace hn::engine
+
+namespace hn::engine {
+
+// SynFlow (Tanaka et al., NeurIPS 2020) as zero-cost-nas computes it for NAS (Abdelfattah et al.,
+// ICLR 2021: measures/synflow.py, the `bn=False` copy), and LogSynflow (Cavagnero et al., FreeREA,
+// WACV 2023): every parameter replaced by its absolute value, BN layers removed, one input image of
+// ones (3 x 32 x 32), FP64; R = the sum of the logits, g = dR/dw for every convolution and
+// linear weight w (biases and BN take no part in the sum; BN is gone).
+//   synflow    = sum over those weights of |w * g|
+//   logsynflow = sum over those weights of |w| * log(|g| + 1)
+// Higher is better for both. `abs_bank` holds the absolute values of the scoring bank
+// (kDefault init, every slot incl. the linear bias). docs/proxies.md has the details.
+struct SynflowValues {
+  double synflow = 0.0, logsynflow = 0.0;
+};
+SynflowValues cpu_synflow(const net::Plan& plan, const TypedBank<double>& abs_bank);
+// The absolute values of the scoring bank (kDefault init) for `score_seed`, in FP64.
+TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes);
 
 }  // namespace hn::engine

@@ -102,6 +102,9 @@ class CpuScorer final : public Scorer {
             s_.score_seed, Purpose::kEntropyInput, r, s_.entropy_batch)));
       }
     }
+    // SynFlow's network: |every parameter| of the scoring bank, in FP64 whatever the precision.
+    if (has(raw_, Proxy::kSynflow) || has(raw_, Proxy::kLogsynflow))
+      bank_abs_.emplace(synflow_bank(s_.score_seed, s_.num_classes));
     if (has(raw_, Proxy::kEntropySeed)) {
       bank_eseed_.emplace(net::WeightBank::generate(net::InitScheme::kEntropySeed, s_.score_seed,
                                                     s_.num_classes));
@@ -154,6 +157,11 @@ class CpuScorer final : public Scorer {
       const Proxy p = exact ? Proxy::kNtk : Proxy::kNtkFast;
       if (has(raw_, p)) ntk(pp, exact, set);
     }
+    for (size_t m = 0; m < pp.size(); ++m) {  // counted from the plan (net/plan.hpp)
+      if (has(raw_, Proxy::kParams)) set(m, Proxy::kParams, ProxyValue{net::nb201_params_m(*pp[m]), "", 0.0});
+      if (has(raw_, Proxy::kFlops)) set(m, Proxy::kFlops, ProxyValue{net::nb201_flops_m(*pp[m]), "", 0.0});
+    }
+    if (has(raw_, Proxy::kSynflow) || has(raw_, Proxy::kLogsynflow)) synflow(pp, set);
     for (size_t i : run)
       for (Proxy p : raw_) out[i][p] = sanitize(p, *out[i][p]);
     return out;
@@ -256,10 +264,31 @@ class CpuScorer final : public Scorer {
     }
   }
 
+  // SynFlow and LogSynflow (engine/cpu_ntk.hpp: one backward of one image each, FP64), members
+  // over the threads. Seconds: the population's time shared equally, once for the pair.
+  void synflow(const std::vector<const net::Plan*>& pp, const Setter& set) {
+    const auto t0 = Clock::now();
+    std::vector<SynflowValues> v(pp.size());
+    auto one = [&](size_t m) { v[m] = cpu_synflow(*pp[m], *bank_abs_); };
+    if (omp_get_max_threads() > 1 && static_cast<int>(pp.size()) >= omp_get_max_threads()) {
+      parallel_each(pp.size(), one);
+    } else {
+      for (size_t m = 0; m < pp.size(); ++m) one(m);
+    }
+    const double secs = seconds_since(t0) / static_cast<double>(pp.size());
+    const bool both = has(raw_, Proxy::kSynflow) && has(raw_, Proxy::kLogsynflow);
+    for (size_t m = 0; m < pp.size(); ++m) {
+      if (has(raw_, Proxy::kSynflow)) set(m, Proxy::kSynflow, ProxyValue{v[m].synflow, "", secs});
+      if (has(raw_, Proxy::kLogsynflow))
+        set(m, Proxy::kLogsynflow, ProxyValue{v[m].logsynflow, "", both ? 0.0 : secs});
+    }
+  }
+
   ScoreSettings s_;
   std::vector<Proxy> raw_;
   std::vector<T> images_, noisy_, eseed_input_;
   std::optional<TypedBank<T>> bank_default_, bank_eseed_;
+  std::optional<TypedBank<double>> bank_abs_;  // SynFlow's |parameters|
   std::vector<TypedBank<T>> bank_entropy_;
   std::vector<std::vector<T>> entropy_inputs_;
 };

@@ -92,6 +92,7 @@ class CudaScorer final : public Scorer {
         bank_entropy_.emplace_back(net::WeightBank::generate(net::InitScheme::kEntropy, s.score_seed, s.num_classes, r));
         entropy_inputs_.push_back(upload(net::gaussian_images(s.score_seed, Purpose::kEntropyInput, r, s.entropy_batch)));
       }
+    if (has(Proxy::kSynflow) || has(Proxy::kLogsynflow)) bank_abs_.emplace(synflow_bank(s.score_seed, s.num_classes));
     if (has(Proxy::kEntropySeed)) {
       bank_eseed_.emplace(net::WeightBank::generate(net::InitScheme::kEntropySeed, s.score_seed, s.num_classes));
       eseed_input_ = upload(net::gaussian_images(s.score_seed, Purpose::kEntropySeedInput, 0, s.batch));
@@ -212,6 +213,14 @@ class CudaScorer final : public Scorer {
     if (has(Proxy::kNtk)) timed(Proxy::kNtk, [&] { ntk(lane, pp, true, dres.get()); });
     gpu::PinnedBuffer<Results> host(P);
     CUDA_CHECK(cudaMemcpyAsync(host.get(), dres.get(), sizeof(Results) * P, cudaMemcpyDeviceToHost, s));
+    // SynFlow / LogSynflow run on the host (the CPU twin, FP64: values reach 1e50, beyond FP32; the
+    // device executor is FP32) while the device works on the slice.
+    std::vector<SynflowValues> syn(has(Proxy::kSynflow) || has(Proxy::kLogsynflow) ? P : 0);
+    const auto syn_t0 = std::chrono::steady_clock::now();
+    for (size_t m = 0; m < syn.size(); ++m) syn[m] = cpu_synflow(*pp[m], *bank_abs_);
+    const double syn_secs =
+        syn.empty() ? 0.0
+                    : std::chrono::duration<double>(std::chrono::steady_clock::now() - syn_t0).count() / double(P);
     lane.stream.sync();
     auto seconds = [&](Proxy p) {
       for (auto& [q, ev] : timing)
@@ -220,16 +229,16 @@ class CudaScorer final : public Scorer {
     };
     for (size_t m = 0; m < P; ++m) {
       ArchScore& a = out[run[m]];
-      a = to_score(host[m], *pp[m]);
+      a = to_score(host[m], *pp[m], syn.empty() ? SynflowValues{} : syn[m]);
       a.genes = archs[run[m]];
-      for (Proxy p : raw_) a[p]->seconds = seconds(p);
+      for (Proxy p : raw_) a[p]->seconds = p == Proxy::kSynflow || p == Proxy::kLogsynflow ? syn_secs : seconds(p);
     }
     // naswot_once and ni share naswot's clean forward: their time is inside naswot's.
     return out;
   }
 
   // A member's proxies from its results (device values read back).
-  ArchScore to_score(const Results& res, const net::Plan& plan) const {
+  ArchScore to_score(const Results& res, const net::Plan& plan, const SynflowValues& syn) const {
     ArchScore out;
     auto logdet = [&](const double* r, Proxy p) {
       return r[1] != 0.0 ? worst(p, kFlagSingular) : ProxyValue{r[0], "", 0.0};
@@ -265,6 +274,10 @@ class CudaScorer final : public Scorer {
                        !std::isfinite(lo) || !std::isfinite(hi);
       out[p] = ill ? worst(p, kFlagIllConditioned) : ProxyValue{hi / lo, "", 0.0};
     }
+    if (has(Proxy::kParams)) out[Proxy::kParams] = ProxyValue{net::nb201_params_m(plan), "", 0.0};
+    if (has(Proxy::kFlops)) out[Proxy::kFlops] = ProxyValue{net::nb201_flops_m(plan), "", 0.0};
+    if (has(Proxy::kSynflow)) out[Proxy::kSynflow] = ProxyValue{syn.synflow, "", 0.0};
+    if (has(Proxy::kLogsynflow)) out[Proxy::kLogsynflow] = ProxyValue{syn.logsynflow, "", 0.0};
     for (Proxy p : raw_) out[p] = sanitize(p, *out[p]);
     return out;
   }
@@ -430,6 +443,7 @@ class CudaScorer final : public Scorer {
   std::vector<std::unique_ptr<Lane>> lanes_;
   gpu::DeviceBuffer<float> images_, noisy_, eseed_input_;
   std::optional<DeviceBank> bank_default_, bank_eseed_;
+  std::optional<TypedBank<double>> bank_abs_;  // SynFlow's |parameters| (host)
   std::vector<DeviceBank> bank_entropy_;
   std::vector<gpu::DeviceBuffer<float>> entropy_inputs_;
 };

@@ -16,6 +16,10 @@ enum class Proxy : int {
   kEntropySeed,
   kNtk,
   kNtkFast,
+  kParams,      // parameters of the network, counted from the plan
+  kFlops,       // FLOPs of one 32 x 32 image, counted from the plan
+  kSynflow,     // SynFlow (Tanaka et al. 2020), as zero-cost-nas computes it
+  kLogsynflow,  // LogSynflow (Cavagnero et al. 2023)
   kCount
 };
 inline constexpr int kNumProxies = static_cast<int>(Proxy::kCount);

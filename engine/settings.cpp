@@ -99,6 +99,14 @@ std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& inp
       k += ";batch=" + std::to_string(std::min(64, s.batch)) +
            ";classes=" + std::to_string(s.num_classes) + ";input=" + input_identity;
       break;
+    case Proxy::kParams:
+    case Proxy::kFlops:
+      k += ";classes=" + std::to_string(s.num_classes);
+      break;
+    case Proxy::kSynflow:
+    case Proxy::kLogsynflow:  // one image of ones, FP64, whatever the run's precision
+      k += ";classes=" + std::to_string(s.num_classes);
+      break;
     case Proxy::kCount: break;
   }
   return k;

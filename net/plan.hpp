@@ -111,6 +111,14 @@ struct Plan {
   int64_t unweighted_units() const;  // the naswot_once diagonal
 };
 
+// NB201's cost conventions (xautodl's get_model_infos at 1 x 3 x 32 x 32, the benchmark tables'
+// `params` and `flops` columns), in millions: every parameter of the network (conv weights, BN
+// affine gamma and beta, the classifier's weight and bias; every edge of the cell, reaching the
+// output or not), and multiply-adds of the convolutions and the linear layer counted once, plus
+// the classifier's bias (BN, ReLU, pooling and additions not counted).
+inline double nb201_params_m(const Plan& p) { return static_cast<double>(p.param_count) / 1e6; }
+inline double nb201_flops_m(const Plan& p) { return static_cast<double>(p.flops / 2 + p.num_classes) / 1e6; }
+
 // The section of a step position (0 stem, 1-5 cells of stage 0, 6 reduction 0, 7-11 stage 1,
 // 12 reduction 1, 13-17 stage 2, 18 head).
 inline int pos_section(int pos) { return pos / 1000; }
