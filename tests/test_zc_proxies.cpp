@@ -17,18 +17,9 @@
 using namespace hn;
 
 namespace {
-// Every op, the optimum, a conv-free cell, a dead conv edge, an all-`none` node, a degenerate cell.
-const std::vector<std::string> kArchs = {
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
-    "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
-    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
-    "|avg_pool_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|none~2|",
-    "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|none~2|",
-    "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
-    "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|",
-    "|nor_conv_1x1~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|none~0|skip_connect~1|avg_pool_3x3~2|",
-    "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|",
-};
+// Every op, the optimum, all-3x3, a conv-free cell, a dead conv edge, an all-`none` node, a
+// degenerate cell.
+const std::vector<std::string>& kArchs = test::kCoverageArchs;
 
 engine::SynflowValues engine_synflow(const std::string& arch, uint64_t seed, int classes) {
   return engine::cpu_synflow(net::build_plan(net::parse_arch(arch), classes), engine::synflow_bank(seed, classes));
