@@ -2,7 +2,7 @@
 """Rebuilds the score cache of a committed whole-space CPU table without running a network.
 
 tools/quality_study.py searches over a score cache (`search --cache-only`). The cache itself is
-not committed (it is large); the tables are (bench/results/cpu_table_pass{1,2}.jsonl.xz). This
+not committed (it is large); the tables are (bench/results/cpu_table_pass{1,2,3}.jsonl.xz). This
 script scores one architecture with the table's settings into the cache, so that hybridnas
 writes the cache and its settings keys, then inserts every row of the table under those keys
 (and writes the decompressed tables beside the cache, for quality_study.py's correlations).
@@ -23,7 +23,8 @@ OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 COMMON = ["--backend", "cpu", "--batch", "32", "--entropy-batch", "16", "--entropy-repeats", "2",
           "--image-offset", "1000", "--score-seed", "0", "-q"]
 PASSES = [("cpu_table_pass1.jsonl.xz", "naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast", []),
-          ("cpu_table_pass2.jsonl.xz", "ni,ntk_fast", ["--num-classes", "1"])]
+          ("cpu_table_pass2.jsonl.xz", "ni,ntk_fast", ["--num-classes", "1"]),
+          ("cpu_table_pass3.jsonl.xz", "params,flops,synflow,logsynflow", [])]
 
 
 def genes_code(arch):
@@ -55,8 +56,8 @@ def main():
         for proxy, settings in db.execute("SELECT proxy, settings FROM scores WHERE arch = ?",
                                           (genes_code(first["arch"]),)):
             # This pass's keys: its proxies, at its class count where the key has one.
-            classes = "classes=1;" if extra else "classes=10;"
-            if proxy in proxies.split(",") and ("classes=" not in settings or classes in settings):
+            classes = "classes=1;" if "--num-classes" in extra else "classes=10;"
+            if proxy in proxies.split(",") and ("classes=" not in settings or classes in settings + ";"):
                 keys[proxy] = settings
         rows = []
         # The decompressed table too, where tools/quality_study.py reads it (--scores).
