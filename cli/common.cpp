@@ -36,7 +36,7 @@ using engine::Proxy;
 void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
   o_proxies = app.add_option("--proxies", proxies,
                              "Comma-separated proxies: naswot, naswot_once, ni, ninaswot, entropy, "
-                             "entropy_seed, ntk, ntk_fast, params, flops, synflow, logsynflow (default: the preset's)");
+                             "entropy_seed, ntk, ntk_fast, params, flops, synflow, logsynflow, zico (default: the preset's)");
   app.add_option("--data", data, "CIFAR binary data: a file or a directory of batch files");
   app.add_option("--dataset", dataset, "Data format and normalisation: cifar10 or cifar100")
       ->check(CLI::IsMember({"cifar10", "cifar100"}));

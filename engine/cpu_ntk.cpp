@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <type_traits>
@@ -116,7 +117,9 @@ std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, 
   for (const Step& st : L.steps)
     if (st.kind == StepKind::kInput) input_value = st.out;
 
-  const int per_chunk = ntk_cotangents_per_pass(n, opt);
+  if (opt.labels && (!opt.exact || static_cast<int>(opt.labels->size()) < n))
+    throw std::invalid_argument("ntk: cross-entropy mode needs exact and a label per image");
+  const int per_chunk = opt.labels ? 1 : ntk_cotangents_per_pass(n, opt);
   const int classes = plan.num_classes;
   // Gradient buffers come from a pool kept across steps and chunks (no allocation, page faults
   // and zeroing of fresh memory per step); a buffer is zeroed only for kernels that accumulate
@@ -146,6 +149,7 @@ std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, 
     const int cots = std::min(per_chunk, n - c0);
     const kernels::RowMap map = opt.exact ? kernels::RowMap{cots * n, n, false}
                                           : kernels::RowMap{n, n, true};
+    if (opt.labels && c0 > 0) break;  // cross-entropy mode: one cotangent
     std::vector<std::vector<T>> grad(plan.values.size());
     auto numel = [&](int v) { return plan.values[v].numel(); };
     // The gradient buffer of v, zeroed on first use (for kernels that add into it).
@@ -163,11 +167,28 @@ std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, 
       if (*first) grad[v] = take(static_cast<size_t>(map.rows) * numel(v));
       return grad[v].data();
     };
-    // Cotangent of row r: ones on the logits of its own image, for the cotangent's image.
+    // Cotangent of row r: ones on the logits of its own image, for the cotangent's image; in
+    // cross-entropy mode (one cotangent, rows = images) d(mean CE)/d(logits) = (softmax(logits)
+    // - onehot(label)) / images, in FP64.
     T* dlogits = grad_of(L.rep[plan.logits]);
-    for (int r = 0; r < map.rows; ++r)
-      if (map.diagonal || map.image(r) == c0 + map.cotangent(r))
-        std::fill_n(dlogits + static_cast<int64_t>(r) * classes, classes, T(1));
+    if (opt.labels) {
+      const T* logits = fwd.values[L.rep[plan.logits]].get();
+      for (int r = 0; r < n; ++r) {
+        const int y = (*opt.labels)[r];
+        if (y < 0 || y >= classes) throw std::invalid_argument("ntk: a label outside [0, classes)");
+        double mx = -std::numeric_limits<double>::infinity(), z = 0.0;
+        for (int c = 0; c < classes; ++c) mx = std::max(mx, double(logits[int64_t(r) * classes + c]));
+        for (int c = 0; c < classes; ++c) z += std::exp(double(logits[int64_t(r) * classes + c]) - mx);
+        for (int c = 0; c < classes; ++c) {
+          const double p = std::exp(double(logits[int64_t(r) * classes + c]) - mx) / z;
+          dlogits[int64_t(r) * classes + c] = static_cast<T>((p - (c == y ? 1.0 : 0.0)) / n);
+        }
+      }
+    } else {
+      for (int r = 0; r < map.rows; ++r)
+        if (map.diagonal || map.image(r) == c0 + map.cotangent(r))
+          std::fill_n(dlogits + static_cast<int64_t>(r) * classes, classes, T(1));
+    }
     auto g_row = [&](int cot, const ParamBlock& b) { return target.at(opt.exact ? c0 + cot : cot, b); };
 
     for (int i = static_cast<int>(L.steps.size()) - 1; i >= 0; --i) {
@@ -453,6 +474,39 @@ TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes) {
   }
   return TypedBank<double>(b);
 }
+
+template <typename T>
+double cpu_zico(const net::Plan& plan, const TypedBank<T>& bank, const T* x, const std::vector<int>& labels,
+                int images) {
+  const int half = images / 2;
+  if (half < 2) throw std::invalid_argument("zico: needs at least 4 images (two batches of 2)");
+  if (static_cast<int>(labels.size()) < 2 * half) throw std::invalid_argument("zico: a label per image");
+  NtkOptions opt;
+  opt.exact = true;
+  NtkGradients<T> g[2];
+  std::vector<int> y[2];
+  for (int h = 0; h < 2; ++h) {
+    y[h].assign(labels.begin() + h * half, labels.begin() + (h + 1) * half);
+    opt.labels = &y[h];
+    gradients_into(plan, bank, x + static_cast<int64_t>(h) * half * net::kImageNumel, half, opt, g[h],
+                   thread_workspace<T>());
+  }
+  double zico = 0.0;
+  for (const ParamBlock& b : g[0].layout) {
+    if (b.kind == ParamBlock::kGamma) continue;  // convolution and linear weights only
+    double sum = 0.0;
+    for (int64_t i = 0; i < b.size; ++i) {
+      const double a = double(g[0].g[b.offset + i]), c = double(g[1].g[b.offset + i]);
+      const double sd = std::abs(a - c) / 2.0;
+      if (sd != 0.0) sum += (std::abs(a) + std::abs(c)) / 2.0 / sd;
+    }
+    if (sum > 0.0) zico += std::log(sum);
+  }
+  return zico;
+}
+
+template double cpu_zico(const net::Plan&, const TypedBank<float>&, const float*, const std::vector<int>&, int);
+template double cpu_zico(const net::Plan&, const TypedBank<double>&, const double*, const std::vector<int>&, int);
 
 SynflowValues cpu_synflow(const net::Plan& plan, const TypedBank<double>& abs_bank) {
   NtkOptions opt;

@@ -20,6 +20,10 @@ struct NtkOptions {
   bool frozen_bn = false;   // exact path with BN statistics as constants (tests: equals ntk_fast)
   int max_rows = 512;       // exact: cotangents per chunk = max(1, max_rows / images)
   bool batch_norm = true;   // false: BN layers removed (SynFlow's network); no gamma blocks
+  // Cross-entropy mode (ZiCo): one cotangent, the gradient of the mean cross-entropy of the
+  // images' logits against these labels (images of them, each in [0, classes)); needs exact.
+  // The gradients then have one row: d(mean CE) / d(parameters), BN statistics in the graph.
+  const std::vector<int>* labels = nullptr;
 };
 
 // Where each parameter tensor sits in a gradient row.
@@ -118,5 +122,17 @@ struct SynflowValues {
 SynflowValues cpu_synflow(const net::Plan& plan, const TypedBank<double>& abs_bank);
 // The absolute values of the scoring bank (kDefault init) for `score_seed`, in FP64.
 TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes);
+
+// ZiCo (Li, Yang, Wang & Marculescu, "ZiCo: Zero-shot NAS via Inverse Coefficient of Variation on
+// Gradients", ICLR 2023), as its authors' code (SLDGroup/ZiCo compute_zico.py; AZ-NAS's NB201 copy)
+// computes it: train-mode BN, the gradient g_h of the mean cross-entropy of mini-batch h (h = 1, 2)
+// with respect to every convolution and linear weight; per layer, over the weights whose std over
+// the two batches is not 0, S = sum mean_h |g_h| / std_h g_h (numpy's std: |g_1 - g_2| / 2); zico
+// = the sum over layers with S > 0 of log S. The two batches are the halves of `images` (the first
+// images / 2 and the next images / 2; an odd last image is unused), labels[i] the class of image i.
+// Higher is better. Throws std::invalid_argument for fewer than 4 images or a label out of range.
+template <typename T>
+double cpu_zico(const net::Plan& plan, const TypedBank<T>& bank, const T* x, const std::vector<int>& labels,
+                int images);
 
 }  // namespace hn::engine

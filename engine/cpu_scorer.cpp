@@ -80,11 +80,13 @@ class CpuScorer final : public Scorer {
     if (s_.threads > 0) omp_set_num_threads(s_.threads);
     const bool forward_default = has(raw_, Proxy::kNaswot) || has(raw_, Proxy::kNaswotOnce) ||
                                  has(raw_, Proxy::kNi) || has(raw_, Proxy::kNtk) ||
-                                 has(raw_, Proxy::kNtkFast);
+                                 has(raw_, Proxy::kNtkFast) || has(raw_, Proxy::kZico);
     if (forward_default) {
       if (in.images.size() != static_cast<size_t>(s_.batch) * net::kImageNumel)
         throw std::invalid_argument("scorer inputs do not hold --batch images");
       images_ = to_type<T>(in.images);
+      labels_ = in.labels;
+      if (has(raw_, Proxy::kZico)) check_zico_labels(labels_, s_);
       bank_default_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s_.score_seed,
                                                       s_.num_classes));
     }
@@ -162,6 +164,7 @@ class CpuScorer final : public Scorer {
       if (has(raw_, Proxy::kFlops)) set(m, Proxy::kFlops, ProxyValue{net::nb201_flops_m(*pp[m]), "", 0.0});
     }
     if (has(raw_, Proxy::kSynflow) || has(raw_, Proxy::kLogsynflow)) synflow(pp, set);
+    if (has(raw_, Proxy::kZico)) zico(pp, set);
     for (size_t i : run)
       for (Proxy p : raw_) out[i][p] = sanitize(p, *out[i][p]);
     return out;
@@ -284,8 +287,24 @@ class CpuScorer final : public Scorer {
     }
   }
 
+  // ZiCo (engine/cpu_ntk.hpp): two cross-entropy backward passes per member, members over the
+  // threads. Seconds: the population's time shared equally.
+  void zico(const std::vector<const net::Plan*>& pp, const Setter& set) {
+    const auto t0 = Clock::now();
+    std::vector<double> v(pp.size());
+    auto one = [&](size_t m) { v[m] = cpu_zico<T>(*pp[m], *bank_default_, images_.data(), labels_, s_.batch); };
+    if (omp_get_max_threads() > 1 && static_cast<int>(pp.size()) >= omp_get_max_threads()) {
+      parallel_each(pp.size(), one);
+    } else {
+      for (size_t m = 0; m < pp.size(); ++m) one(m);
+    }
+    const double secs = seconds_since(t0) / static_cast<double>(pp.size());
+    for (size_t m = 0; m < pp.size(); ++m) set(m, Proxy::kZico, ProxyValue{v[m], "", secs});
+  }
+
   ScoreSettings s_;
   std::vector<Proxy> raw_;
+  std::vector<int> labels_;
   std::vector<T> images_, noisy_, eseed_input_;
   std::optional<TypedBank<T>> bank_default_, bank_eseed_;
   std::optional<TypedBank<double>> bank_abs_;  // SynFlow's |parameters|

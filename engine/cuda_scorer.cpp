@@ -74,12 +74,18 @@ class CudaScorer final : public Scorer {
     CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolReuseAllowInternalDependencies, &no));
 
     const bool default_net = has(Proxy::kNaswot) || has(Proxy::kNaswotOnce) || has(Proxy::kNi) ||
-                             has(Proxy::kNtk) || has(Proxy::kNtkFast);
+                             has(Proxy::kNtk) || has(Proxy::kNtkFast) || has(Proxy::kZico);
     if (default_net) {
       if (in.images.size() != static_cast<size_t>(s.batch) * net::kImageNumel)
         throw std::invalid_argument("scorer inputs do not hold --batch images");
       std::vector<float> img(in.images.begin(), in.images.end());
       images_ = upload(img);
+      if (has(Proxy::kZico)) {  // ZiCo runs on the host (the CPU twin) for now
+        check_zico_labels(in.labels, s);
+        labels_ = in.labels;
+        host_images_ = img;
+        host_bank_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes));
+      }
       bank_default_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes));
       if (has(Proxy::kNi)) {
         const auto z = net::gaussian_images(s.score_seed, Purpose::kNiNoise, 0, s.batch, 0.05);
@@ -221,6 +227,14 @@ class CudaScorer final : public Scorer {
     const double syn_secs =
         syn.empty() ? 0.0
                     : std::chrono::duration<double>(std::chrono::steady_clock::now() - syn_t0).count() / double(P);
+    // ZiCo likewise on the host (FP32, the CPU twin) until it has a device path.
+    std::vector<double> zico(has(Proxy::kZico) ? P : 0);
+    const auto zico_t0 = std::chrono::steady_clock::now();
+    for (size_t m = 0; m < zico.size(); ++m)
+      zico[m] = cpu_zico<float>(*pp[m], *host_bank_, host_images_.data(), labels_, s_.batch);
+    const double zico_secs =
+        zico.empty() ? 0.0
+                     : std::chrono::duration<double>(std::chrono::steady_clock::now() - zico_t0).count() / double(P);
     lane.stream.sync();
     auto seconds = [&](Proxy p) {
       for (auto& [q, ev] : timing)
@@ -229,16 +243,19 @@ class CudaScorer final : public Scorer {
     };
     for (size_t m = 0; m < P; ++m) {
       ArchScore& a = out[run[m]];
-      a = to_score(host[m], *pp[m], syn.empty() ? SynflowValues{} : syn[m]);
+      a = to_score(host[m], *pp[m], syn.empty() ? SynflowValues{} : syn[m], zico.empty() ? 0.0 : zico[m]);
       a.genes = archs[run[m]];
-      for (Proxy p : raw_) a[p]->seconds = p == Proxy::kSynflow || p == Proxy::kLogsynflow ? syn_secs : seconds(p);
+      for (Proxy p : raw_)
+        a[p]->seconds = p == Proxy::kSynflow || p == Proxy::kLogsynflow ? syn_secs
+                        : p == Proxy::kZico                             ? zico_secs
+                                                                        : seconds(p);
     }
     // naswot_once and ni share naswot's clean forward: their time is inside naswot's.
     return out;
   }
 
   // A member's proxies from its results (device values read back).
-  ArchScore to_score(const Results& res, const net::Plan& plan, const SynflowValues& syn) const {
+  ArchScore to_score(const Results& res, const net::Plan& plan, const SynflowValues& syn, double zico) const {
     ArchScore out;
     auto logdet = [&](const double* r, Proxy p) {
       return r[1] != 0.0 ? worst(p, kFlagSingular) : ProxyValue{r[0], "", 0.0};
@@ -278,6 +295,7 @@ class CudaScorer final : public Scorer {
     if (has(Proxy::kFlops)) out[Proxy::kFlops] = ProxyValue{net::nb201_flops_m(plan), "", 0.0};
     if (has(Proxy::kSynflow)) out[Proxy::kSynflow] = ProxyValue{syn.synflow, "", 0.0};
     if (has(Proxy::kLogsynflow)) out[Proxy::kLogsynflow] = ProxyValue{syn.logsynflow, "", 0.0};
+    if (has(Proxy::kZico)) out[Proxy::kZico] = ProxyValue{zico, "", 0.0};
     for (Proxy p : raw_) out[p] = sanitize(p, *out[p]);
     return out;
   }
@@ -444,6 +462,9 @@ class CudaScorer final : public Scorer {
   gpu::DeviceBuffer<float> images_, noisy_, eseed_input_;
   std::optional<DeviceBank> bank_default_, bank_eseed_;
   std::optional<TypedBank<double>> bank_abs_;  // SynFlow's |parameters| (host)
+  std::optional<TypedBank<float>> host_bank_;  // ZiCo's host path: the scoring bank, images, labels
+  std::vector<float> host_images_;
+  std::vector<int> labels_;
   std::vector<DeviceBank> bank_entropy_;
   std::vector<gpu::DeviceBuffer<float>> entropy_inputs_;
 };

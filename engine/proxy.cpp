@@ -8,7 +8,7 @@ namespace hn::engine {
 namespace {
 constexpr const char* kNames[kNumProxies] = {"naswot", "naswot_once", "ni",     "ninaswot", "entropy",
                                              "entropy_seed", "ntk", "ntk_fast", "params", "flops",
-                                             "synflow", "logsynflow"};
+                                             "synflow", "logsynflow", "zico"};
 }
 
 const char* proxy_name(Proxy p) { return kNames[static_cast<int>(p)]; }

@@ -20,6 +20,7 @@ enum class Proxy : int {
   kFlops,       // FLOPs of one 32 x 32 image, counted from the plan
   kSynflow,     // SynFlow (Tanaka et al. 2020), as zero-cost-nas computes it
   kLogsynflow,  // LogSynflow (Cavagnero et al. 2023)
+  kZico,        // ZiCo (Li et al. 2023): gradients' inverse coefficient of variation over 2 batches
   kCount
 };
 inline constexpr int kNumProxies = static_cast<int>(Proxy::kCount);

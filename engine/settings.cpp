@@ -26,6 +26,8 @@ void ScoreSettings::validate() const {
   if (device < 0) bad("--device must be >= 0");
   if (gpu_streams < 1 || gpu_streams > 64) bad("--gpu-streams must be in 1..64");
   if (tf32 && precision == Precision::kFp64) bad("--tf32 and --precision fp64 exclude each other");
+  for (Proxy p : raw_proxies(proxies))
+    if (p == Proxy::kZico && batch < 4) bad("zico needs --batch >= 4 (its two mini-batches are the halves of the batch)");
 }
 
 std::vector<Proxy> raw_proxies(const std::vector<Proxy>& wanted) {
@@ -47,7 +49,7 @@ std::vector<Proxy> raw_proxies(const std::vector<Proxy>& wanted) {
 bool needs_images(const std::vector<Proxy>& raw) {
   for (Proxy p : raw)
     if (p == Proxy::kNaswot || p == Proxy::kNaswotOnce || p == Proxy::kNi || p == Proxy::kNtk ||
-        p == Proxy::kNtkFast || p == Proxy::kNinaswot)
+        p == Proxy::kNtkFast || p == Proxy::kNinaswot || p == Proxy::kZico)
       return true;
   return false;
 }
@@ -59,6 +61,9 @@ ScoreInputs load_inputs(const ScoreSettings& s) {
     return in;
   }
   if (s.gaussian_input) {
+    for (Proxy p : raw_proxies(s.proxies))
+      if (p == Proxy::kZico)
+        throw std::invalid_argument("zico needs labelled images (a cross-entropy loss): give --data, not --gaussian-input");
     const auto g = net::gaussian_images(s.score_seed, Purpose::kGaussianInput, 0, s.batch);
     in.images.assign(g.begin(), g.end());
     in.identity = "gaussian";
@@ -69,9 +74,18 @@ ScoreInputs load_inputs(const ScoreSettings& s) {
         "these proxies need input images: give --data FILE|DIR (CIFAR binary format) or "
         "--gaussian-input");
   const net::CifarReader reader(s.data_path, s.dataset);
-  in.images = reader.normalized(s.image_offset, s.batch);
+  in.images = reader.normalized(s.image_offset, s.batch, &in.labels);
   in.identity = reader.identity(s.image_offset, s.batch);
   return in;
+}
+
+void check_zico_labels(const std::vector<int>& labels, const ScoreSettings& s) {
+  if (labels.size() != static_cast<size_t>(s.batch))
+    throw std::invalid_argument("zico needs the images' labels (real data: --data)");
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] < 0 || labels[i] >= s.num_classes)
+      throw std::invalid_argument("zico: image " + std::to_string(i) + "'s label " + std::to_string(labels[i]) +
+                                  " is not below --num-classes " + std::to_string(s.num_classes));
 }
 
 std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& input_identity) {
@@ -106,6 +120,10 @@ std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& inp
     case Proxy::kSynflow:
     case Proxy::kLogsynflow:  // one image of ones, FP64, whatever the run's precision
       k += ";classes=" + std::to_string(s.num_classes);
+      break;
+    case Proxy::kZico:  // the halves of the batch as its two mini-batches, their labels
+      k += ";batch=" + std::to_string(s.batch) + ";classes=" + std::to_string(s.num_classes) +
+           ";input=" + input_identity;
       break;
     case Proxy::kCount: break;
   }

@@ -48,11 +48,16 @@ bool needs_images(const std::vector<Proxy>& raw);
 // The images a run feeds its networks, normalised, batch x 3 x 32 x 32 in double.
 struct ScoreInputs {
   std::vector<double> images;
+  std::vector<int> labels;   // the images' classes (real data; empty for Gaussian input)
   std::string identity;  // data content hash + offset, or "gaussian"; part of settings_key
 };
 // Reads the data (or draws Gaussian images). Throws net::DataError, or std::invalid_argument
 // when the proxies need images and neither --data nor --gaussian-input was given.
 ScoreInputs load_inputs(const ScoreSettings& s);
+
+// zico's labels: one per image of the batch, each below num_classes; throws std::invalid_argument
+// saying which is not.
+void check_zico_labels(const std::vector<int>& labels, const ScoreSettings& s);
 
 // Everything that determines proxy p's value besides the architecture: compared by statistics
 // files and used as the score cache key.

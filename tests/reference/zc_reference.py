@@ -11,9 +11,14 @@ Written from docs/proxies.md, on the NB201 network and Philox weight bank of nb2
   layers bypassed (identity), one input image of ones, R = sum of the logits, backward; the sum
   over every Conv2d and Linear weight of |w * dR/dw|.
 - logsynflow (FreeREA): the same pass, sum of |w * log(dR/dw + 1)|.
+- zico (ZiCo, with --data): train-mode BN; for the two halves h of the --batch images, the gradient
+  g_h of the mean cross-entropy against their labels for every Conv2d and Linear weight; per
+  layer S = sum over weights with std_h g_h != 0 of mean_h |g_h| / std_h g_h (numpy's std over
+  the two batches), zico = sum over layers with S > 0 of log S.
 
 Usage:
   /usr/bin/python3 tests/reference/zc_reference.py --archs A1 A2 ... --out DIR [--num-classes K]
+      [--data FILE --image-offset N --batch B]   (zico)
 Writes DIR/zc_reference.json.
 """
 
@@ -22,8 +27,10 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nb201_reference as ref  # noqa: E402
@@ -77,7 +84,31 @@ def synflow_pair(model):
     return syn, logsyn
 
 
-def score_arch(arch, bank, num_classes):
+def zico(model, images, labels):
+    """ZiCo of `model` (train-mode BN, FP64) on the two halves of `images`."""
+    half = images.shape[0] // 2
+    grads = {}
+    for h in range(2):
+        x = torch.from_numpy(np.ascontiguousarray(images[h * half:(h + 1) * half])).double()
+        y = torch.from_numpy(np.asarray(labels[h * half:(h + 1) * half], dtype=np.int64))
+        model.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            F.cross_entropy(model(x), y).backward()
+        for name, m in model.named_modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.grad is not None:
+                grads.setdefault(name, []).append(m.weight.grad.detach().reshape(-1).numpy().copy())
+    score = 0.0
+    for g in grads.values():
+        g = np.array(g)
+        std = np.std(g, axis=0)
+        nz = np.nonzero(std)[0]
+        s = float(np.sum(np.mean(np.abs(g), axis=0)[nz] / std[nz]))
+        if s != 0.0:
+            score += float(np.log(s))
+    return score
+
+
+def score_arch(arch, bank, num_classes, images=None, labels=None):
     ops = ref.parse_arch(arch)
     if ref.is_degenerate(ops):
         return {"arch": arch, "degenerate": True}
@@ -85,6 +116,8 @@ def score_arch(arch, bank, num_classes):
     ref.load_weights(model, bank.state(model, philox.PURPOSE_DEFAULT_INIT), torch.float64)
     res = {"arch": arch, "degenerate": False, "params": count_params(model),
            "flops": count_flops(model, torch.float64)}
+    if images is not None:
+        res["zico"] = zico(model, images, labels)  # before synflow_pair, which abs()es the weights
     res["synflow"], res["logsynflow"] = synflow_pair(model)
     return res
 
@@ -96,11 +129,18 @@ def main():
     ap.add_argument("--score-seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--out", required=True, help="output directory (writes zc_reference.json)")
+    ap.add_argument("--data", help="CIFAR binary file or directory (zico)")
+    ap.add_argument("--image-offset", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=32, help="zico's images: two batches of batch / 2")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     bank = ref.WeightBank(args.score_seed, args.num_classes)
-    results = [score_arch(a, bank, args.num_classes) for a in args.archs]
+    images = labels = None
+    if args.data:
+        labels, pixels = ref.read_records(args.data, args.image_offset, args.batch)
+        images = ref.normalise(pixels, "cifar100" if args.num_classes == 100 else "cifar10")
+    results = [score_arch(a, bank, args.num_classes, images, labels) for a in args.archs]
     os.makedirs(args.out, exist_ok=True)
     settings = {"num_classes": args.num_classes, "score_seed": args.score_seed, "torch": torch.__version__}
     with open(os.path.join(args.out, "zc_reference.json"), "w") as fh:
