@@ -256,7 +256,8 @@ std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, 
             // (co | kd) x (image, p) first (the im2col once per chunk). Cotangent c always sits at
             // row block c % kGroup of GEMMs of fixed shapes, so its gradient depends neither on how
             // the cotangents were chunked (tests/test_ntk.cpp) nor on the thread count.
-            constexpr int kGroup = 8;
+            // (Cross-entropy mode has one cotangent and no chunking: groups of one.)
+            const int kGroup = opt.labels ? 1 : 8;
             const int64_t kk = static_cast<int64_t>(n) * ohw;
             const int64_t block = static_cast<int64_t>(info.cout) * kk;
             dyt.resize(static_cast<size_t>(kGroup * block));
