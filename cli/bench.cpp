@@ -51,6 +51,8 @@ double proxy_flops(Proxy p, const engine::ScoreSettings& s, double per_image) {
     case Proxy::kNtkFast: return 3.0 * n * per_image;             // forward, data and weight gradients
     case Proxy::kNtk: return n * per_image + 2.0 * n * n * per_image;  // every cotangent's backward
     case Proxy::kZico: return 3.0 * s.batch * per_image;  // two half batches: forward and backward
+    case Proxy::kSynflow:
+    case Proxy::kLogsynflow: return 3.0 * per_image;  // one image, forward and backward (FP64)
     default: return 0.0;
   }
 }

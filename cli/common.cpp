@@ -45,8 +45,9 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
   app.add_flag("--gaussian-input", gaussian_input, "Use N(0,1) images instead of --data");
   o_batch = app.add_option("--batch", batch,
                            "Images of naswot, naswot_once and ni (real images, or Gaussian with "
-                           "--gaussian-input), of entropy_seed (always Gaussian, SPEC.md 3) and of "
-                           "ntk / ntk_fast (min(64, batch)) (128)")
+                           "--gaussian-input), of entropy_seed (always Gaussian, SPEC.md 3), of "
+                           "ntk / ntk_fast (min(64, batch)) and of zico (real images only, its two "
+                           "mini-batches the halves: at least 4) (128)")
                 ->transform(int_range(2, 4096));
   o_entropy_batch = app.add_option("--entropy-batch", entropy_batch, "Gaussian images of entropy (32)")
                         ->transform(int_range(1, 4096));
@@ -54,7 +55,7 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       app.add_option("--entropy-repeats", entropy_repeats, "Repeats of entropy (4)")->transform(int_range(1, 1000));
   o_num_classes = app.add_option("--num-classes", num_classes,
                                  "Logits of the head (default: 10 for cifar10, 100 for cifar100; "
-                                 "1 = the NASWOT convention)")
+                                 "1 = the NASWOT convention; zico needs every label below it)")
                     ->transform(int_range(1, 1000));
   app.add_option("--score-seed", score_seed, "Seed of every random tensor of scoring (0)")->transform(unsigned64());
   app.add_option("--precision", precision, "Activations: fp32 or fp64 (CPU only)")

@@ -400,7 +400,7 @@ void EvalCommand::add_to(CLI::App& app) {
   app.add_option("--out", out, "Write the JSON result here (default: stdout)");
   app.add_option("--fitness-proxies", fitness_proxies,
                  "Also evaluate z / rank / logrank fitness over this proxy set (repeatable; t = log "
-                 "for ntk)");
+                 "for ntk and synflow)");
 }
 
 int EvalCommand::run() {

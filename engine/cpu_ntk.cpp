@@ -493,6 +493,7 @@ double cpu_zico(const net::Plan& plan, const TypedBank<T>& bank, const T* x, con
                    thread_workspace<T>());
   }
   double zico = 0.0;
+  bool measured = false;
   for (const ParamBlock& b : g[0].layout) {
     if (b.kind == ParamBlock::kGamma) continue;  // convolution and linear weights only
     double sum = 0.0;
@@ -501,9 +502,12 @@ double cpu_zico(const net::Plan& plan, const TypedBank<T>& bank, const T* x, con
       const double sd = std::abs(a - c) / 2.0;
       if (sd != 0.0) sum += (std::abs(a) + std::abs(c)) / 2.0 / sd;
     }
-    if (sum > 0.0) zico += std::log(sum);
+    if (sum > 0.0) {
+      zico += std::log(sum);
+      measured = true;
+    }
   }
-  return zico;
+  return measured ? zico : std::numeric_limits<double>::quiet_NaN();
 }
 
 template double cpu_zico(const net::Plan&, const TypedBank<float>&, const float*, const std::vector<int>&, int);

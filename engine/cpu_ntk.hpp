@@ -130,7 +130,9 @@ TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes);
 // the two batches is not 0, S = sum mean_h |g_h| / std_h g_h (numpy's std: |g_1 - g_2| / 2); zico
 // = the sum over layers with S > 0 of log S. The two batches are the halves of `images` (the first
 // images / 2 and the next images / 2; an odd last image is unused), labels[i] the class of image i.
-// Higher is better. Throws std::invalid_argument for fewer than 4 images or a label out of range.
+// Higher is better. NaN when no layer has S > 0 (the two batches' gradients agree everywhere, e.g.
+// identical batches): not measurable. Throws std::invalid_argument for fewer than 4 images or a
+// label out of range.
 template <typename T>
 double cpu_zico(const net::Plan& plan, const TypedBank<T>& bank, const T* x, const std::vector<int>& labels,
                 int images);

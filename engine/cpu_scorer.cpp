@@ -299,7 +299,11 @@ class CpuScorer final : public Scorer {
       for (size_t m = 0; m < pp.size(); ++m) one(m);
     }
     const double secs = seconds_since(t0) / static_cast<double>(pp.size());
-    for (size_t m = 0; m < pp.size(); ++m) set(m, Proxy::kZico, ProxyValue{v[m], "", secs});
+    for (size_t m = 0; m < pp.size(); ++m) {
+      ProxyValue z = std::isnan(v[m]) ? worst(Proxy::kZico, kFlagZeroVariance) : ProxyValue{v[m], "", 0.0};
+      z.seconds = secs;
+      set(m, Proxy::kZico, z);
+    }
   }
 
   ScoreSettings s_;

@@ -295,7 +295,8 @@ class CudaScorer final : public Scorer {
     if (has(Proxy::kFlops)) out[Proxy::kFlops] = ProxyValue{net::nb201_flops_m(plan), "", 0.0};
     if (has(Proxy::kSynflow)) out[Proxy::kSynflow] = ProxyValue{syn.synflow, "", 0.0};
     if (has(Proxy::kLogsynflow)) out[Proxy::kLogsynflow] = ProxyValue{syn.logsynflow, "", 0.0};
-    if (has(Proxy::kZico)) out[Proxy::kZico] = ProxyValue{zico, "", 0.0};
+    if (has(Proxy::kZico))
+      out[Proxy::kZico] = std::isnan(zico) ? worst(Proxy::kZico, kFlagZeroVariance) : ProxyValue{zico, "", 0.0};
     for (Proxy p : raw_) out[p] = sanitize(p, *out[p]);
     return out;
   }

@@ -17,18 +17,21 @@ bool has(const std::vector<Proxy>& ps, Proxy p) {
 }
 
 bool is_ntk(Proxy p) { return p == Proxy::kNtk || p == Proxy::kNtkFast; }
+// t = log: the NTK condition numbers under log_ntk; synflow always (its values span 1e6 to 1e52
+// over NB201: raw, one architecture's z would outweigh every other proxy).
+bool takes_log(const FitnessSpec& spec, Proxy p) { return (is_ntk(p) && spec.log_ntk) || p == Proxy::kSynflow; }
 
 }  // namespace
 
 std::string fitness_transform(const FitnessSpec& spec, Proxy p) {
-  return is_ntk(p) && spec.log_ntk ? "log" : "identity";
+  return takes_log(spec, p) ? "log" : "identity";
 }
 
 bool fitness_transformed(const FitnessSpec& spec, Proxy p, const ArchScore& s, double* out) {
   const auto& v = s[p];
   if (!v || !v->flag.empty() || !std::isfinite(v->value)) return false;
   double x = v->value;
-  if (is_ntk(p) && spec.log_ntk) {
+  if (takes_log(spec, p)) {
     if (!(x > 0)) return false;
     x = std::log(x);
   }

@@ -21,7 +21,8 @@ struct FitnessSpec {
   bool log_ntk = true;         // z: t = log for ntk / ntk_fast (hybrid); identity (seed)
 };
 
-// "log" for ntk / ntk_fast under log_ntk, else "identity": what a z statistic must be of.
+// "log" for ntk / ntk_fast under log_ntk and for synflow, else "identity": what a z statistic
+// must be of.
 std::string fitness_transform(const FitnessSpec& spec, Proxy p);
 // t(value) of SPEC.md 4; false when the value is worst, flagged or not finite (log of <= 0 too).
 bool fitness_transformed(const FitnessSpec& spec, Proxy p, const ArchScore& s, double* out);

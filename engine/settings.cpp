@@ -69,10 +69,14 @@ ScoreInputs load_inputs(const ScoreSettings& s) {
     in.identity = "gaussian";
     return in;
   }
-  if (s.data_path.empty())
+  if (s.data_path.empty()) {
+    for (Proxy p : raw_proxies(s.proxies))
+      if (p == Proxy::kZico)
+        throw std::invalid_argument("zico needs labelled images: give --data FILE|DIR (CIFAR binary format)");
     throw std::invalid_argument(
         "these proxies need input images: give --data FILE|DIR (CIFAR binary format) or "
         "--gaussian-input");
+  }
   const net::CifarReader reader(s.data_path, s.dataset);
   in.images = reader.normalized(s.image_offset, s.batch, &in.labels);
   in.identity = reader.identity(s.image_offset, s.batch);
@@ -82,13 +86,16 @@ ScoreInputs load_inputs(const ScoreSettings& s) {
 void check_zico_labels(const std::vector<int>& labels, const ScoreSettings& s) {
   if (labels.size() != static_cast<size_t>(s.batch))
     throw std::invalid_argument("zico needs the images' labels (real data: --data)");
-  for (size_t i = 0; i < labels.size(); ++i)
+  for (size_t i = 0; i < labels.size() / 2 * 2; ++i)  // an odd last image is unused
     if (labels[i] < 0 || labels[i] >= s.num_classes)
       throw std::invalid_argument("zico: image " + std::to_string(i) + "'s label " + std::to_string(labels[i]) +
                                   " is not below --num-classes " + std::to_string(s.num_classes));
 }
 
 std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& input_identity) {
+  // Counts and FP64-always passes: the run's precision does not change them.
+  if (p == Proxy::kParams || p == Proxy::kFlops || p == Proxy::kSynflow || p == Proxy::kLogsynflow)
+    return std::string(proxy_name(p)) + ";classes=" + std::to_string(s.num_classes);
   std::string k = std::string(proxy_name(p)) + ";precision=" + precision_name(s.precision) +
                   (s.tf32 ? "+tf32" : "");
   switch (p) {
@@ -115,12 +122,9 @@ std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& inp
       break;
     case Proxy::kParams:
     case Proxy::kFlops:
-      k += ";classes=" + std::to_string(s.num_classes);
-      break;
     case Proxy::kSynflow:
-    case Proxy::kLogsynflow:  // one image of ones, FP64, whatever the run's precision
-      k += ";classes=" + std::to_string(s.num_classes);
-      break;
+    case Proxy::kLogsynflow:
+      break;  // above
     case Proxy::kZico:  // the halves of the batch as its two mini-batches, their labels
       k += ";batch=" + std::to_string(s.batch) + ";classes=" + std::to_string(s.num_classes) +
            ";input=" + input_identity;

@@ -6,9 +6,11 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "engine/cpu_ntk.hpp"
+#include "engine/fitness.hpp"
 #include "engine/scorer.hpp"
 #include "net/cifar.hpp"
 #include "net/plan.hpp"
@@ -191,4 +193,47 @@ TEST(ZcProxies, ZicoPrecisionAndItsInputErrors) {
   engine::ScoreSettings one = s;
   one.num_classes = 1;
   EXPECT_THROW(engine::make_cpu_scorer(one, engine::load_inputs(one)), std::invalid_argument);
+}
+
+// synflow spans 1e6 to 1e52 over NB201: a z fitness takes its log (as the NTK's under log_ntk),
+// whatever the preset's log_ntk; its cache key, like params' and flops', ignores the precision.
+TEST(ZcProxies, SynflowIsLoggedInZAndDataFreeKeysIgnoreThePrecision) {
+  engine::FitnessSpec spec;
+  spec.log_ntk = false;
+  EXPECT_EQ(engine::fitness_transform(spec, engine::Proxy::kSynflow), "log");
+  EXPECT_EQ(engine::fitness_transform(spec, engine::Proxy::kLogsynflow), "identity");
+  engine::ArchScore a;
+  a[engine::Proxy::kSynflow] = engine::ProxyValue{1e40, "", 0.0};
+  double t = 0;
+  ASSERT_TRUE(engine::fitness_transformed(spec, engine::Proxy::kSynflow, a, &t));
+  EXPECT_NEAR(t, 40 * std::log(10.0), 1e-9);
+  engine::ScoreSettings s32, s64;
+  s64.precision = engine::Precision::kFp64;
+  for (const auto p : {engine::Proxy::kParams, engine::Proxy::kFlops, engine::Proxy::kSynflow,
+                       engine::Proxy::kLogsynflow})
+    EXPECT_EQ(engine::settings_key(p, s32, "x"), engine::settings_key(p, s64, "x")) << engine::proxy_name(p);
+  EXPECT_NE(engine::settings_key(engine::Proxy::kZico, s32, "x"), engine::settings_key(engine::Proxy::kZico, s64, "x"));
+}
+
+// Two identical mini-batches: every gradient's std over them is 0, no layer has S > 0, and zico is
+// not measurable: the worst value, flagged, never a silent 0.
+TEST(ZcProxies, ZicoOfIdenticalBatchesIsFlaggedNotZero) {
+  constexpr int kRecord = 1 + net::kImageNumel;
+  std::ifstream src(test::data_path("cifar10/cifar10_sample.bin"), std::ios::binary);
+  std::vector<char> four(4 * kRecord);
+  ASSERT_TRUE(src.read(four.data(), static_cast<std::streamsize>(four.size())));
+  test::TempDir dir;
+  const std::string path = dir.path() + "/twice.bin";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(four.data(), static_cast<std::streamsize>(four.size()));
+    out.write(four.data(), static_cast<std::streamsize>(four.size()));
+  }
+  engine::ScoreSettings s;
+  s.proxies = {engine::Proxy::kZico};
+  s.batch = 8;
+  s.data_path = path;
+  const auto r = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all({net::parse_arch(kArchs[1])});
+  EXPECT_EQ(r[0][engine::Proxy::kZico]->flag, engine::kFlagZeroVariance);
+  EXPECT_EQ(r[0][engine::Proxy::kZico]->value, -std::numeric_limits<double>::infinity());
 }

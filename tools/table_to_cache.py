@@ -2,7 +2,7 @@
 """Rebuilds the score cache of a committed whole-space CPU table without running a network.
 
 tools/quality_study.py searches over a score cache (`search --cache-only`). The cache itself is
-not committed (it is large); the tables are (bench/results/cpu_table_pass{1,2,3}.jsonl.xz). This
+not committed (it is large); the tables are (bench/results/cpu_table_pass{1,2,3,4}.jsonl.xz). This
 script scores one architecture with the table's settings into the cache, so that hybridnas
 writes the cache and its settings keys, then inserts every row of the table under those keys
 (and writes the decompressed tables beside the cache, for quality_study.py's correlations).
@@ -24,7 +24,8 @@ COMMON = ["--backend", "cpu", "--batch", "32", "--entropy-batch", "16", "--entro
           "--image-offset", "1000", "--score-seed", "0", "-q"]
 PASSES = [("cpu_table_pass1.jsonl.xz", "naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast", []),
           ("cpu_table_pass2.jsonl.xz", "ni,ntk_fast", ["--num-classes", "1"]),
-          ("cpu_table_pass3.jsonl.xz", "params,flops,synflow,logsynflow", [])]
+          ("cpu_table_pass3.jsonl.xz", "params,flops,synflow,logsynflow", []),
+          ("cpu_table_pass4.jsonl.xz", "zico", [])]
 
 
 def genes_code(arch):
