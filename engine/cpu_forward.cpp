@@ -170,6 +170,15 @@ void parallel_each(size_t n, const std::function<void(size_t)>& f) {
   if (error) std::rethrow_exception(error);
 }
 
+void each_member(size_t n, const std::function<void(size_t)>& f) {
+  const int threads = omp_get_max_threads();
+  if (threads > 1 && n >= static_cast<size_t>(threads)) {
+    parallel_each(n, f);
+  } else {
+    for (size_t m = 0; m < n; ++m) f(m);
+  }
+}
+
 template <typename T>
 std::vector<ForwardResult<T>> cpu_forward_population(const PopulationSchedule& S, const TypedBank<T>& bank,
                                                      const T* x, int batch, const ForwardOptions& opt,

@@ -88,6 +88,11 @@ ForwardResult<T> cpu_forward(const net::Plan& plan, const TypedBank<T>& bank, co
 // members of unequal cost balance out), then rethrows the first exception a call threw.
 void parallel_each(size_t n, const std::function<void(size_t)>& f);
 
+// f(m) for every member m of a population of n: with at least a member per thread, members over
+// the threads (parallel_each, each call on one thread); with fewer, one after another, each call
+// free to run its own parallel regions. Rethrows the first exception a call threw.
+void each_member(size_t n, const std::function<void(size_t)>& f);
+
 class PopulationSchedule;  // engine/population.hpp
 
 // Site callback of a population run: `member` indexes the schedule's members. Calls for different

@@ -7,9 +7,6 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include <omp.h>
-
-#include "engine/population.hpp"
 #include "kernels/cpu_backward.hpp"
 #include "kernels/cpu_ops.hpp"
 #include "kernels/onednn_conv.hpp"
@@ -74,6 +71,12 @@ void gram_accumulate(const T* rows, int n, int64_t cols, int64_t ld, double* the
 }
 
 namespace {
+// The upper triangle of theta (n x n, row-major) from its lower one.
+void mirror_lower(std::vector<double>& theta, int n) {
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < i; ++j) theta[size_t(j) * n + i] = theta[size_t(i) * n + j];
+}
+
 template <typename T>
 struct NtkWorkspace {
   std::vector<std::vector<T>> pool;
@@ -119,6 +122,8 @@ std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, 
 
   if (opt.labels && (!opt.exact || static_cast<int>(opt.labels->size()) < n))
     throw std::invalid_argument("ntk: cross-entropy mode needs exact and a label per image");
+  // Cross-entropy mode: one cotangent, one pass.
+  const int cotangents = opt.labels ? 1 : n;
   const int per_chunk = opt.labels ? 1 : ntk_cotangents_per_pass(n, opt);
   const int classes = plan.num_classes;
   // Gradient buffers come from a pool kept across steps and chunks (no allocation, page faults
@@ -145,11 +150,10 @@ std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, 
     }
     return b;
   };
-  for (int c0 = 0; c0 < n; c0 += per_chunk) {
+  for (int c0 = 0; c0 < cotangents; c0 += per_chunk) {
     const int cots = std::min(per_chunk, n - c0);
     const kernels::RowMap map = opt.exact ? kernels::RowMap{cots * n, n, false}
                                           : kernels::RowMap{n, n, true};
-    if (opt.labels && c0 > 0) break;  // cross-entropy mode: one cotangent
     std::vector<std::vector<T>> grad(plan.values.size());
     auto numel = [&](int v) { return plan.values[v].numel(); };
     // The gradient buffer of v, zeroed on first use (for kernels that add into it).
@@ -435,23 +439,17 @@ std::vector<double> cpu_ntk_gram(const net::Plan& plan, const TypedBank<T>& bank
   target.theta = theta.data();
   target.scratch = &ws.gram_scratch;
   ntk_backward(plan, bank, x, n, opt, layout, L, ws, target);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < i; ++j) theta[size_t(j) * n + i] = theta[size_t(i) * n + j];
+  mirror_lower(theta, n);
   return theta;
 }
 
 template <typename T>
-std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule& S, const TypedBank<T>& bank,
-                                                   const T* x, int n, const NtkOptions& opt) {
-  const size_t P = S.size();
-  std::vector<kernels::Condition> out(P);
-  auto one = [&](size_t m) { out[m] = kernels::condition_number(cpu_ntk_gram<T>(S.plan(m), bank, x, n, opt), n); };
-  const int threads = omp_get_max_threads();
-  if (threads > 1 && static_cast<int>(P) >= threads) {
-    parallel_each(P, one);  // a member per thread at a time, each backward on one thread
-  } else {
-    for (size_t m = 0; m < P; ++m) one(m);  // each backward parallel over its images
-  }
+std::vector<kernels::Condition> cpu_ntk_population(const std::vector<const net::Plan*>& members,
+                                                   const TypedBank<T>& bank, const T* x, int n, const NtkOptions& opt) {
+  std::vector<kernels::Condition> out(members.size());
+  each_member(members.size(), [&](size_t m) {
+    out[m] = kernels::condition_number(cpu_ntk_gram<T>(*members[m], bank, x, n, opt), n);
+  });
   return out;
 }
 
@@ -461,8 +459,7 @@ std::vector<double> gram_fp64(const NtkGradients<T>& grads) {
   std::vector<double> theta(static_cast<size_t>(n) * n, 0.0);
   std::vector<double> scratch;
   gram_accumulate(grads.g.data(), n, grads.params, grads.params, theta.data(), scratch);
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < i; ++j) theta[size_t(j) * n + i] = theta[size_t(i) * n + j];
+  mirror_lower(theta, n);
   return theta;
 }
 
@@ -549,10 +546,12 @@ template std::vector<double> cpu_ntk_gram(const net::Plan&, const TypedBank<floa
                                           const NtkOptions&);
 template std::vector<double> cpu_ntk_gram(const net::Plan&, const TypedBank<double>&, const double*, int,
                                           const NtkOptions&);
-template std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule&, const TypedBank<float>&,
-                                                            const float*, int, const NtkOptions&);
-template std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule&, const TypedBank<double>&,
-                                                            const double*, int, const NtkOptions&);
+template std::vector<kernels::Condition> cpu_ntk_population(const std::vector<const net::Plan*>&,
+                                                            const TypedBank<float>&, const float*, int,
+                                                            const NtkOptions&);
+template std::vector<kernels::Condition> cpu_ntk_population(const std::vector<const net::Plan*>&,
+                                                            const TypedBank<double>&, const double*, int,
+                                                            const NtkOptions&);
 template void gram_accumulate(const float*, int, int64_t, int64_t, double*, std::vector<double>&);
 template void gram_accumulate(const double*, int, int64_t, int64_t, double*, std::vector<double>&);
 template std::vector<double> gram_fp64(const NtkGradients<double>&);

@@ -91,17 +91,16 @@ template <typename T>
 std::vector<double> cpu_ntk_gram(const net::Plan& plan, const TypedBank<T>& bank, const T* x,
                                  int images, const NtkOptions& opt);
 
-class PopulationSchedule;  // engine/population.hpp
-
-// The NTK proxies of a population (SPEC.md 3): for every member of S (a schedule built with
-// ntk_forward_options()), the condition number of its Theta (kernels::condition_number: LAPACK
-// dsyevd). With at least a member per thread, each thread takes whole members (forward, backward,
-// per-layer Gram and eigensolve), as the forward executor does; with fewer, members run one after
-// another, each backward parallel over its images. A member's result is bit for bit the same
-// whatever the population and the thread count.
+// The NTK proxies of a population (SPEC.md 3): for every member, the condition number of its Theta
+// (kernels::condition_number: LAPACK dsyevd). With at least a member per thread, each thread takes
+// whole members (forward, backward, per-layer Gram and eigensolve), as the forward executor does
+// at that size; with fewer, members run one after another, each backward parallel over its
+// images (each_member). The CPU does not group members' steps (the GPU does: engine/cuda_ntk). A
+// member's result is bit for bit the same whatever the population and the thread count.
 template <typename T>
-std::vector<kernels::Condition> cpu_ntk_population(const PopulationSchedule& S, const TypedBank<T>& bank,
-                                                   const T* x, int images, const NtkOptions& opt);
+std::vector<kernels::Condition> cpu_ntk_population(const std::vector<const net::Plan*>& members,
+                                                   const TypedBank<T>& bank, const T* x, int images,
+                                                   const NtkOptions& opt);
 
 }  // namespace hn::engine
 

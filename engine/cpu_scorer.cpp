@@ -257,8 +257,7 @@ class CpuScorer final : public Scorer {
     NtkOptions opt;
     opt.exact = exact;
     const int n = std::min(64, s_.batch);
-    const PopulationSchedule schedule(pp, ntk_forward_options());
-    const std::vector<kernels::Condition> c = cpu_ntk_population<T>(schedule, *bank_default_, images_.data(), n, opt);
+    const std::vector<kernels::Condition> c = cpu_ntk_population<T>(pp, *bank_default_, images_.data(), n, opt);
     const double secs = seconds_since(t0) / static_cast<double>(pp.size());
     for (size_t m = 0; m < pp.size(); ++m) {
       ProxyValue v = c[m].ill_conditioned ? worst(p, kFlagIllConditioned) : ProxyValue{c[m].kappa, "", 0.0};
@@ -272,12 +271,7 @@ class CpuScorer final : public Scorer {
   void synflow(const std::vector<const net::Plan*>& pp, const Setter& set) {
     const auto t0 = Clock::now();
     std::vector<SynflowValues> v(pp.size());
-    auto one = [&](size_t m) { v[m] = cpu_synflow(*pp[m], *bank_abs_); };
-    if (omp_get_max_threads() > 1 && static_cast<int>(pp.size()) >= omp_get_max_threads()) {
-      parallel_each(pp.size(), one);
-    } else {
-      for (size_t m = 0; m < pp.size(); ++m) one(m);
-    }
+    each_member(pp.size(), [&](size_t m) { v[m] = cpu_synflow(*pp[m], *bank_abs_); });
     const double secs = seconds_since(t0) / static_cast<double>(pp.size());
     const bool both = has(raw_, Proxy::kSynflow) && has(raw_, Proxy::kLogsynflow);
     for (size_t m = 0; m < pp.size(); ++m) {
@@ -292,12 +286,7 @@ class CpuScorer final : public Scorer {
   void zico(const std::vector<const net::Plan*>& pp, const Setter& set) {
     const auto t0 = Clock::now();
     std::vector<double> v(pp.size());
-    auto one = [&](size_t m) { v[m] = cpu_zico<T>(*pp[m], *bank_default_, images_.data(), labels_, s_.batch); };
-    if (omp_get_max_threads() > 1 && static_cast<int>(pp.size()) >= omp_get_max_threads()) {
-      parallel_each(pp.size(), one);
-    } else {
-      for (size_t m = 0; m < pp.size(); ++m) one(m);
-    }
+    each_member(pp.size(), [&](size_t m) { v[m] = cpu_zico<T>(*pp[m], *bank_default_, images_.data(), labels_, s_.batch); });
     const double secs = seconds_since(t0) / static_cast<double>(pp.size());
     for (size_t m = 0; m < pp.size(); ++m) {
       ProxyValue z = std::isnan(v[m]) ? worst(Proxy::kZico, kFlagZeroVariance) : ProxyValue{v[m], "", 0.0};

@@ -19,6 +19,15 @@ gpu::DeviceBuffer<T> upload(const std::vector<T>& v) {
   return d;
 }
 
+// The same, stream-ordered on s (a stream-ordered allocation; from pageable memory the copy is
+// staged before cudaMemcpyAsync returns, so `v` may go right after).
+template <typename T>
+gpu::StreamBuffer<T> upload_async(const std::vector<T>& v, cudaStream_t s) {
+  gpu::StreamBuffer<T> d(v.size(), s);
+  if (!v.empty()) CUDA_CHECK(cudaMemcpyAsync(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, s));
+  return d;
+}
+
 // One init scheme's weights on the device, every slot in one allocation.
 class DeviceBank {
  public:

@@ -24,14 +24,6 @@ struct Grad {
   float* p = nullptr;
 };
 
-template <typename T>
-gpu::StreamBuffer<T> upload_async(const std::vector<T>& v, cudaStream_t s) {
-  gpu::StreamBuffer<T> d(v.size(), s);
-  // From pageable memory: staged before cudaMemcpyAsync returns, so `v` may go right after.
-  if (!v.empty()) CUDA_CHECK(cudaMemcpyAsync(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, s));
-  return d;
-}
-
 }  // namespace
 
 int64_t gpu_ntk_bytes_per_member(const net::Plan& plan, int images, bool exact) {

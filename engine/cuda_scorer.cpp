@@ -221,20 +221,21 @@ class CudaScorer final : public Scorer {
     CUDA_CHECK(cudaMemcpyAsync(host.get(), dres.get(), sizeof(Results) * P, cudaMemcpyDeviceToHost, s));
     // SynFlow / LogSynflow run on the host (the CPU twin, FP64: values reach 1e50, beyond FP32; the
     // device executor is FP32) while the device works on the slice.
-    std::vector<SynflowValues> syn(has(Proxy::kSynflow) || has(Proxy::kLogsynflow) ? P : 0);
-    const auto syn_t0 = std::chrono::steady_clock::now();
-    for (size_t m = 0; m < syn.size(); ++m) syn[m] = cpu_synflow(*pp[m], *bank_abs_);
-    const double syn_secs =
-        syn.empty() ? 0.0
-                    : std::chrono::duration<double>(std::chrono::steady_clock::now() - syn_t0).count() / double(P);
-    // ZiCo likewise on the host (FP32, the CPU twin) until it has a device path.
-    std::vector<double> zico(has(Proxy::kZico) ? P : 0);
-    const auto zico_t0 = std::chrono::steady_clock::now();
-    for (size_t m = 0; m < zico.size(); ++m)
-      zico[m] = cpu_zico<float>(*pp[m], *host_bank_, host_images_.data(), labels_, s_.batch);
-    const double zico_secs =
-        zico.empty() ? 0.0
-                     : std::chrono::duration<double>(std::chrono::steady_clock::now() - zico_t0).count() / double(P);
+    // ZiCo likewise (FP32, the CPU twin) until it has a device path. Seconds per member.
+    auto on_host = [&](bool wanted, auto& values, auto&& f) {
+      if (!wanted) return 0.0;
+      const auto t0 = std::chrono::steady_clock::now();
+      values.resize(P);
+      for (size_t m = 0; m < P; ++m) values[m] = f(*pp[m]);
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(P);
+    };
+    std::vector<SynflowValues> syn;
+    std::vector<double> zico;
+    const double syn_secs = on_host(has(Proxy::kSynflow) || has(Proxy::kLogsynflow), syn,
+                                    [&](const net::Plan& p) { return cpu_synflow(p, *bank_abs_); });
+    const double zico_secs = on_host(has(Proxy::kZico), zico, [&](const net::Plan& p) {
+      return cpu_zico<float>(p, *host_bank_, host_images_.data(), labels_, s_.batch);
+    });
     lane.stream.sync();
     auto seconds = [&](Proxy p) {
       for (auto& [q, ev] : timing)

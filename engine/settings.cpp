@@ -56,23 +56,22 @@ bool needs_images(const std::vector<Proxy>& raw) {
 
 ScoreInputs load_inputs(const ScoreSettings& s) {
   ScoreInputs in;
-  if (!needs_images(raw_proxies(s.proxies))) {
+  const std::vector<Proxy> raw = raw_proxies(s.proxies);
+  const bool zico = std::find(raw.begin(), raw.end(), Proxy::kZico) != raw.end();
+  if (!needs_images(raw)) {
     in.identity = "none";
     return in;
   }
   if (s.gaussian_input) {
-    for (Proxy p : raw_proxies(s.proxies))
-      if (p == Proxy::kZico)
-        throw std::invalid_argument("zico needs labelled images (a cross-entropy loss): give --data, not --gaussian-input");
+    if (zico)
+      throw std::invalid_argument("zico needs labelled images (a cross-entropy loss): give --data, not --gaussian-input");
     const auto g = net::gaussian_images(s.score_seed, Purpose::kGaussianInput, 0, s.batch);
     in.images.assign(g.begin(), g.end());
     in.identity = "gaussian";
     return in;
   }
   if (s.data_path.empty()) {
-    for (Proxy p : raw_proxies(s.proxies))
-      if (p == Proxy::kZico)
-        throw std::invalid_argument("zico needs labelled images: give --data FILE|DIR (CIFAR binary format)");
+    if (zico) throw std::invalid_argument("zico needs labelled images: give --data FILE|DIR (CIFAR binary format)");
     throw std::invalid_argument(
         "these proxies need input images: give --data FILE|DIR (CIFAR binary format) or "
         "--gaussian-input");

@@ -6,7 +6,6 @@
 #include <random>
 
 #include "engine/cpu_ntk.hpp"
-#include "engine/population.hpp"
 #include "fixture.hpp"
 #include "kernels/linalg.hpp"
 #include "net/cifar.hpp"
@@ -213,14 +212,11 @@ TEST(Ntk, PopulationKappaDoesNotDependOnThePopulation) {
     std::vector<const net::Plan*> all, reversed;
     for (const auto& p : plans) all.push_back(&p);
     reversed.assign(all.rbegin(), all.rend());
-    const auto together = engine::cpu_ntk_population<float>(engine::PopulationSchedule(all, engine::ntk_forward_options()),
-                                                            bank, x.data(), n, opt);
-    const auto backwards = engine::cpu_ntk_population<float>(
-        engine::PopulationSchedule(reversed, engine::ntk_forward_options()), bank, x.data(), n, opt);
+    const auto together = engine::cpu_ntk_population<float>(all, bank, x.data(), n, opt);
+    const auto backwards = engine::cpu_ntk_population<float>(reversed, bank, x.data(), n, opt);
     ASSERT_EQ(together.size(), plans.size());
     for (size_t m = 0; m < plans.size(); ++m) {
-      const auto alone = engine::cpu_ntk_population<float>(
-          engine::PopulationSchedule({all[m]}, engine::ntk_forward_options()), bank, x.data(), n, opt);
+      const auto alone = engine::cpu_ntk_population<float>({all[m]}, bank, x.data(), n, opt);
       ASSERT_FALSE(alone[0].ill_conditioned);
       EXPECT_GT(alone[0].kappa, 1.0);
       EXPECT_EQ(together[m].kappa, alone[0].kappa) << archs[m] << " exact " << exact;
