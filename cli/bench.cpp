@@ -53,6 +53,12 @@ double proxy_flops(Proxy p, const engine::ScoreSettings& s, double per_image) {
     case Proxy::kZico: return 3.0 * s.batch * per_image;  // two half batches: forward and backward
     case Proxy::kSynflow:
     case Proxy::kLogsynflow: return 3.0 * per_image;  // one image, forward and backward (FP64)
+    case Proxy::kSwap:
+    case Proxy::kSwapReg: return double(s.swap_repeats) * engine::swap_samples(s.batch) * per_image;
+    case Proxy::kMeco: return per_image;  // one image (dead edges too, not counted)
+    case Proxy::kAzExpressivity:  // one forward and one data backward of min(64, batch) images
+    case Proxy::kAzProgressivity:
+    case Proxy::kAzTrainability: return 3.0 * engine::az_images(s.batch) * per_image;
     default: return 0.0;
   }
 }
@@ -259,7 +265,13 @@ int BenchCommand::run() {
     for (const auto& g : genes) {
       if (net::is_degenerate(g)) continue;
       const double per_image = static_cast<double>(net::build_plan(g, c.settings.num_classes).flops);
+      bool swap_counted = false, az_counted = false;  // one pass serves swap / swap_reg, one the az_* three
       for (Proxy p : engine::raw_proxies(c.settings.proxies)) {
+        const bool swap = p == Proxy::kSwap || p == Proxy::kSwapReg;
+        const bool az = p == Proxy::kAzExpressivity || p == Proxy::kAzProgressivity || p == Proxy::kAzTrainability;
+        if ((swap && swap_counted) || (az && az_counted)) continue;
+        swap_counted = swap_counted || swap;
+        az_counted = az_counted || az;
         if (p == Proxy::kNi && std::find(c.settings.proxies.begin(), c.settings.proxies.end(), Proxy::kNaswot) !=
                                    c.settings.proxies.end())
           flops += c.settings.batch * per_image;  // the clean forward is naswot's

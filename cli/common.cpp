@@ -36,7 +36,9 @@ using engine::Proxy;
 void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
   o_proxies = app.add_option("--proxies", proxies,
                              "Comma-separated proxies: naswot, naswot_once, ni, ninaswot, entropy, "
-                             "entropy_seed, ntk, ntk_fast, params, flops, synflow, logsynflow, zico (default: the preset's)");
+                             "entropy_seed, ntk, ntk_fast, params, flops, synflow, logsynflow, zico, swap, "
+                             "swap_reg, meco, az_expressivity, az_progressivity, az_trainability (default: "
+                             "the preset's; docs/proxies.md defines them)");
   app.add_option("--data", data, "CIFAR binary data: a file or a directory of batch files");
   app.add_option("--dataset", dataset, "Data format and normalisation: cifar10 or cifar100")
       ->check(CLI::IsMember({"cifar10", "cifar100"}));
@@ -46,13 +48,23 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
   o_batch = app.add_option("--batch", batch,
                            "Images of naswot, naswot_once and ni (real images, or Gaussian with "
                            "--gaussian-input), of entropy_seed (always Gaussian, SPEC.md 3), of "
-                           "ntk / ntk_fast (min(64, batch)) and of zico (real images only, its two "
-                           "mini-batches the halves: at least 4) (128)")
+                           "ntk / ntk_fast (min(64, batch)), of zico (real images only, its two "
+                           "mini-batches the halves: at least 4), swap / swap_reg (the first min(16, "
+                           "batch)), meco (the first image) and the az_* proxies (min(64, batch) "
+                           "Gaussian images) (128)")
                 ->transform(int_range(2, 4096));
   o_entropy_batch = app.add_option("--entropy-batch", entropy_batch, "Gaussian images of entropy (32)")
                         ->transform(int_range(1, 4096));
   o_entropy_repeats =
       app.add_option("--entropy-repeats", entropy_repeats, "Repeats of entropy (4)")->transform(int_range(1, 1000));
+  app.add_option("--swap-repeats", swap_repeats,
+                 "Forwards of swap / swap_reg, each with fresh N(0,1) weights, averaged (32, the authors' default)")
+      ->transform(int_range(1, 1000));
+  app.add_option("--swap-mu", swap_mu,
+                 "swap_reg's regulariser exp(-(params/1e3 - mu)^2 / sigma): mu in thousands of parameters "
+                 "(default: NB201's largest network's count)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--swap-sigma", swap_sigma, "swap_reg's sigma (default: mu^2)")->check(CLI::NonNegativeNumber);
   o_num_classes = app.add_option("--num-classes", num_classes,
                                  "Logits of the head (default: 10 for cifar10, 100 for cifar100; "
                                  "1 = the NASWOT convention; zico needs every label below it)")
@@ -156,6 +168,9 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
   s.entropy_batch = o_entropy_batch && o_entropy_batch->count() ? entropy_batch : pre->entropy_batch;
   s.entropy_repeats =
       o_entropy_repeats && o_entropy_repeats->count() ? entropy_repeats : pre->entropy_repeats;
+  s.swap_repeats = swap_repeats;
+  s.swap_mu = swap_mu;
+  s.swap_sigma = swap_sigma;
   s.dataset = dataset == "cifar100" ? net::DatasetKind::kCifar100 : net::DatasetKind::kCifar10;
   s.num_classes = o_num_classes && o_num_classes->count() ? num_classes
                   : pre->num_classes > 0                 ? pre->num_classes
@@ -418,6 +433,9 @@ std::string scorer_spec(const std::string& backend, const engine::ScoreSettings&
                          {"batch", s.batch},
                          {"entropy_batch", s.entropy_batch},
                          {"entropy_repeats", s.entropy_repeats},
+                         {"swap_repeats", s.swap_repeats},
+                         {"swap_mu", s.swap_mu},
+                         {"swap_sigma", s.swap_sigma},
                          {"num_classes", s.num_classes},
                          {"score_seed", s.score_seed},
                          {"precision", engine::precision_name(s.precision)},
@@ -440,6 +458,9 @@ std::unique_ptr<engine::Scorer> scorer_from_spec(const std::string& text) {
   s.batch = j.at("batch");
   s.entropy_batch = j.at("entropy_batch");
   s.entropy_repeats = j.at("entropy_repeats");
+  s.swap_repeats = j.at("swap_repeats");
+  s.swap_mu = j.at("swap_mu");
+  s.swap_sigma = j.at("swap_sigma");
   s.num_classes = j.at("num_classes");
   s.score_seed = j.at("score_seed");
   s.precision = j.at("precision") == "fp64" ? engine::Precision::kFp64 : engine::Precision::kFp32;

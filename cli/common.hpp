@@ -44,6 +44,8 @@ struct ScoringOptions {
   int batch = 128;
   int entropy_batch = 32;
   int entropy_repeats = 4;
+  int swap_repeats = 32;
+  double swap_mu = 0.0, swap_sigma = 0.0;
   int num_classes = 10;
   uint64_t score_seed = 0;
   std::string precision = "fp32";

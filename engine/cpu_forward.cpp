@@ -51,7 +51,7 @@ LoweredPlan lower_plan(const net::Plan& plan, const ForwardOptions& opt) {
   const int logits = L.rep[plan.logits];
   for (int i = static_cast<int>(kept.size()) - 1; i >= 0; --i) {
     const Step& st = kept[i];
-    const bool root = (st.kind == StepKind::kRelu && opt.report_sites) ||
+    const bool root = (opt.all_steps && st.out >= 0) || (st.kind == StepKind::kRelu && opt.report_sites) ||
                       (st.kind == StepKind::kBlockEnd && opt.rescale_blocks) ||
                       (st.out >= 0 && st.out == logits && opt.need_logits);
     if (root || (st.out >= 0 && needed[st.out])) {
@@ -64,8 +64,8 @@ LoweredPlan lower_plan(const net::Plan& plan, const ForwardOptions& opt) {
   for (size_t i = 0; i < kept.size(); ++i) {
     if (!keep[i]) continue;
     const Step& st = kept[i];
-    L.materialize.push_back(st.out >= 0 &&
-                            (needed[st.out] || (st.out == logits && opt.need_logits)));
+    L.materialize.push_back(st.out >= 0 && (needed[st.out] || opt.all_steps ||
+                                            (st.out == logits && opt.need_logits)));
     L.steps.push_back(st);
     const int idx = static_cast<int>(L.steps.size()) - 1;
     if (st.in0 >= 0) L.last_use[st.in0] = idx;

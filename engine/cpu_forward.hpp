@@ -32,6 +32,7 @@ struct ForwardOptions {
   bool need_logits = true;      // false: the head runs only as far as sites need it
   bool report_sites = true;     // call on_site for every ReLU site (codes, entropy_seed)
   bool keep_values = false;     // keep every activation and BN statistic (for a backward pass)
+  bool all_steps = false;       // run steps that feed nothing too (MeCo hooks every module a forward calls)
   // BN gammas other than 1 (finite-difference tests): bn_gamma[layer][channel]; null = all 1.
   const std::vector<std::vector<double>>* bn_gamma = nullptr;
 };

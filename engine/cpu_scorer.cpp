@@ -10,6 +10,7 @@
 
 #include "engine/cpu_forward.hpp"
 #include "engine/cpu_ntk.hpp"
+#include "engine/feature_proxies.hpp"
 #include "engine/cpu_proxies.hpp"
 #include "engine/population.hpp"
 #include "kernels/linalg.hpp"
@@ -74,7 +75,8 @@ std::vector<T> to_type(const std::vector<float>& v) {
 template <typename T>
 class CpuScorer final : public Scorer {
  public:
-  CpuScorer(const ScoreSettings& s, const ScoreInputs& in) : s_(s), raw_(raw_proxies(s.proxies)) {
+  CpuScorer(const ScoreSettings& s, const ScoreInputs& in)
+      : s_(s), raw_(raw_proxies(s.proxies)), features_(s, raw_proxies(s.proxies), in.images) {
     raw_.erase(std::remove(raw_.begin(), raw_.end(), Proxy::kNinaswot), raw_.end());
     kernels::cpu_kernels_init();
     if (s_.threads > 0) omp_set_num_threads(s_.threads);
@@ -165,6 +167,7 @@ class CpuScorer final : public Scorer {
     }
     if (has(raw_, Proxy::kSynflow) || has(raw_, Proxy::kLogsynflow)) synflow(pp, set);
     if (has(raw_, Proxy::kZico)) zico(pp, set);
+    if (features_.any()) features_.score(pp, set);
     for (size_t i : run)
       for (Proxy p : raw_) out[i][p] = sanitize(p, *out[i][p]);
     return out;
@@ -303,6 +306,7 @@ class CpuScorer final : public Scorer {
   std::optional<TypedBank<double>> bank_abs_;  // SynFlow's |parameters|
   std::vector<TypedBank<T>> bank_entropy_;
   std::vector<std::vector<T>> entropy_inputs_;
+  FeatureProxies<T> features_;  // swap, swap_reg, meco, az_*
 };
 
 }  // namespace

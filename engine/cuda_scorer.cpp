@@ -21,6 +21,7 @@
 #include "engine/cuda_lane.hpp"
 #include "engine/cuda_ntk.hpp"
 #include "engine/cuda_population.hpp"
+#include "engine/feature_proxies.hpp"
 #include "kernels/cudnn_conv.hpp"
 #include "kernels/gpu_kernels.cuh"
 #include "kernels/gpu_population.cuh"
@@ -50,7 +51,8 @@ struct Results {
 
 class CudaScorer final : public Scorer {
  public:
-  CudaScorer(const ScoreSettings& s, const ScoreInputs& in) : s_(s), raw_(raw_proxies(s.proxies)) {
+  CudaScorer(const ScoreSettings& s, const ScoreInputs& in)
+      : s_(s), raw_(raw_proxies(s.proxies)), features_(s, raw_proxies(s.proxies), in.images) {
     raw_.erase(std::remove(raw_.begin(), raw_.end(), Proxy::kNinaswot), raw_.end());
     std::string why;
     const int count = gpu::device_count(&why);
@@ -236,6 +238,11 @@ class CudaScorer final : public Scorer {
     const double zico_secs = on_host(has(Proxy::kZico), zico, [&](const net::Plan& p) {
       return cpu_zico<float>(p, *host_bank_, host_images_.data(), labels_, s_.batch);
     });
+    // swap, swap_reg, meco and the az_* proxies: on the host too (engine/feature_proxies), until
+    // they have device paths.
+    std::vector<std::vector<std::pair<Proxy, ProxyValue>>> feat(P);
+    if (features_.any())
+      features_.score(pp, [&](size_t m, Proxy p, ProxyValue v) { feat[m].emplace_back(p, std::move(v)); });
     lane.stream.sync();
     auto seconds = [&](Proxy p) {
       for (auto& [q, ev] : timing)
@@ -247,9 +254,11 @@ class CudaScorer final : public Scorer {
       a = to_score(host[m], *pp[m], syn.empty() ? SynflowValues{} : syn[m], zico.empty() ? 0.0 : zico[m]);
       a.genes = archs[run[m]];
       for (Proxy p : raw_)
-        a[p]->seconds = p == Proxy::kSynflow || p == Proxy::kLogsynflow ? syn_secs
-                        : p == Proxy::kZico                             ? zico_secs
-                                                                        : seconds(p);
+        if (a[p])
+          a[p]->seconds = p == Proxy::kSynflow || p == Proxy::kLogsynflow ? syn_secs
+                          : p == Proxy::kZico                             ? zico_secs
+                                                                          : seconds(p);
+      for (auto& [p, v] : feat[m]) a[p] = sanitize(p, std::move(v));
     }
     // naswot_once and ni share naswot's clean forward: their time is inside naswot's.
     return out;
@@ -298,7 +307,8 @@ class CudaScorer final : public Scorer {
     if (has(Proxy::kLogsynflow)) out[Proxy::kLogsynflow] = ProxyValue{syn.logsynflow, "", 0.0};
     if (has(Proxy::kZico))
       out[Proxy::kZico] = std::isnan(zico) ? worst(Proxy::kZico, kFlagZeroVariance) : ProxyValue{zico, "", 0.0};
-    for (Proxy p : raw_) out[p] = sanitize(p, *out[p]);
+    for (Proxy p : raw_)
+      if (out[p]) out[p] = sanitize(p, *out[p]);  // the host-side feature proxies come later
     return out;
   }
 
@@ -469,6 +479,7 @@ class CudaScorer final : public Scorer {
   std::vector<int> labels_;
   std::vector<DeviceBank> bank_entropy_;
   std::vector<gpu::DeviceBuffer<float>> entropy_inputs_;
+  FeatureProxies<float> features_;  // swap, swap_reg, meco, az_* (host)
 };
 
 }  // namespace

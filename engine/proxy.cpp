@@ -8,7 +8,9 @@ namespace hn::engine {
 namespace {
 constexpr const char* kNames[kNumProxies] = {"naswot", "naswot_once", "ni",     "ninaswot", "entropy",
                                              "entropy_seed", "ntk", "ntk_fast", "params", "flops",
-                                             "synflow", "logsynflow", "zico"};
+                                             "synflow", "logsynflow", "zico", "swap",
+                                             "swap_reg", "meco", "az_expressivity", "az_progressivity",
+                                             "az_trainability"};
 }
 
 const char* proxy_name(Proxy p) { return kNames[static_cast<int>(p)]; }

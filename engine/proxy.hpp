@@ -21,6 +21,12 @@ enum class Proxy : int {
   kSynflow,     // SynFlow (Tanaka et al. 2020), as zero-cost-nas computes it
   kLogsynflow,  // LogSynflow (Cavagnero et al. 2023)
   kZico,        // ZiCo (Li et al. 2023): gradients' inverse coefficient of variation over 2 batches
+  kSwap,        // SWAP-Score (Peng et al. 2024): distinct sample-wise ReLU patterns
+  kSwapReg,     // SWAP-Score times its Gaussian model-size regulariser
+  kMeco,        // MeCo (Jiang et al. 2023): summed minimum eigenvalues of feature correlations
+  kAzExpressivity,   // AZ-NAS (Lee & Ham 2024): isotropy of the block features
+  kAzProgressivity,  // AZ-NAS: smallest expressivity increase from a block to the next
+  kAzTrainability,   // AZ-NAS: spectral norm of the block Jacobians, near 1 is best
   kCount
 };
 inline constexpr int kNumProxies = static_cast<int>(Proxy::kCount);

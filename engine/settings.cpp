@@ -1,6 +1,8 @@
 #include "engine/settings.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 #include "kernels/philox.cuh"
@@ -28,6 +30,19 @@ void ScoreSettings::validate() const {
   if (tf32 && precision == Precision::kFp64) bad("--tf32 and --precision fp64 exclude each other");
   for (Proxy p : raw_proxies(proxies))
     if (p == Proxy::kZico && batch < 4) bad("zico needs --batch >= 4 (its two mini-batches are the halves of the batch)");
+  if (swap_repeats < 1 || swap_repeats > 1000) bad("--swap-repeats must be in 1..1000, got " + std::to_string(swap_repeats));
+  if (!(swap_mu >= 0.0) || !std::isfinite(swap_mu)) bad("--swap-mu must be a finite number >= 0 (0: the default)");
+  if (!(swap_sigma >= 0.0) || !std::isfinite(swap_sigma)) bad("--swap-sigma must be a finite number >= 0 (0: the default)");
+}
+
+SwapRegParameters swap_reg_mu_sigma(const ScoreSettings& s) {
+  double mu = s.swap_mu;
+  if (!(mu > 0.0)) {
+    net::Genes g;
+    g.ops.fill(net::Op::kConv3x3);
+    mu = static_cast<double>(net::build_plan(g, s.num_classes).param_count) / 1e3;
+  }
+  return SwapRegParameters{mu, s.swap_sigma > 0.0 ? s.swap_sigma : mu * mu};
 }
 
 std::vector<Proxy> raw_proxies(const std::vector<Proxy>& wanted) {
@@ -49,7 +64,8 @@ std::vector<Proxy> raw_proxies(const std::vector<Proxy>& wanted) {
 bool needs_images(const std::vector<Proxy>& raw) {
   for (Proxy p : raw)
     if (p == Proxy::kNaswot || p == Proxy::kNaswotOnce || p == Proxy::kNi || p == Proxy::kNtk ||
-        p == Proxy::kNtkFast || p == Proxy::kNinaswot || p == Proxy::kZico)
+        p == Proxy::kNtkFast || p == Proxy::kNinaswot || p == Proxy::kZico || p == Proxy::kSwap ||
+        p == Proxy::kSwapReg || p == Proxy::kMeco)
       return true;
   return false;
 }
@@ -127,6 +143,25 @@ std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& inp
     case Proxy::kZico:  // the halves of the batch as its two mini-batches, their labels
       k += ";batch=" + std::to_string(s.batch) + ";classes=" + std::to_string(s.num_classes) +
            ";input=" + input_identity;
+      break;
+    case Proxy::kSwap:
+    case Proxy::kSwapReg:  // the first min(16, batch) of the input images
+      k += ";samples=" + std::to_string(swap_samples(s.batch)) + ";repeats=" + std::to_string(s.swap_repeats) +
+           ";input=" + input_identity;
+      if (p == Proxy::kSwapReg) {
+        const SwapRegParameters r = swap_reg_mu_sigma(s);
+        char buf[96];
+        std::snprintf(buf, sizeof buf, ";classes=%d;mu=%.17g;sigma=%.17g", s.num_classes, r.mu, r.sigma);
+        k += buf;
+      }
+      break;
+    case Proxy::kMeco:  // the first input image
+      k += ";input=" + input_identity;
+      break;
+    case Proxy::kAzExpressivity:
+    case Proxy::kAzProgressivity:
+    case Proxy::kAzTrainability:  // min(64, batch) Gaussian images
+      k += ";batch=" + std::to_string(az_images(s.batch));
       break;
     case Proxy::kCount: break;
   }

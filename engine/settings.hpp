@@ -17,6 +17,11 @@ struct ScoreSettings {
   int batch = 128;             // naswot, naswot_once, ni, entropy_seed; ntk: min(64, batch)
   int entropy_batch = 32;
   int entropy_repeats = 4;
+  // SWAP: forwards of the first min(16, batch) images, each with fresh N(0,1) weights, averaged
+  // (the authors' default: 32); swap_reg's regulariser exp(-(params / 1e3 - mu)^2 / sigma), mu in
+  // thousands of parameters; 0 = the defaults (swap_reg_mu_sigma).
+  int swap_repeats = 32;
+  double swap_mu = 0.0, swap_sigma = 0.0;
   int num_classes = 10;
   uint64_t score_seed = 0;
   Precision precision = Precision::kFp32;
@@ -40,6 +45,19 @@ struct ScoreSettings {
   // Throws std::invalid_argument naming the bad setting.
   void validate() const;
 };
+
+// swap_reg's mu and sigma: the settings', or by default mu = the parameter count of NB201's largest
+// network (every edge a 3x3 convolution) at num_classes, in thousands, and sigma = mu^2 (a size prior
+// that grows towards the largest network: e^-1 at zero parameters; the SWAP paper's NB201 values
+// are not in its authors' code).
+// The images of SWAP (the first min(16, batch) of the run's: the authors' default sample) and of
+// AZ-NAS (min(64, batch) Gaussian ones: its authors' batch).
+inline int swap_samples(int batch) { return batch < 16 ? batch : 16; }
+inline int az_images(int batch) { return batch < 64 ? batch : 64; }
+struct SwapRegParameters {
+  double mu, sigma;
+};
+SwapRegParameters swap_reg_mu_sigma(const ScoreSettings& s);
 
 // The proxies a backend must compute to report `wanted` (ninaswot needs naswot and ni).
 std::vector<Proxy> raw_proxies(const std::vector<Proxy>& wanted);

@@ -52,6 +52,9 @@ enum class Purpose : uint32_t {
   kNiNoise = 4,            // ni: input noise N(0, 0.05^2)
   kEntropyInput = 5,       // entropy: N(0,1) images, repeat index = repeat
   kEntropySeedInput = 6,   // entropy_seed: N(0,1) images
+  kKaimingWeights = 7,     // AZ-NAS: conv / linear weights N(0,1) * sqrt(2 / fan_in)
+  kAzInput = 8,            // AZ-NAS: N(0,1) images
+  kAzCotangent = 9,        // AZ-NAS trainability: Rademacher cotangents, repeat index = block
   // Keyed by the search seed instead of the score seed:
   kReferenceSample = 16,   // the z-statistics reference sample
   kGa = 17,                // the GA's initial population and operators

@@ -153,6 +153,15 @@ class Builder {
       }
     throw std::logic_error("share_relu: no such ReLU step");
   }
+  // `modules` more nn.Modules of MeCo's network return value v (ModuleTap).
+  void tap(int v, int modules) {
+    for (auto& t : p_.meco_taps)
+      if (t.value == v) {
+        t.modules += modules;
+        return;
+      }
+    p_.meco_taps.push_back(ModuleTap{v, modules});
+  }
   int binary(StepKind kind, int a, int b) {
     const int out = value(shape(a));
     push(Step{kind, out, a, b});
@@ -191,10 +200,14 @@ class Builder {
         const std::string module = prefix + ".layers." + std::to_string(e) + ".op.0";
         switch (op) {
           case Op::kNone: break;
-          case Op::kSkip: term = node[i]; break;
+          case Op::kSkip:
+            term = node[i];
+            tap(term, 1);  // Identity
+            break;
           case Op::kAvgPool:
             at(10 * e + 3);
             term = unary(StepKind::kAvgPool3, node[i], shape(node[i]));
+            tap(term, 2);  // AvgPool2d and its POOLING parent
             break;
           case Op::kConv1x1:
           case Op::kConv3x3:
@@ -206,6 +219,9 @@ class Builder {
             const int c = conv(relu_of[i], slot_edge_conv(g, e, op), 1);
             at(10 * e + 2);
             term = batch_norm(c);
+            tap(relu_of[i], 1);  // this edge's ReLU
+            tap(c, 1);
+            tap(term, 3);  // BN, the Sequential, the ReLU-Conv-BN edge
             break;
         }
         if (term < 0) continue;
@@ -215,6 +231,7 @@ class Builder {
       at(10 * last_edge_into(j) + 5);
       node[j] = sum >= 0 ? sum : zero(shape(x));
     }
+    tap(node[3], cell_in_stage == kCellsPerStage - 1 ? 2 : 1);  // the cell; the last, its stack too
     return node[3];
   }
 
@@ -222,34 +239,42 @@ class Builder {
     section((r + 1) * (kCellsPerStage + 1));
     const std::string prefix = "cells." + std::to_string(module_cell_index(r + 1, -1));
     at(1);
-    int a = relu(x, prefix + ".conv_a.op.0", 2);
+    const int ra = relu(x, prefix + ".conv_a.op.0", 2);
     at(2);
-    a = conv(a, slot_reduction(r, 0), 2);
+    const int ca = conv(ra, slot_reduction(r, 0), 2);
     at(3);
-    a = batch_norm(a);
+    const int a = batch_norm(ca);
     at(4);
-    int b = relu(a, prefix + ".conv_b.op.0", 2);
+    const int rb = relu(a, prefix + ".conv_b.op.0", 2);
     at(5);
-    b = conv(b, slot_reduction(r, 1), 1);
+    const int cb = conv(rb, slot_reduction(r, 1), 1);
     at(6);
-    b = batch_norm(b);
+    const int b = batch_norm(cb);
     const Shape sx = shape(x);
     at(7);
     const int pooled = unary(StepKind::kAvgPool2, x, {sx.c, sx.h / 2, sx.w / 2});
     at(8);
     const int shortcut = conv(pooled, slot_reduction(r, 2), 1);
     at(9);
-    return binary(StepKind::kAdd, b, shortcut);
+    const int out = binary(StepKind::kAdd, b, shortcut);
+    // MeCo's modules in its forward order: conv_a (ReLU, conv, BN x 3), conv_b (the same), the
+    // residual (AvgPool2d, conv, its Sequential), the block.
+    for (const int* t : {&ra, &ca, &a, &rb, &cb, &b}) tap(*t, (t == &a || t == &b) ? 3 : 1);
+    tap(pooled, 1);
+    tap(shortcut, 2);
+    tap(out, 1);
+    return out;
   }
-
   void build() {
     section(0);
     at(0);
     p_.input = input();
     at(1);
     int x = conv(p_.input, kSlotStem, 1);
+    tap(x, 1);
     at(2);
     x = batch_norm(x);
+    tap(x, 3);  // BN, stem.net, stem
     block_end(x);
     for (int stage = 0; stage < kStages; ++stage) {
       if (stage > 0) {
@@ -268,6 +293,8 @@ class Builder {
     at(2);
     const int h = relu(hb, "lastact.1", 1);
     p_.sites.back().inplace = true;
+    tap(hb, 1);  // hooked before the in-place ReLU overwrites it
+    tap(h, 2);   // the ReLU and lastact
     const Shape sh = shape(h);
     at(3);
     const int pooled = unary(StepKind::kGlobalAvgPool, h, {sh.c, 1, 1});

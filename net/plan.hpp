@@ -94,6 +94,16 @@ struct ReluModule {
   int site = -1;
 };
 
+// A tensor that the modules of MeCo's NB201 network (zero-cost-nas's NAS201Model, hooked by the
+// MeCo authors' code on every module) return: `modules` of them return it (a Sequential returns
+// its last child's tensor; a ReLU-Conv-BN edge's BN output is returned by the BN, the Sequential
+// and the edge module). Zero edges and 1 x 1 outputs (pooling, head) are left out: their MeCo
+// term is 0.
+struct ModuleTap {
+  int value = -1;
+  int modules = 0;
+};
+
 struct Plan {
   Genes genes;
   int num_classes = 10;
@@ -102,6 +112,7 @@ struct Plan {
   std::vector<Site> sites;
   std::vector<ReluModule> relu_modules;
   std::vector<int> bn_channels;  // channels of each BN layer
+  std::vector<ModuleTap> meco_taps;  // one entry per value, in first-tap order
   int input = -1, logits = -1;
   int64_t param_count = 0;       // conv + BN (gamma, beta) + linear (weight, bias), as PyTorch counts
   int64_t flops = 0;             // 2 x multiply-accumulates of convolutions and the linear layer, per image

@@ -20,9 +20,10 @@ WeightBank WeightBank::generate(InitScheme scheme, uint64_t score_seed, int num_
                                 uint32_t repeat) {
   WeightBank b = zeros(num_classes);
   const PhiloxKey key = philox_key(score_seed);
-  const Purpose purpose = scheme == InitScheme::kDefault   ? Purpose::kDefaultInit
-                          : scheme == InitScheme::kEntropy ? Purpose::kEntropyWeights
-                                                           : Purpose::kEntropySeedWeights;
+  const Purpose purpose = scheme == InitScheme::kDefault         ? Purpose::kDefaultInit
+                          : scheme == InitScheme::kEntropy       ? Purpose::kEntropyWeights
+                          : scheme == InitScheme::kKaimingNormal ? Purpose::kKaimingWeights
+                                                                 : Purpose::kEntropySeedWeights;
   const uint32_t rep = scheme == InitScheme::kEntropy ? repeat : 0;
   for (int s = 0; s < kNumSlots; ++s) {
     const SlotInfo info = slot_info(s, num_classes);
@@ -47,6 +48,11 @@ WeightBank WeightBank::generate(InitScheme scheme, uint64_t score_seed, int num_
           else
             w[i] = 0.0f;
           break;
+        case InitScheme::kKaimingNormal: {
+          const double fan = info.kind == SlotKind::kConvWeight ? info.fan_in() : 64.0;
+          w[i] = info.kind == SlotKind::kLinearBias ? 0.0f : philox_normal_scaled(r, std::sqrt(2.0 / fan));
+          break;
+        }
       }
     }
   }

@@ -15,6 +15,7 @@ enum class InitScheme : uint8_t {
   kDefault,      // PyTorch default init (naswot, ni, ntk): U(-1/sqrt(fan_in), +), bias U(-1/8, 1/8)
   kEntropy,      // MAE-DET entropy: N(0,1) conv weights, fresh per repeat
   kEntropySeed,  // entropy_seed: conv N(0,1)/sqrt(k*k*Cout), linear N(0,1)/sqrt(num_classes), bias 0
+  kKaimingNormal,  // AZ-NAS: conv and linear N(0,1) * sqrt(2 / fan_in) (kaiming_normal_, fan_in, ReLU gain), bias 0
 };
 
 class WeightBank {

@@ -626,6 +626,18 @@ TEST(GpuEndToEnd, CudaScorerMatchesTheCpuScorer) {
   expect_cuda_matches_cpu(e2e_settings(), kE2eArchs);
 }
 
+// docs/proxies.md's proxies on the CUDA backend (params / flops on the device plan, the others
+// through their host twins for now) against the CPU scorer, within the same FP32 rule.
+TEST(GpuEndToEnd, DocsProxiesMatchTheCpuScorer) {
+  SKIP_WITHOUT_GPU();
+  engine::ScoreSettings s = e2e_settings();
+  s.proxies = {Proxy::kParams, Proxy::kFlops, Proxy::kSynflow, Proxy::kLogsynflow, Proxy::kZico,
+               Proxy::kSwap, Proxy::kSwapReg, Proxy::kMeco, Proxy::kAzExpressivity, Proxy::kAzProgressivity,
+               Proxy::kAzTrainability};
+  s.swap_repeats = 2;
+  expect_cuda_matches_cpu(s, kE2eArchs);
+}
+
 // A score does not depend on the population (SPEC.md 7, within the FP32 rule on a GPU): the
 // coverage architectures, a duplicate of one and 20 random ones, scored as one population and
 // one architecture at a time, each against the CPU; and alone against together directly.

@@ -2,7 +2,7 @@
 """Rebuilds the score cache of a committed whole-space CPU table without running a network.
 
 tools/quality_study.py searches over a score cache (`search --cache-only`). The cache itself is
-not committed (it is large); the tables are (bench/results/cpu_table_pass{1,2,3,4}.jsonl.xz). This
+not committed (it is large); the tables are (bench/results/cpu_table_pass{1,..,6}.jsonl.xz). This
 script scores one architecture with the table's settings into the cache, so that hybridnas
 writes the cache and its settings keys, then inserts every row of the table under those keys
 (and writes the decompressed tables beside the cache, for quality_study.py's correlations).
@@ -25,7 +25,9 @@ COMMON = ["--backend", "cpu", "--batch", "32", "--entropy-batch", "16", "--entro
 PASSES = [("cpu_table_pass1.jsonl.xz", "naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast", []),
           ("cpu_table_pass2.jsonl.xz", "ni,ntk_fast", ["--num-classes", "1"]),
           ("cpu_table_pass3.jsonl.xz", "params,flops,synflow,logsynflow", []),
-          ("cpu_table_pass4.jsonl.xz", "zico", [])]
+          ("cpu_table_pass4.jsonl.xz", "zico", []),
+          ("cpu_table_pass5.jsonl.xz", "az_expressivity,az_progressivity,az_trainability,meco", []),
+          ("cpu_table_pass6.jsonl.xz", "swap,swap_reg", ["--swap-repeats", "4"])]
 
 
 def genes_code(arch):

@@ -24,6 +24,9 @@ PURPOSE_GAUSSIAN_INPUT = 3
 PURPOSE_NI_NOISE = 4
 PURPOSE_ENTROPY_INPUT = 5
 PURPOSE_ENTROPY_SEED_INPUT = 6
+PURPOSE_KAIMING_WEIGHTS = 7   # AZ-NAS: conv / linear N(0,1) * sqrt(2 / fan_in), bias 0
+PURPOSE_AZ_INPUT = 8          # AZ-NAS: N(0,1) images
+PURPOSE_AZ_COTANGENT = 9      # AZ-NAS trainability: Rademacher cotangents, repeat = block
 
 
 def philox4x32_10(c0, c1, c2, c3, k0, k1):
@@ -121,6 +124,32 @@ def linear_params(seed, num_classes, purpose, in_features=64):
 def image_noise(seed, shape, purpose, repeat=0, scale=1.0):
     """Image-shaped draws (slot 0, element = flat NCHW index from image 0 of the batch)."""
     return normal_tensor(seed, shape, SLOT_STEM, purpose, repeat, scale)
+
+
+def kaiming_conv_weight(seed, shape, slot):
+    """Kaiming-normal (fan_in, ReLU gain) conv weight: N(0,1) * sqrt(2 / (cin k k)) as float32."""
+    cout, cin, kh, kw = shape
+    return normal_tensor(seed, shape, slot, PURPOSE_KAIMING_WEIGHTS, 0, np.sqrt(2.0 / np.float64(cin * kh * kw)))
+
+
+def kaiming_linear_params(seed, num_classes, in_features=64):
+    """(weight N(0,1) * sqrt(2 / in_features), bias 0) as float32 (purpose 7)."""
+    w = normal_tensor(seed, (num_classes, in_features), SLOT_HEAD_W, PURPOSE_KAIMING_WEIGHTS, 0,
+                      np.sqrt(2.0 / np.float64(in_features)))
+    return w, np.zeros(num_classes, dtype=np.float32)
+
+
+def entropy_linear_params(seed, num_classes, repeat, in_features=64):
+    """(weight N(0,1), bias 0) as float32: the entropy / SWAP bank's head (purpose 1, repeat r)."""
+    w = normal_tensor(seed, (num_classes, in_features), SLOT_HEAD_W, PURPOSE_ENTROPY_WEIGHTS, repeat, 1.0)
+    return w, np.zeros(num_classes, dtype=np.float32)
+
+
+def rademacher_tensor(seed, shape, slot, purpose, repeat):
+    """+1 where word 0 of the draw for flat element i is odd, else -1 (float64)."""
+    n = int(np.prod(shape))
+    w0 = _words(seed, n, slot, purpose, repeat)[0]
+    return np.where((w0 & np.uint32(1)) == 1, 1.0, -1.0).reshape(shape)
 
 
 def _self_check():
