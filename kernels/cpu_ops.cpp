@@ -20,10 +20,8 @@ extern "C" void openblas_set_num_threads(int);
 void cpu_kernels_init() {
   openblas_set_num_threads(1);
   // Activations are large, short-lived buffers: keep them on the heap instead of mmap/munmap
-  // per allocation, which costs a page fault per 4 KiB on every forward pass. glibc refuses a
-  // threshold above HEAP_MAX_SIZE / 2 (32 MiB on 64-bit hosts; it then keeps 128 KiB, and the
-  // trim setting below turns off its dynamic raising): 32 MiB, the largest it takes.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  // per allocation, which costs a page fault per 4 KiB on every forward pass.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   omp_set_max_active_levels(1);  // kernels inside an architecture-parallel loop run serially
 }
