@@ -73,7 +73,7 @@ void BenchCommand::add_to(CLI::App& app) {
   app.add_option("--max-seconds", max_seconds,
                  "Stop timing a proxy after this many seconds (at least one timed pass) (120)")
       ->transform(real_range(0, 1e6));
-  app.add_flag("--presets", presets, "Also time the presets hybrid, seed and cpu-quick as wholes");
+  app.add_flag("--presets", presets, "Also time the presets hybrid, seed, cpu-quick, az-nas and az-meco-zico as wholes");
   app.add_option("--repeat-archs", repeat_archs,
                  "Score each architecture this many times per pass (fills a GPU's streams) (1)")
       ->transform(int_range(1, 100000));
@@ -153,7 +153,7 @@ int BenchCommand::run() {
     cases.push_back(c);
   }
   if (presets)
-    for (const char* name : {"hybrid", "seed", "cpu-quick"}) {
+    for (const char* name : {"hybrid", "seed", "cpu-quick", "az-nas", "az-meco-zico"}) {
       const auto& pre = engine::run_preset(name);
       Case c{std::string("preset:") + name, base};
       c.settings.proxies = engine::parse_proxy_list(pre.proxies);
@@ -200,6 +200,7 @@ int BenchCommand::run() {
                          {{"batch", base.batch},
                           {"entropy_batch", base.entropy_batch},
                           {"entropy_repeats", base.entropy_repeats},
+                          {"swap_repeats", base.swap_repeats},
                           {"num_classes", base.num_classes},
                           {"precision", engine::precision_name(base.precision)},
                           {"input", base.gaussian_input ? "gaussian" : base.data_path}}},
@@ -293,6 +294,7 @@ int BenchCommand::run() {
                         {"batch", c.settings.batch},
                         {"entropy_batch", c.settings.entropy_batch},
                         {"entropy_repeats", c.settings.entropy_repeats},
+                        {"swap_repeats", c.settings.swap_repeats},
                         {"num_classes", c.settings.num_classes}};
     if (peak_tflops > 0) r["fraction_of_fp32_peak"] = gflops / (peak_tflops * 1e3);
     results[c.name] = r;

@@ -61,10 +61,11 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
                  "Forwards of swap / swap_reg, each with fresh N(0,1) weights, averaged (32, the authors' default)")
       ->transform(int_range(1, 1000));
   app.add_option("--swap-mu", swap_mu,
-                 "swap_reg's regulariser exp(-(params/1e3 - mu)^2 / sigma): mu in thousands of parameters "
-                 "(default: NB201's largest network's count)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--swap-sigma", swap_sigma, "swap_reg's sigma (default: mu^2)")->check(CLI::NonNegativeNumber);
+                 "swap_reg's regulariser exp(-(params/1e3 - mu)^2 / sigma): mu in thousands of parameters, "
+                 "0..1e12 (0 or absent: NB201's largest network's count, 1531.546 at 10 classes)")
+      ->check(CLI::Range(0.0, 1e12));
+  app.add_option("--swap-sigma", swap_sigma, "swap_reg's sigma, 0..1e24 (0 or absent: mu^2)")
+      ->check(CLI::Range(0.0, 1e24));
   o_num_classes = app.add_option("--num-classes", num_classes,
                                  "Logits of the head (default: 10 for cifar10, 100 for cifar100; "
                                  "1 = the NASWOT convention; zico needs every label below it)")
@@ -76,7 +77,7 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   if (with_preset)
     app.add_option("--preset", preset,
-                   "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, or auto (cpu-quick on the CPU "
+                   "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, az-nas, az-meco-zico, or auto (cpu-quick on the CPU "
                    "backend; full for score and hybrid for search on CUDA); flags override it");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->transform(int_range(0, 4096));
   app.add_option("--population-batch", population_batch,

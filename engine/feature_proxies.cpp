@@ -395,7 +395,7 @@ void FeatureProxies<T>::score(const std::vector<const net::Plan*>& pp, const Set
         if (!has(raw_, p)) continue;
         ProxyValue pv;
         if (p == Proxy::kAzTrainability)
-          pv = v[m].identity_block ? worst(p, kFlagDegenerate) : ProxyValue{v[m].trainability, "", 0.0};
+          pv = v[m].identity_block ? worst(p, kFlagNonfinite) : ProxyValue{v[m].trainability, "", 0.0};
         else
           pv = v[m].zero_variance ? worst(p, kFlagZeroVariance)
                                   : ProxyValue{p == Proxy::kAzExpressivity ? v[m].expressivity : v[m].progressivity, "", 0.0};

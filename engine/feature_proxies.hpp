@@ -67,7 +67,7 @@ double meco_min_eigenvalue(const T* fea, int c, int64_t hw);
 struct AzNasValues {
   double expressivity = 0.0, progressivity = 0.0, trainability = 0.0;
   bool zero_variance = false;   // some block's covariance has no positive trace (E_b undefined)
-  bool identity_block = false;  // trainability is -inf: some block computes the identity
+  bool identity_block = false;  // trainability is -inf (flag nonfinite): some block computes the identity
 };
 // Rademacher (+-1) cotangents for blocks 1..17 (index 0 empty): images x the block's output numel,
 // element i from Philox (i, 0, kAzCotangent, block) under the score seed: +1 when word 0 is odd.

@@ -31,8 +31,9 @@ void ScoreSettings::validate() const {
   for (Proxy p : raw_proxies(proxies))
     if (p == Proxy::kZico && batch < 4) bad("zico needs --batch >= 4 (its two mini-batches are the halves of the batch)");
   if (swap_repeats < 1 || swap_repeats > 1000) bad("--swap-repeats must be in 1..1000, got " + std::to_string(swap_repeats));
-  if (!(swap_mu >= 0.0) || !std::isfinite(swap_mu)) bad("--swap-mu must be a finite number >= 0 (0: the default)");
-  if (!(swap_sigma >= 0.0) || !std::isfinite(swap_sigma)) bad("--swap-sigma must be a finite number >= 0 (0: the default)");
+  // Bounded so that (params - mu)^2 and mu^2 stay finite.
+  if (!(swap_mu >= 0.0 && swap_mu <= 1e12)) bad("--swap-mu must be in 0..1e12 thousand parameters (0: the default)");
+  if (!(swap_sigma >= 0.0 && swap_sigma <= 1e24)) bad("--swap-sigma must be in 0..1e24 (0: the default, mu^2)");
 }
 
 SwapRegParameters swap_reg_mu_sigma(const ScoreSettings& s) {
@@ -179,6 +180,9 @@ const RunPreset kPresets[] = {
     {"seed", "naswot,ni,ntk,entropy_seed", 128, 32, 4, 1, false, 1000},
     {"cpu-quick", "naswot,ni,ntk_fast,entropy", 32, 16, 2, 0, true, 500},
     {"hybrid-logrank", "naswot,ni,ntk,entropy", 128, 32, 4, 0, true, 1000, "logrank"},
+    {"az-nas", "az_expressivity,az_progressivity,az_trainability,flops", 64, 32, 4, 0, true, 1000, "logrank"},
+    {"az-meco-zico", "az_expressivity,az_progressivity,az_trainability,flops,meco,zico", 128, 32, 4, 0, true, 1000,
+     "logrank"},
 };
 }
 

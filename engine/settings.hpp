@@ -19,7 +19,7 @@ struct ScoreSettings {
   int entropy_repeats = 4;
   // SWAP: forwards of the first min(16, batch) images, each with fresh N(0,1) weights, averaged
   // (the authors' default: 32); swap_reg's regulariser exp(-(params / 1e3 - mu)^2 / sigma), mu in
-  // thousands of parameters; 0 = the defaults (swap_reg_mu_sigma).
+  // thousands of parameters, in 0..1e12 and sigma in 0..1e24; 0 = the defaults (swap_reg_mu_sigma).
   int swap_repeats = 32;
   double swap_mu = 0.0, swap_sigma = 0.0;
   int num_classes = 10;
@@ -94,6 +94,12 @@ namespace hn::engine {
 //              images), entropy 16 x 2, search budget 500
 //   hybrid-logrank  hybrid's proxies with the logrank fitness (AZ-NAS's archive-relative ranks):
 //              on the full-space table (README, quality) it beats hybrid's z with REA and GA
+//   az-nas     AZ-NAS (Lee & Ham, CVPR 2024) as its authors rank: logrank over its expressivity,
+//              progressivity, trainability and flops; 64 Gaussian images, no data needed
+//   az-meco-zico  AZ-NAS's four plus MeCo and ZiCo under the same logrank: the two recent
+//              proxies that measure what AZ-NAS's do not (channel correlation of one real image;
+//              the gradient signal-to-noise of two labelled mini-batches), equal weights; chosen
+//              on NB201's CIFAR-10 validation column (README, quality); batch 128 = ZiCo's 2 x 64
 struct RunPreset {
   const char* name;
   const char* proxies;

@@ -157,7 +157,7 @@ TEST(FeatureProxies, ScorerIsPopulationIndependentAndFlagsIdentityCells) {
   }
   EXPECT_GT(compared, 40);
   const auto& id = together.back();
-  EXPECT_EQ(id[Proxy::kAzTrainability]->flag, engine::kFlagDegenerate);
+  EXPECT_EQ(id[Proxy::kAzTrainability]->flag, engine::kFlagNonfinite);  // the code's -inf
   EXPECT_EQ(id[Proxy::kAzTrainability]->value, -std::numeric_limits<double>::infinity());
   EXPECT_TRUE(id[Proxy::kAzExpressivity]->flag.empty());
   EXPECT_TRUE(std::isfinite(id[Proxy::kAzExpressivity]->value));
@@ -186,6 +186,8 @@ TEST(FeatureProxies, InputsAndSettingsKeys) {
   EXPECT_THROW(s.validate(), std::invalid_argument);
   s.swap_repeats = 4;
   s.swap_mu = -1;
+  EXPECT_THROW(s.validate(), std::invalid_argument);
+  s.swap_mu = 2e12;  // mu^2 (the default sigma) and (params - mu)^2 must stay finite
   EXPECT_THROW(s.validate(), std::invalid_argument);
   s.swap_mu = 0;
   const auto d = engine::swap_reg_mu_sigma(s);

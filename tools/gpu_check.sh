@@ -133,7 +133,8 @@ for tag, label in (("tf32_off", "torch off"), ("default", "torch def")):
     j = load(os.path.join(work, "torch_%s.json" % tag)) or {}
     cols[label] = {k: v.get("archs_per_s") for k, v in j.get("proxies", {}).items()}
 order = ["naswot", "naswot_once", "ni", "naswot+ni", "entropy", "entropy_seed", "ntk_fast", "ntk_fast_vmap",
-         "ntk", "preset:hybrid", "preset:seed", "preset:cpu-quick"]
+         "ntk", "preset:hybrid", "preset:seed", "preset:cpu-quick", "preset:az-nas",
+         "preset:az-meco-zico"]
 cases = [c for c in order if any(c in v for v in cols.values())]
 cases += sorted({c for v in cols.values() for c in v} - set(cases))
 print("device:", device or "no bench JSON")

@@ -3,7 +3,8 @@
 
 Reads the score cache filled by `hybridnas score --all --cache` (tools/cpu_table.sh) and, with no
 network evaluation at all, reports for each fitness configuration:
-  - Kendall tau / Spearman rho against CIFAR-10 test accuracy over the whole space (hybridnas eval),
+  - Kendall tau / Spearman rho against CIFAR-10 test and validation accuracy over the whole space
+    (hybridnas eval on every pass joined),
   - the accuracy of the exhaustive optimum of its fitness (the ceiling for any search on it),
   - GA (budget 1000, SPEC.md 5's 10 generations: it ends before spending the budget), random
     search at the evaluations each GA run spent, random search (N = 1000) and REA (budget 1000),
@@ -26,7 +27,7 @@ BIN = os.path.join(ROOT, "build", "cli", "hybridnas")
 
 # The CPU table's scoring settings (tools/cpu_table.sh): the cache keys depend on every one.
 COMMON = ["--backend", "cpu", "--batch", "32", "--entropy-batch", "16", "--entropy-repeats", "2",
-          "--image-offset", "1000", "--score-seed", "0", "-q"]
+          "--image-offset", "1000", "--score-seed", "0", "--swap-repeats", "4", "-q"]
 
 # name -> (preset, proxies, fitness, extra flags)
 CONFIGS = [
@@ -38,11 +39,16 @@ CONFIGS = [
     ("naswot, ni, entropy z", "cpu-quick", "naswot,ni,entropy", "z", []),
     ("naswot, ntk_fast, entropy z", "cpu-quick", "naswot,ntk_fast,entropy", "z", []),
     ("naswot, entropy logrank", "cpu-quick", "naswot,entropy", "logrank", []),
+    ("az-nas (AZ-NAS's four) logrank", "az-nas", None, "logrank", []),
+    ("az-meco-zico logrank", "az-meco-zico", None, "logrank", []),
 ]
 
 # Proxy sets whose z / rank / logrank fitness `hybridnas eval` also scores over the whole table.
+AZ = "az_expressivity,az_progressivity,az_trainability,flops"
 EVAL_SETS = ["naswot,ni", "naswot,entropy", "naswot,entropy,ntk_fast", "naswot,ni,entropy",
-             "entropy,ntk_fast", "naswot,ni,entropy,ntk_fast"]
+             "entropy,ntk_fast", "naswot,ni,entropy,ntk_fast", "naswot,entropy,ntk_fast,logsynflow,flops",
+             AZ, AZ + ",meco", AZ + ",zico", AZ + ",naswot", AZ + ",swap_reg", AZ + ",meco,zico",
+             AZ + ",meco,zico,naswot", AZ + ",meco,zico,swap_reg", AZ + ",meco,naswot"]
 
 
 def run(args):
@@ -57,8 +63,9 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--cache", default=os.path.join(ROOT, ".studydata", "cpu_table.db"))
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "cifar10", "cifar10_sample.bin"))
-    ap.add_argument("--scores", default=os.path.join(ROOT, ".studydata", "cpu_table_pass1.jsonl"),
-                    help="the pass-1 score table (10 classes) for the rank-correlation part")
+    ap.add_argument("--scores", default=os.path.join(ROOT, ".studydata", "cpu_table_merged.jsonl"),
+                    help="every 10-class pass joined (tools/table_to_cache.py writes it) for the "
+                    "rank-correlation part")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "quality_cpu.json"))
     ap.add_argument("--only", help="run only the configurations whose name contains this; keep the "
                     "other rows of an existing --out")
@@ -69,9 +76,12 @@ def main():
     eval_args = ["eval", "--scores", args.scores]
     for fp in EVAL_SETS:
         eval_args += ["--fitness-proxies", fp]
-    with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
-        print(run(eval_args + ["--out", tmp.name]), flush=True)  # --out: JSON there, the table on stdout
-        correlations = json.load(open(tmp.name))
+    # Test accuracy (what the README reports) and validation accuracy (what choices are made on).
+    correlations = {}
+    for column in ("cifar10_test", "cifar10_valid"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
+            print(run(eval_args + ["--column", column, "--out", tmp.name]), flush=True)  # JSON there, table on stdout
+            correlations[column] = json.load(open(tmp.name))
     results = []
     pass2 = os.path.join(os.path.dirname(args.scores), "cpu_table_pass2.jsonl")
     have_pass2 = os.path.exists(pass2) and sum(1 for _ in open(pass2)) >= 15625

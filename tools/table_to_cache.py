@@ -16,18 +16,19 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "cli", "hybridnas")
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 COMMON = ["--backend", "cpu", "--batch", "32", "--entropy-batch", "16", "--entropy-repeats", "2",
-          "--image-offset", "1000", "--score-seed", "0", "-q"]
+          "--image-offset", "1000", "--score-seed", "0", "--swap-repeats", "4", "-q"]
 PASSES = [("cpu_table_pass1.jsonl.xz", "naswot,naswot_once,ni,entropy,entropy_seed,ntk_fast", []),
           ("cpu_table_pass2.jsonl.xz", "ni,ntk_fast", ["--num-classes", "1"]),
           ("cpu_table_pass3.jsonl.xz", "params,flops,synflow,logsynflow", []),
           ("cpu_table_pass4.jsonl.xz", "zico", []),
           ("cpu_table_pass5.jsonl.xz", "az_expressivity,az_progressivity,az_trainability,meco", []),
-          ("cpu_table_pass6.jsonl.xz", "swap,swap_reg", ["--swap-repeats", "4"])]
+          ("cpu_table_pass6.jsonl.xz", "swap,swap_reg", [])]
 
 
 def genes_code(arch):
@@ -48,20 +49,16 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(args.cache)), exist_ok=True)
     for table, proxies, extra in PASSES:
         path = os.path.join(ROOT, "bench", "results", table)
-        # One real scoring run creates the cache (or reuses it) and records the settings keys.
-        r = subprocess.run([BIN, "score", "--index", "0", "--proxies", proxies, "--cache", args.cache,
-                            "--data", args.data] + COMMON + extra, capture_output=True, text=True)
-        if r.returncode != 0:
-            sys.exit("hybridnas score failed:\n" + r.stderr)
-        first = json.loads(r.stdout.splitlines()[0])
+        # One real scoring run creates the cache (or reuses it); the settings file it writes beside
+        # its output names this pass's cache keys exactly.
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "one.jsonl")
+            r = subprocess.run([BIN, "score", "--index", "0", "--proxies", proxies, "--cache", args.cache,
+                                "--data", args.data, "--out", out] + COMMON + extra, capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit("hybridnas score failed:\n" + r.stderr)
+            keys = json.load(open(out + ".settings.json"))["settings"]["proxy_settings"]
         db = sqlite3.connect(args.cache, timeout=120)
-        keys = {}
-        for proxy, settings in db.execute("SELECT proxy, settings FROM scores WHERE arch = ?",
-                                          (genes_code(first["arch"]),)):
-            # This pass's keys: its proxies, at its class count where the key has one.
-            classes = "classes=1;" if "--num-classes" in extra else "classes=10;"
-            if proxy in proxies.split(",") and ("classes=" not in settings or classes in settings + ";"):
-                keys[proxy] = settings
         rows = []
         # The decompressed table too, where tools/quality_study.py reads it (--scores).
         plain = os.path.join(os.path.dirname(os.path.abspath(args.cache)), table[:-len(".xz")])
@@ -78,6 +75,11 @@ def main():
             db.executemany("INSERT OR REPLACE INTO scores VALUES(?, ?, ?, ?, ?, ?, ?)", rows)
         db.close()
         print("%s: %d rows under %s" % (table, len(rows), ", ".join(sorted(keys))), flush=True)
+    # Every 10-class pass joined by architecture (tools/quality_study.py's correlations read it).
+    folder = os.path.dirname(os.path.abspath(args.cache))
+    merged = os.path.join(folder, "cpu_table_merged.jsonl")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "merge_scores.py"), merged] +
+                   [os.path.join(folder, "cpu_table_pass%d.jsonl" % p) for p in (1, 3, 4, 5, 6)], check=True)
 
 
 if __name__ == "__main__":

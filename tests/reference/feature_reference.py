@@ -27,7 +27,7 @@ Philox banks of nb201_reference.py / philox.py, in float64 throughout:
   b = 17..1 of -sigma - 1 / (sigma + 1e-6) + 2, sigma the largest singular value of
   G_in^T G_out / (B H_out W_out), G_out a Rademacher cotangent on F_b (purpose 9, repeat b, +1 for
   an odd word 0), G_in = autograd.grad(F_b, F_{b-1}, G_out) pixel-unshuffled by the stride when the
-  resolutions differ; a block with G_in == G_out gives -inf (flag degenerate). An undefined E_b
+  resolutions differ; a block with G_in == G_out gives -inf (flag nonfinite). An undefined E_b
   (NaN) makes the three worst (flag zero_variance).
 
 Usage:
@@ -376,7 +376,7 @@ def az_scores(model, ops, bank, x, seed):
     res["az_progressivity"] = float(np.min(ent[1:] - ent[:-1]))
     if identity_blocks:
         res["az_trainability"] = None
-        flags["az_trainability"] = "degenerate"
+        flags["az_trainability"] = "nonfinite"
     else:
         res["az_trainability"] = float(np.mean(tr))
     return res, flags
