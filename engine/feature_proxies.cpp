@@ -387,19 +387,18 @@ void FeatureProxies<T>::score(const std::vector<const net::Plan*>& pp, const Set
     each_member(P, [&](size_t m) {
       v[m] = cpu_az_nas<T>(*pp[m], *kaiming_bank_, az_input_.data(), az_images(s_.batch), az_cotangents_);
     });
-    double secs = since(t0) / static_cast<double>(P);
+    const double secs = since(t0) / static_cast<double>(P);
     for (size_t m = 0; m < P; ++m) {
-      const double share = secs;
-      bool first = true;
+      bool first = true;  // the pass's time goes on the first requested of the three
       for (Proxy p : {Proxy::kAzExpressivity, Proxy::kAzProgressivity, Proxy::kAzTrainability}) {
         if (!has(raw_, p)) continue;
         ProxyValue pv;
-        if (p == Proxy::kAzTrainability)
+        if (p == Proxy::kAzTrainability)  // computed whatever the expressivity, as the code does
           pv = v[m].identity_block ? worst(p, kFlagNonfinite) : ProxyValue{v[m].trainability, "", 0.0};
         else
           pv = v[m].zero_variance ? worst(p, kFlagZeroVariance)
                                   : ProxyValue{p == Proxy::kAzExpressivity ? v[m].expressivity : v[m].progressivity, "", 0.0};
-        pv.seconds = first ? share : 0.0;
+        pv.seconds = first ? secs : 0.0;
         first = false;
         set(m, p, pv);
       }

@@ -66,7 +66,8 @@ double meco_min_eigenvalue(const T* fea, int c, int64_t hw);
 // Statistics in FP64 on the executor's activations.
 struct AzNasValues {
   double expressivity = 0.0, progressivity = 0.0, trainability = 0.0;
-  bool zero_variance = false;   // some block's covariance has no positive trace (E_b undefined)
+  bool zero_variance = false;   // some block's covariance has no positive trace (E_b undefined):
+                                // expressivity and progressivity are then not measurable
   bool identity_block = false;  // trainability is -inf (flag nonfinite): some block computes the identity
 };
 // Rademacher (+-1) cotangents for blocks 1..17 (index 0 empty): images x the block's output numel,

@@ -28,7 +28,7 @@ Philox banks of nb201_reference.py / philox.py, in float64 throughout:
   G_in^T G_out / (B H_out W_out), G_out a Rademacher cotangent on F_b (purpose 9, repeat b, +1 for
   an odd word 0), G_in = autograd.grad(F_b, F_{b-1}, G_out) pixel-unshuffled by the stride when the
   resolutions differ; a block with G_in == G_out gives -inf (flag nonfinite). An undefined E_b
-  (NaN) makes the three worst (flag zero_variance).
+  (NaN) makes expressivity and progressivity worst (flag zero_variance).
 
 Usage:
   /usr/bin/python3 tests/reference/feature_reference.py --archs A1 A2 ... --out DIR --data FILE
@@ -367,13 +367,13 @@ def az_scores(model, ops, bank, x, seed):
     ent = np.array(ent)
     res = {"az_block_entropy": ent.tolist(), "az_block_trainability": tr[::-1]}  # b = 1..17
     flags = {}
-    if np.any(np.isnan(ent)):
-        for k in ("az_expressivity", "az_progressivity", "az_trainability"):
+    if np.any(np.isnan(ent)):  # expressivity and progressivity only: trainability does not use E_b
+        for k in ("az_expressivity", "az_progressivity"):
             res[k] = None
             flags[k] = "zero_variance"
-        return res, flags
-    res["az_expressivity"] = float(np.sum(ent))
-    res["az_progressivity"] = float(np.min(ent[1:] - ent[:-1]))
+    else:
+        res["az_expressivity"] = float(np.sum(ent))
+        res["az_progressivity"] = float(np.min(ent[1:] - ent[:-1]))
     if identity_blocks:
         res["az_trainability"] = None
         flags["az_trainability"] = "nonfinite"
