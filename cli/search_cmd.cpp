@@ -259,6 +259,12 @@ int SearchCommand::run() {
                              {"precision", engine::precision_name(s.precision)},
                              {"input", inputs.identity}}},
                            {"runs", nlohmann::json::array()}};
+  // Every setting a proxy's value depends on (the score cache's keys: swap's repeats, swap_reg's
+  // mu and sigma, the az_* images, ...), as `score` records them.
+  nlohmann::json keys = nlohmann::json::object();
+  for (engine::Proxy p : engine::raw_proxies(s.proxies))
+    if (p != engine::Proxy::kNinaswot) keys[engine::proxy_name(p)] = engine::settings_key(p, s, inputs.identity);
+  result["settings"]["proxy_settings"] = keys;
   if (!scoring.quiet)
     std::cerr << "[search] " << engine::strategy_name(cfg.strategy) << ", preset " << preset_name
               << ", " << engine::fitness_mode_name(cfg.fitness.mode) << " fitness over "

@@ -281,7 +281,12 @@ TEST(Cli, HybridLogrankPresetSearchesOnLogrank) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["fitness"], "z") << r.out;
   r = run_cli("search --preset hybrid" + common);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(nlohmann::json::parse(r.out)["fitness"], "z") << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["fitness"], "z") << r.out;
+  // The result records each proxy's settings, as `score` does.
+  ASSERT_TRUE(j["settings"].contains("proxy_settings")) << r.out;
+  EXPECT_EQ(j["settings"]["proxy_settings"].size(), 2u) << r.out;
+  EXPECT_NE(j["settings"]["proxy_settings"]["entropy"].get<std::string>().find("entropy_batch="), std::string::npos);
 }
 
 // Statistics files carry what they are of (log for ntk under hybrid-type presets); a search uses
