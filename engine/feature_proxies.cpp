@@ -39,14 +39,16 @@ void SwapPatterns::operator()(const SiteView<T>& v) {
   if (!bitmap_.empty()) {
     for (uint64_t k : key) bitmap_[k >> 6] |= uint64_t(1) << (k & 63);
   } else {
-    keys_.insert(keys_.end(), key.begin(), key.end());
-    std::sort(keys_.begin(), keys_.end());
-    keys_.erase(std::unique(keys_.begin(), keys_.end()), keys_.end());
+    keys_.insert(keys_.end(), key.begin(), key.end());  // sorted and made unique once, by count()
   }
 }
 
 int64_t SwapPatterns::count() const {
-  if (bitmap_.empty()) return static_cast<int64_t>(keys_.size());
+  if (bitmap_.empty()) {
+    std::sort(keys_.begin(), keys_.end());
+    keys_.erase(std::unique(keys_.begin(), keys_.end()), keys_.end());
+    return static_cast<int64_t>(keys_.size());
+  }
   int64_t n = 0;
   for (uint64_t w : bitmap_) n += __builtin_popcountll(w);
   return n;
@@ -62,24 +64,39 @@ double swap_regulariser(int64_t params, double mu, double sigma) {
 
 // ---- MeCo ------------------------------------------------------------------------------------
 
+namespace {
+// sum over (image, position) of (f_i - mean_i)(f_j - mean_j) for the C channels of `images` maps
+// (images x C x hw, NCHW), means over (image, position); FP64, both triangles.
+template <typename T>
+std::vector<double> centred_channel_gram(const T* f, int images, int c, int64_t hw) {
+  const int64_t rows = hw * images;
+  static thread_local std::vector<double> a;  // kept: no page faults per tensor
+  a.resize(static_cast<size_t>(c) * rows);
+  for (int ch = 0; ch < c; ++ch) {
+    double mean = 0.0;
+    for (int n = 0; n < images; ++n)
+      for (int64_t p = 0; p < hw; ++p) mean += f[(int64_t(n) * c + ch) * hw + p];
+    mean /= static_cast<double>(rows);
+    for (int n = 0; n < images; ++n)
+      for (int64_t p = 0; p < hw; ++p) a[ch * rows + n * hw + p] = f[(int64_t(n) * c + ch) * hw + p] - mean;
+  }
+  std::vector<double> g(static_cast<size_t>(c) * c, 0.0);
+  kernels::syrk_lower<double>(c, static_cast<int>(rows), 1.0, a.data(), static_cast<int>(rows), 0.0, g.data(), c);
+  for (int i = 0; i < c; ++i)
+    for (int j = 0; j < i; ++j) g[j * c + i] = g[i * c + j];
+  return g;
+}
+}  // namespace
+
 template <typename T>
 double meco_min_eigenvalue(const T* fea, int c, int64_t hw) {
   if (hw < 2) return 0.0;  // one observation: every entry NaN, set to 0
-  std::vector<double> a(static_cast<size_t>(c) * hw);
-  for (int i = 0; i < c; ++i) {
-    const T* row = fea + i * hw;
-    double mean = 0.0;
-    for (int64_t p = 0; p < hw; ++p) mean += row[p];
-    mean /= static_cast<double>(hw);
-    for (int64_t p = 0; p < hw; ++p) a[i * hw + p] = row[p] - mean;
-  }
-  std::vector<double> cov(static_cast<size_t>(c) * c, 0.0);
-  kernels::syrk_lower<double>(c, static_cast<int>(hw), 1.0, a.data(), static_cast<int>(hw), 0.0, cov.data(), c);
+  const std::vector<double> cov = centred_channel_gram(fea, 1, c, hw);
   std::vector<double> corr(cov.size(), 0.0);
   for (int i = 0; i < c; ++i)
     for (int j = 0; j <= i; ++j) {
       const double d = std::sqrt(cov[i * c + i]) * std::sqrt(cov[j * c + j]);
-      double r = cov[i * c + j] / d;  // the (hw - 1) of the covariance cancels
+      double r = cov[i * c + j] / d;  // the covariance's normalisation cancels
       if (!std::isfinite(r)) r = 0.0;
       r = std::clamp(r, -1.0, 1.0);
       corr[i * c + j] = corr[j * c + i] = r;
@@ -118,23 +135,8 @@ net::Shape block_shape(int b) {
 // E_b: entropy of the normalised eigenvalues of F's channel covariance (rows image x position).
 template <typename T>
 double az_block_expressivity(const T* f, int images, const net::Shape& sh) {
-  const int64_t hw = sh.hw(), rows = hw * images;
-  static thread_local std::vector<double> a;  // kept: no page faults per block
-  a.resize(static_cast<size_t>(sh.c) * rows);
-  for (int ch = 0; ch < sh.c; ++ch) {
-    double mean = 0.0;
-    for (int n = 0; n < images; ++n)
-      for (int64_t p = 0; p < hw; ++p) mean += f[(int64_t(n) * sh.c + ch) * hw + p];
-    mean /= static_cast<double>(rows);
-    for (int n = 0; n < images; ++n)
-      for (int64_t p = 0; p < hw; ++p)
-        a[ch * rows + n * hw + p] = f[(int64_t(n) * sh.c + ch) * hw + p] - mean;
-  }
-  std::vector<double> cov(static_cast<size_t>(sh.c) * sh.c, 0.0);
-  kernels::syrk_lower<double>(sh.c, static_cast<int>(rows), 1.0 / static_cast<double>(rows), a.data(),
-                              static_cast<int>(rows), 0.0, cov.data(), sh.c);
-  for (int i = 0; i < sh.c; ++i)
-    for (int j = 0; j < i; ++j) cov[j * sh.c + i] = cov[i * sh.c + j];
+  std::vector<double> cov = centred_channel_gram(f, images, sh.c, sh.hw());
+  for (double& v : cov) v /= static_cast<double>(sh.hw() * images);
   const std::vector<double> s = kernels::symmetric_eigenvalues(cov.data(), sh.c);
   double total = 0.0;
   for (double v : s) total += v;
@@ -216,6 +218,10 @@ AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T*
       if (grad[v].empty()) grad[v] = take(static_cast<size_t>(n) * plan.values[v].numel());
       return grad[v].data();
     };
+    auto release = [&] {  // every buffer back to the pool
+      for (auto& g : grad)
+        if (!g.empty()) pool.push_back(std::move(g));
+    };
     grad[vout] = take(cot[b].size());
     std::copy(cot[b].begin(), cot[b].end(), grad[vout].begin());
     std::vector<double> dgamma;
@@ -264,8 +270,7 @@ AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T*
     if (si_blk.c == so.c && si_blk.hw() == so.hw() &&
         std::equal(gin, gin + static_cast<int64_t>(n) * so.numel(), gout)) {
       out.identity_block = true;
-      for (auto& g : grad)
-        if (!g.empty()) pool.push_back(std::move(g));
+      release();
       continue;
     }
     // M = G_in'^T G_out / rows, G_in' space-to-depth'd: row (ci, dy, dx) of input channel ci at
@@ -295,8 +300,7 @@ AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T*
     kernels::gemm<double>(true, false, co, co, ci, 1.0, M.data(), co, M.data(), co, 0.0, mtm.data(), co);
     const double sigma = std::sqrt(std::max(0.0, kernels::symmetric_eigenvalues(mtm.data(), co).back()));
     total += -sigma - 1.0 / (sigma + 1e-6) + 2.0;
-    for (auto& g : grad)
-      if (!g.empty()) pool.push_back(std::move(g));
+    release();
   }
   out.trainability = out.identity_block ? -std::numeric_limits<double>::infinity()
                                         : total / static_cast<double>(net::kBlockOutputs - 1);

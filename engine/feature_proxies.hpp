@@ -31,7 +31,7 @@ class SwapPatterns {
  private:
   int samples_;
   std::vector<uint64_t> bitmap_;  // samples <= 20: one bit per pattern
-  mutable std::vector<uint64_t> keys_;  // otherwise: every unit's pattern, sorted on count()
+  mutable std::vector<uint64_t> keys_;  // otherwise: every unit's pattern, sorted and deduplicated by count()
 };
 
 // SWAP's model-size regulariser exp(-(params / 1e3 - mu)^2 / sigma), params the network's

@@ -259,7 +259,12 @@ class Builder {
     const int out = binary(StepKind::kAdd, b, shortcut);
     // MeCo's modules in its forward order: conv_a (ReLU, conv, BN x 3), conv_b (the same), the
     // residual (AvgPool2d, conv, its Sequential), the block.
-    for (const int* t : {&ra, &ca, &a, &rb, &cb, &b}) tap(*t, (t == &a || t == &b) ? 3 : 1);
+    tap(ra, 1);
+    tap(ca, 1);
+    tap(a, 3);
+    tap(rb, 1);
+    tap(cb, 1);
+    tap(b, 3);
     tap(pooled, 1);
     tap(shortcut, 2);
     tap(out, 1);
