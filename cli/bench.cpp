@@ -32,6 +32,8 @@ const char* kDefaultArchs[] = {
     "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
 };
+// NATS-SSS: the smallest, a mixed and the largest network, and one in between (mean width 36).
+const char* kDefaultSssArchs[] = {"8:8:8:8:8", "16:32:48:24:56", "40:40:40:40:40", "64:64:64:64:64"};
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -116,21 +118,25 @@ int BenchCommand::run() {
     sizes.push_back(v);
     from = comma + 1;
   }
-  std::vector<net::Genes> genes;
+  std::vector<net::Arch> genes;
   if (archs.empty()) {
-    for (const char* a : kDefaultArchs) genes.push_back(net::parse_arch(a));
+    if (base.space == net::Space::kNatsSss)
+      for (const char* a : kDefaultSssArchs) genes.push_back(net::Arch(net::sss::parse_widths(a)));
+    else
+      for (const char* a : kDefaultArchs) genes.push_back(net::parse_arch(a));
   } else {
-    const auto table = load_table(scoring.table, false, scoring.quiet);
+    const auto table = load_table(scoring.table, false, scoring.quiet, base.space);
+    archs.space = base.space;
     for (const auto& it : resolve_archs(archs, table.get())) {
       if (!it.error.empty()) throw CliError(kExitUsage, it.error);
-      genes.push_back(*it.genes);
+      genes.push_back(*it.arch);
     }
   }
   if (genes.size() * static_cast<size_t>(repeat_archs) > 1000000)
     throw CliError(kExitUsage, "--repeat-archs " + std::to_string(repeat_archs) + " x " +
                                    std::to_string(genes.size()) +
                                    " architectures is more than 1,000,000 per pass");
-  std::vector<net::Genes> pass;
+  std::vector<net::Arch> pass;
   for (int r = 0; r < repeat_archs; ++r) pass.insert(pass.end(), genes.begin(), genes.end());
 
   struct Case {
@@ -218,8 +224,8 @@ int BenchCommand::run() {
               "schedule, not timed; per architecture): launches, library calls, MB moved; one architecture at a "
               "time: launches\n");
   const int kScheduleSizes[] = {1, 10, 100, 1000};
-  std::vector<std::vector<net::Genes>> populations;
-  for (int P : kScheduleSizes) populations.push_back(net::sample_distinct(P, 0, Purpose::kRandomSearch, true));
+  std::vector<std::vector<net::Arch>> populations;
+  for (int P : kScheduleSizes) populations.push_back(net::sample_distinct(base.space, P, 0, Purpose::kRandomSearch, true));
   for (const auto& c : cases) {
     std::vector<engine::ScheduleCounts> counts;
     for (const auto& pop : populations) counts.push_back(engine::schedule_counts(pop, c.settings));
@@ -308,7 +314,7 @@ int BenchCommand::run() {
       auto scorer = make_scorer(backend, c.settings, inputs);
       if (warmup > 0) scorer->score_all({pass[0]});
       for (int P : sizes) {
-        const auto pop = net::sample_distinct(P, 0, Purpose::kRandomSearch, true);
+        const auto pop = net::sample_distinct(base.space, P, 0, Purpose::kRandomSearch, true);
         const auto t0 = std::chrono::steady_clock::now();
         scorer->score_all(pop);
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

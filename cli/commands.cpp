@@ -82,9 +82,9 @@ class StdinLines {
 };
 
 // Every line waiting on stdin as architecture items (at least one unless the input has ended).
-std::vector<ArchItem> take_lines(StdinLines& in, const net::ArchTable* table, bool* eof) {
+std::vector<ArchItem> take_lines(StdinLines& in, const net::ArchTable* table, net::Space space, bool* eof) {
   std::vector<ArchItem> items;
-  for (auto& l : in.take(eof)) items.push_back(resolve_arch_line(std::move(l), table));
+  for (auto& l : in.take(eof)) items.push_back(resolve_arch_line(std::move(l), table, space));
   return items;
 }
 
@@ -128,7 +128,7 @@ struct ScoreCommand {
   // sets first, then what is derived from them.
   static const std::vector<std::string>& settings_order() {
     static const std::vector<std::string> order = {
-        "proxies", "batch", "entropy_batch", "entropy_repeats", "num_classes", "score_seed",
+        "space", "proxies", "batch", "entropy_batch", "entropy_repeats", "num_classes", "score_seed",
         "precision", "input", "format", "proxy_settings", "ninaswot_statistics"};
     return order;
   }
@@ -193,7 +193,10 @@ struct ScoreCommand {
       throw CliError(kExitData, "--resume: '" + out + "' is not JSON lines");
     for (const auto& r : f.records) {
       if (r.error_record) done.errors.insert({r.input_line, r.input});
-      else done.archs.insert(net::genes_code(r.score.genes));
+      else if (r.score.arch.space != scoring.space_value())
+        throw CliError(kExitUsage, "--resume: '" + out + "' holds " + net::space_name(r.score.arch.space) +
+                                       " architectures, this run scores --space " + scoring.space);
+      else done.archs.insert(static_cast<int>(net::arch_code(r.score.arch)));
     }
     if (f.partial_last_line) {
       std::filesystem::resize_file(out, f.complete_bytes, ec);
@@ -234,7 +237,8 @@ struct ScoreCommand {
     }
     std::unique_ptr<engine::ScoreCache> db;
     if (!cache.empty()) db = open_cache(cache);
-    const auto table = load_table(scoring.table, false, scoring.quiet);
+    const auto table = load_table(scoring.table, false, scoring.quiet, s.space);
+    archs.space = s.space;
     // --archs - streams: stdin is read by its own thread while the rest is set up, and each line is
     // scored and written as soon as it has been read (lines waiting together, together).
     const bool stream = archs.archs_file == "-";
@@ -242,6 +246,7 @@ struct ScoreCommand {
     std::vector<ArchItem> items, tail_items;  // tail: --all, which comes after --archs
     {
       ArchOptions head = archs, tail;
+      tail.space = s.space;
       if (stream) {
         head.archs_file.clear();
         head.all = false;
@@ -266,7 +271,7 @@ struct ScoreCommand {
     std::vector<ArchItem> first_lines;
     bool stdin_done = !stream;
     if (stream) {
-      first_lines = take_lines(*stdin_lines, table.get(), &stdin_done);
+      first_lines = take_lines(*stdin_lines, table.get(), s.space, &stdin_done);
       if (first_lines.empty() && stdin_lines->entries() == 0)
         throw CliError(kExitData, "--archs (stdin) names no architecture (it is empty, or holds only "
                                   "comments and blank lines)");
@@ -302,7 +307,7 @@ struct ScoreCommand {
     // Scores one batch of items and writes their records in input order (error records ahead of
     // the architecture that follows them).
     auto score_batch = [&](std::vector<ArchItem>& batch, bool progress_lines) {
-      std::vector<net::Genes> work;
+      std::vector<net::Arch> work;
       std::vector<size_t> work_item;
       total += batch.size();
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -311,11 +316,11 @@ struct ScoreCommand {
           if (skip.errors.count({batch[i].line, batch[i].input})) batch[i].already_written = true;
           continue;
         }
-        if (skip.archs.count(net::genes_code(*batch[i].genes))) {
+        if (skip.archs.count(static_cast<int>(net::arch_code(*batch[i].arch)))) {
           ++resumed;
           continue;
         }
-        work.push_back(*batch[i].genes);
+        work.push_back(*batch[i].arch);
         work_item.push_back(i);
       }
       size_t next_item = 0;
@@ -348,7 +353,7 @@ struct ScoreCommand {
     };
     score_batch(items, true);
     while (!first_lines.empty() || !stdin_done) {
-      if (first_lines.empty()) first_lines = take_lines(*stdin_lines, table.get(), &stdin_done);
+      if (first_lines.empty()) first_lines = take_lines(*stdin_lines, table.get(), s.space, &stdin_done);
       score_batch(first_lines, false);
       first_lines.clear();
     }
@@ -396,19 +401,20 @@ struct StatsCommand {
     check_distinct({{"--out", out}, {"--archs", archs.archs_file == "-" ? "" : archs.archs_file},
                     {"--data", scoring.data}, {"--table", scoring.table}});
     const engine::ScoreInputs inputs = load_inputs_or_fail(s);
-    std::vector<net::Genes> sample;
+    std::vector<net::Arch> sample;
     if (archs.empty()) {
       if (reference_sample < 2) throw CliError(kExitUsage, "--reference-sample must be at least 2");
-      sample = net::sample_distinct(reference_sample, search_seed, Purpose::kReferenceSample, true);
+      sample = net::sample_distinct(s.space, reference_sample, search_seed, Purpose::kReferenceSample, true);
     } else {
-      const auto table = load_table(scoring.table, false, scoring.quiet);
+      const auto table = load_table(scoring.table, false, scoring.quiet, s.space);
+      archs.space = s.space;
       std::set<int> seen;
       for (const auto& it : resolve_archs(archs, table.get())) {
         // Statistics over a sample with a hole in it would be wrong without a word: refuse.
         if (!it.error.empty()) throw CliError(kExitUsage, it.error);
         // SPEC.md 4: degenerate cells are not in a reference sample; each architecture once.
-        if (!net::is_degenerate(*it.genes) && seen.insert(net::genes_code(*it.genes)).second)
-          sample.push_back(*it.genes);
+        if (!net::is_degenerate(*it.arch) && seen.insert(static_cast<int>(net::arch_code(*it.arch))).second)
+          sample.push_back(*it.arch);
       }
     }
     std::vector<Proxy> raw = engine::raw_proxies(s.proxies);

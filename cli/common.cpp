@@ -93,9 +93,13 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       ->transform(int_range(1, 64));
   app.add_flag("--tf32", tf32, "CUDA backend: TF32 tensor cores for convolutions and GEMMs (faster, "
                                "less exact; reported in the settings)");
+  app.add_option("--space", space,
+                 "Search space: nb201 (NAS-Bench-201's 15,625 cells) or nats-sss (NATS-Bench's 32,768 "
+                 "channel widths c1:c2:c3:c4:c5; CPU backend)")
+      ->check(CLI::IsMember({"nb201", "nats-sss"}));
   app.add_option("--table", table,
-                 "NB201 table (CSV with arch_index,arch_str) for indices (default: $HYBRIDNAS_TABLE "
-                 "or the build's data directory)");
+                 "Benchmark table of the space (CSV with arch_index,arch_str) for indices and accuracies "
+                 "(default: $HYBRIDNAS_TABLE, nats-sss: $HYBRIDNAS_SSS_TABLE, or the build's data directory)");
   app.add_flag("-q,--quiet", quiet, "No progress lines on stderr");
 }
 
@@ -155,6 +159,7 @@ std::vector<int> device_list(const std::string& backend, int device, bool device
 engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
                                                std::string* preset_out) const {
   engine::ScoreSettings s;
+  s.space = space_value();
   const std::string be = select_backend(backend);
   std::string pname = preset;
   if (pname == "auto") pname = be == "cpu" ? "cpu-quick" : gpu_auto_preset;
@@ -217,7 +222,8 @@ void ArchOptions::add_to(CLI::App& app) {
   app.add_option("--arch", arch,
                  "An architecture: NB201 arch string, NB201 index, NASLib op indices '[4, 0, 3, 1, 4, "
                  "3]' or a NASLib one-hot list of 30 values (repeatable)");
-  app.add_option("--index", index, "An NB201 index 0..15624 (repeatable; needs the NB201 table)");
+  app.add_option("--index", index, "An NB201 index 0..15624 (needs the NB201 table) or, with --space nats-sss, a "
+                                   "NATS-SSS index 0..32767 (repeatable)");
   app.add_option("--archs", archs_file,
                  "File with one architecture per line, in any --arch format ('-' = stdin; # starts a "
                  "comment)");
@@ -288,16 +294,22 @@ void one_value_per_option(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands({})) one_value_per_option(*sub);
 }
 
-std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool required, bool quiet) {
-  const std::string p = path.empty() ? net::default_table_path() : path;
+std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool required, bool quiet, net::Space space) {
+  const std::string p = path.empty() ? net::default_table_path(space) : path;
+  const bool sss = space == net::Space::kNatsSss;
   if (p.empty()) {
     if (required)
-      throw CliError(kExitUsage, "this needs the NB201 table (CSV with arch_index, arch_str and accuracy "
-                                 "columns): give --table FILE or set HYBRIDNAS_TABLE");
+      throw CliError(kExitUsage, std::string("this needs the ") + (sss ? "NATS-SSS" : "NB201") +
+                                     " table (CSV with arch_index, arch_str and accuracy columns): give --table FILE or set " +
+                                     (sss ? "HYBRIDNAS_SSS_TABLE" : "HYBRIDNAS_TABLE"));
     return nullptr;
   }
   try {
-    return std::make_unique<net::ArchTable>(net::ArchTable::load(p));
+    auto t = std::make_unique<net::ArchTable>(net::ArchTable::load(p));
+    if (t->space() != space)
+      throw std::runtime_error("table '" + p + "' is of space " + net::space_name(t->space()) + ", not --space " +
+                               net::space_name(space));
+    return t;
   } catch (const std::exception& e) {
     if (!path.empty() || required) throw CliError(kExitData, e.what());
     (void)quiet;  // a warning, not progress: -q does not hide it
@@ -307,13 +319,13 @@ std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool require
   }
 }
 
-ArchItem resolve_arch_text(const std::string& raw, int line, const net::ArchTable* table) {
+ArchItem resolve_arch_text(const std::string& raw, int line, const net::ArchTable* table, net::Space space) {
   ArchItem it;
   it.input = net::printable(raw);
   it.line = line;
   try {
-    const net::ArchRef r = net::parse_arch_input(raw, table);
-    it.genes = r.genes;
+    const net::ArchRef r = net::parse_arch_input(raw, table, space);
+    it.arch = r.arch;
     it.index = r.index;
   } catch (const net::ArchInputError& e) {
     it.error = e.what();
@@ -321,8 +333,8 @@ ArchItem resolve_arch_text(const std::string& raw, int line, const net::ArchTabl
   return it;
 }
 
-ArchItem resolve_arch_line(net::ArchLine&& l, const net::ArchTable* table) {
-  if (l.error.empty()) return resolve_arch_text(l.text, l.line, table);
+ArchItem resolve_arch_line(net::ArchLine&& l, const net::ArchTable* table, net::Space space) {
+  if (l.error.empty()) return resolve_arch_text(l.text, l.line, table, space);
   ArchItem it;
   it.input = std::move(l.text);
   it.line = l.line;
@@ -332,7 +344,9 @@ ArchItem resolve_arch_line(net::ArchLine&& l, const net::ArchTable* table) {
 
 std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table) {
   std::vector<ArchItem> items;
-  for (const auto& a : o.arch) items.push_back(resolve_arch_text(a, 0, table));
+  const net::Space space = o.space;
+  const bool sss = space == net::Space::kNatsSss;
+  for (const auto& a : o.arch) items.push_back(resolve_arch_text(a, 0, table, space));
   for (const auto& i : o.index) {
     // --index takes NB201 indices only: a whole number, optionally signed (so that -1 is
     // reported as negative rather than as a malformed string).
@@ -340,12 +354,14 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
     if (i.size() == digits_from || i.find_first_not_of("0123456789", digits_from) != std::string::npos) {
       ArchItem it;
       it.input = net::printable(i);
-      it.error = "--index '" + it.input + "' is not an NB201 index (a whole number 0..15624); give "
-                 "arch strings and NASLib encodings with --arch";
+      it.error = sss ? "--index '" + it.input + "' is not a NATS-SSS index (a whole number 0..32767); give "
+                       "widths c1:c2:c3:c4:c5 with --arch"
+                     : "--index '" + it.input + "' is not an NB201 index (a whole number 0..15624); give "
+                       "arch strings and NASLib encodings with --arch";
       items.push_back(std::move(it));
       continue;
     }
-    items.push_back(resolve_arch_text(i, 0, table));
+    items.push_back(resolve_arch_text(i, 0, table, space));
   }
   if (!o.archs_file.empty()) {
     std::ifstream file;
@@ -362,7 +378,7 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
     size_t entries = 0;
     net::read_arch_lines(*in, [&](net::ArchLine&& l) {
       ++entries;
-      items.push_back(resolve_arch_line(std::move(l), table));
+      items.push_back(resolve_arch_line(std::move(l), table, space));
     });
     if (in->bad()) throw CliError(kExitData, "reading --archs '" + o.archs_file + "' failed");
     if (entries == 0)
@@ -370,20 +386,22 @@ std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* 
                                     " names no architecture (it is empty, or holds only comments and blank lines)");
   }
   if (o.all) {
-    if (table && table->size() == static_cast<size_t>(net::kNumArchs)) {
-      for (int i = 0; i < net::kNumArchs; ++i) {
+    const int n = static_cast<int>(net::space_size(space));
+    if (table && table->size() == static_cast<size_t>(n)) {
+      for (int i = 0; i < n; ++i) {
         ArchItem it;
         it.index = i;
-        it.genes = table->genes_of(i);
+        it.arch = table->arch_of(i);
         it.input = std::to_string(i);
         items.push_back(it);
       }
     } else {
-      for (int c = 0; c < net::kNumArchs; ++c) {
+      for (int c = 0; c < n; ++c) {
         ArchItem it;
-        it.genes = net::genes_from_code(c);
-        if (table) it.index = table->index_of(*it.genes);
-        it.input = net::arch_string(*it.genes);
+        it.arch = net::arch_from_code(space, c);
+        if (table) it.index = table->index_of(*it.arch);
+        else if (sss) it.index = c;  // NATS-SSS's index is its code
+        it.input = net::arch_string(*it.arch);
         items.push_back(it);
       }
     }
@@ -622,6 +640,8 @@ nlohmann::json score_settings_json(const engine::ScoreSettings& s, const engine:
                       {"precision", std::string(engine::precision_name(s.precision)) + (s.tf32 ? "+tf32" : "")},
                       {"input", in.identity},
                       {"proxy_settings", keys}};
+  // NB201's files carry no space (they predate the second one, and --resume compares every key).
+  if (s.space != net::Space::kNb201) j["space"] = net::space_name(s.space);
   if (!stats.empty()) {
     nlohmann::json z = nlohmann::json::object();
     for (const auto& [p, st] : stats) z[engine::proxy_name(p)] = {st.mean, st.std, st.n};
@@ -656,7 +676,7 @@ engine::ZStats ninaswot_stats(const engine::ScoreSettings& s, const engine::Scor
   }
   if (reference_sample < 2) throw CliError(kExitUsage, "--reference-sample must be at least 2");
   const auto sample =
-      net::sample_distinct(reference_sample, search_seed, Purpose::kReferenceSample, true);
+      net::sample_distinct(s.space, reference_sample, search_seed, Purpose::kReferenceSample, true);
   engine::ScoreSettings rs = s;
   rs.proxies = {Proxy::kNaswot, Proxy::kNi};
   auto scorer = make_scorer(backend, rs, in);

@@ -36,6 +36,7 @@ struct CliError : std::runtime_error {
 
 // Options of every command that scores networks.
 struct ScoringOptions {
+  std::string space = "nb201";
   std::string proxies;
   std::string data;
   std::string dataset = "cifar10";
@@ -71,6 +72,7 @@ struct ScoringOptions {
   CLI::Option* o_devices = nullptr;
 
   void add_to(CLI::App& app, bool with_preset = true);
+  net::Space space_value() const { return net::parse_space(space); }  // checked by the option
   // Resolves backend and preset, applies the preset's values where no flag was given.
   engine::ScoreSettings settings(std::string* backend_out, std::string* preset_out) const;
 };
@@ -91,13 +93,14 @@ struct ArchOptions {
   std::vector<std::string> index;
   std::string archs_file;
   bool all = false;
+  net::Space space = net::Space::kNb201;  // set by the command (--space) before resolve_archs
   void add_to(CLI::App& app);
   bool empty() const { return arch.empty() && index.empty() && archs_file.empty() && !all; }
 };
 
 // One requested architecture, or why it could not be resolved.
 struct ArchItem {
-  std::optional<net::Genes> genes;
+  std::optional<net::Arch> arch;
   std::optional<int> index;
   std::string input;
   int line = 0;
@@ -108,21 +111,23 @@ struct ArchItem {
 // engine::load_inputs with its errors as exit codes (data: kExitData; missing images: kExitUsage).
 engine::ScoreInputs load_inputs_or_fail(const engine::ScoreSettings& s);
 
-// Loads --table, or else the default table ($HYBRIDNAS_TABLE or the build's). An explicit
-// --table that cannot be loaded is an error (kExitData); so is a default one when `required`.
-// Otherwise a default table that cannot be loaded gives a warning (unless quiet) and nullptr:
-// arch strings and NASLib encodings need no table, only NB201 indices and accuracies do.
+// Loads --table, or else the space's default table ($HYBRIDNAS_TABLE / $HYBRIDNAS_SSS_TABLE or the
+// build's). An explicit --table that cannot be loaded, or that is of another space, is an error
+// (kExitData); so is a default one when `required`. Otherwise a default table that cannot be
+// loaded gives a warning (unless quiet) and nullptr: arch strings and NASLib encodings need no
+// table, only NB201 indices and accuracies do.
 std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool required = false,
-                                           bool quiet = false);
+                                           bool quiet = false, net::Space space = net::Space::kNb201);
 // Every requested architecture in order (--arch, --index, --archs, --all). Inputs that name no
 // architecture become items with `error` set; an --archs path that is a directory or cannot be
 // read, or a request that names no architecture at all, is a CliError.
 std::vector<ArchItem> resolve_archs(const ArchOptions& o, const net::ArchTable* table);
 // One architecture in any encoding score --arch takes (net::parse_arch_input); an input that names
 // none gives an item with `error` set. `line`: its 1-based line in a list, 0 otherwise.
-ArchItem resolve_arch_text(const std::string& text, int line, const net::ArchTable* table);
+ArchItem resolve_arch_text(const std::string& text, int line, const net::ArchTable* table,
+                           net::Space space = net::Space::kNb201);
 // One entry of an architecture list (net::read_arch_lines): its error item, or its architecture.
-ArchItem resolve_arch_line(net::ArchLine&& line, const net::ArchTable* table);
+ArchItem resolve_arch_line(net::ArchLine&& line, const net::ArchTable* table, net::Space space = net::Space::kNb201);
 
 // "cpu" or "cuda" from --backend cpu|cuda|auto; throws CliError(kExitBackend) for cuda when
 // this build or machine has no usable GPU.

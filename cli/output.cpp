@@ -40,7 +40,7 @@ nlohmann::json record_json(const Record& r, const std::vector<Proxy>& proxies) {
     return j;
   }
   const engine::ArchScore& s = *r.score;
-  j["arch"] = net::arch_string(s.genes);
+  j["arch"] = net::arch_string(s.arch);
   j["index"] = r.index ? nlohmann::json(*r.index) : nlohmann::json(nullptr);
   nlohmann::json flags = nlohmann::json::object(), secs = nlohmann::json::object();
   for (Proxy p : proxies) {
@@ -82,7 +82,7 @@ void RecordWriter::write(const Record& r) {
     return;
   }
   const engine::ArchScore& s = *r.score;
-  out_ << net::arch_string(s.genes) << "," << (r.index ? std::to_string(*r.index) : "");
+  out_ << net::arch_string(s.arch) << "," << (r.index ? std::to_string(*r.index) : "");
   std::string flags;
   for (Proxy p : proxies_) {
     const auto& v = s[p];

@@ -77,10 +77,11 @@ std::string stop_explanation(const std::string& reason, const engine::SearchConf
   return reason;
 }
 
-std::string arch_label(const net::Genes& g, const net::ArchTable* table) {
+std::string arch_label(const net::Arch& g, const net::ArchTable* table) {
   std::string s = net::arch_string(g);
   if (table)
-    if (const auto idx = table->index_of(g)) s += " (NB201 " + std::to_string(*idx) + ")";
+    if (const auto idx = table->index_of(g))
+      s += std::string(g.is_nb201() ? " (NB201 " : " (NATS-SSS ") + std::to_string(*idx) + ")";
   return s;
 }
 }  // namespace
@@ -97,6 +98,7 @@ int SearchCommand::run() {
   engine::ScoreSettings s = scoring.settings(&backend, &preset_name);
   const engine::RunPreset& preset = engine::run_preset(preset_name);
   engine::SearchConfig cfg;
+  cfg.space = s.space;
   try {
     cfg.strategy = engine::parse_strategy(strategy);
     cfg.fitness.mode = engine::parse_fitness_mode(fitness.empty() ? preset.fitness : fitness);
@@ -113,6 +115,8 @@ int SearchCommand::run() {
     throw CliError(kExitUsage, "--stats gives z statistics; the " + std::string(engine::fitness_mode_name(cfg.fitness.mode)) +
                                    " fitness does not use them");
   cfg.budget = o_budget->count() ? budget : preset.budget;
+  if (dedup && s.space != net::Space::kNb201)
+    throw CliError(kExitUsage, "--dedup-isomorphic applies to NB201: no two NATS-SSS networks are isomorphic");
   if (dedup && cfg.budget > kIsomorphismClasses)
     throw CliError(kExitUsage, "--budget " + std::to_string(cfg.budget) + " with --dedup-isomorphic: the space has only " +
                                    std::to_string(kIsomorphismClasses) + " isomorphism classes");
@@ -170,9 +174,10 @@ int SearchCommand::run() {
                   {"--stats", stats_file},
                   {"--data", scoring.data},
                   {"--table", scoring.table}});
-  const auto table = load_table(scoring.table, false, scoring.quiet);
+  const auto table = load_table(scoring.table, false, scoring.quiet, s.space);
   if (!table && !column.empty() && !scoring.quiet)
-    std::cerr << "[search] no NB201 table: answers are reported without accuracy\n";
+    std::cerr << "[search] no " << (s.space == net::Space::kNb201 ? "NB201" : "NATS-SSS")
+              << " table: answers are reported without accuracy\n";
   if (table && !table->has_column(column))
     throw CliError(kExitData, "table '" + table->path() + "' has no column '" + column + "'");
 
@@ -205,6 +210,7 @@ int SearchCommand::run() {
                           {"reference_sample", cfg.stats ? nlohmann::json("--stats") : nlohmann::json(cfg.reference_sample)},
                           {"score_seed", s.score_seed},
                           {"proxies", engine::proxy_list_string(s.proxies)}};
+  if (s.space != net::Space::kNb201) named["space"] = net::space_name(s.space);  // NB201's checkpoints predate it
   for (Proxy p : s.proxies) named[std::string("settings_") + engine::proxy_name(p)] = engine::settings_key(p, s, inputs.identity);
   if (cfg.islands) {
     named["islands"] = cfg.islands->islands;
@@ -243,7 +249,8 @@ int SearchCommand::run() {
     db = open_cache(cache);
   }
 
-  nlohmann::json result = {{"strategy", engine::strategy_name(cfg.strategy)},
+  nlohmann::json result = {{"space", net::space_name(s.space)},
+                           {"strategy", engine::strategy_name(cfg.strategy)},
                            {"preset", preset_name},
                            {"fitness", engine::fitness_mode_name(cfg.fitness.mode)},
                            {"proxies", engine::proxy_list_string(s.proxies)},
@@ -307,10 +314,11 @@ int SearchCommand::run() {
       last = now;
       const double el = std::chrono::duration<double>(now - start).count();
       const double rate = info.evaluations / std::max(el, 1e-9);
-      const int todo = std::max(0, (cfg.strategy == engine::Strategy::kExhaustive ? net::kNumArchs : info.budget) - info.evaluations);
+      const int whole = static_cast<int>(net::space_size(cfg.space));
+      const int todo = std::max(0, (cfg.strategy == engine::Strategy::kExhaustive ? whole : info.budget) - info.evaluations);
       std::fprintf(stderr, "%s generation %d, %d/%d evaluated, best %.4f %s, %.1f archs/s, ETA %.0fs\n",
                    tag.c_str(), info.generation, info.evaluations,
-                   cfg.strategy == engine::Strategy::kExhaustive ? net::kNumArchs : info.budget,
+                   cfg.strategy == engine::Strategy::kExhaustive ? whole : info.budget,
                    info.best_fitness, arch_label(info.best, table.get()).c_str(), rate, todo / std::max(rate, 1e-9));
     };
     engine::SearchResult res;
@@ -401,7 +409,9 @@ int SearchCommand::run() {
 
 void EvalCommand::add_to(CLI::App& app) {
   app.add_option("--scores", scores, "Scores from `hybridnas score` (JSON lines or CSV)")->required();
-  app.add_option("--table", table, "NB201 table with accuracies (default: the build's)");
+  app.add_option("--space", space, "nb201 or nats-sss (default: the scores file's; the table must be of it)")
+      ->check(CLI::IsMember({"nb201", "nats-sss"}));
+  app.add_option("--table", table, "Table of the space with accuracies (default: the build's)");
   app.add_option("--column", column, "Accuracy column (cifar10_test)");
   app.add_option("--out", out, "Write the JSON result here (default: stdout)");
   app.add_option("--fitness-proxies", fitness_proxies,
@@ -423,13 +433,6 @@ int EvalCommand::run() {
   }
   if (!out.empty()) check_output(out, "--out");
   check_distinct({{"--scores", scores}, {"--out", out}, {"--table", table}});
-  const auto tab = load_table(table, /*required=*/true);
-  if (!tab->has_column(column))
-    throw CliError(kExitData, "table '" + tab->path() + "' has no column '" + column + "'");
-  for (double a : tab->column(column))
-    if (std::isfinite(a) && (a < 0 || a > 100))
-      throw CliError(kExitData, "table '" + tab->path() + "': column " + column + " holds " + std::to_string(a) +
-                                    ", not an accuracy in percent (0..100)");
   engine::ScoreFile file;
   try {
     file = engine::parse_score_file(engine::read_file(scores), scores);
@@ -438,6 +441,15 @@ int EvalCommand::run() {
   } catch (const engine::ScoreFileError& e) {
     throw CliError(kExitData, e.what());
   }
+  if (!space.empty() && net::parse_space(space) != file.space)
+    throw CliError(kExitData, scores + " holds " + net::space_name(file.space) + " architectures, not --space " + space);
+  const auto tab = load_table(table, /*required=*/true, false, file.space);
+  if (!tab->has_column(column))
+    throw CliError(kExitData, "table '" + tab->path() + "' has no column '" + column + "'");
+  for (double a : tab->column(column))
+    if (std::isfinite(a) && (a < 0 || a > 100))
+      throw CliError(kExitData, "table '" + tab->path() + "': column " + column + " holds " + std::to_string(a) +
+                                    ", not an accuracy in percent (0..100)");
   if (file.partial_last_line)
     throw CliError(kExitData, scores + ": the last line is incomplete (a score run still writing, or killed); "
                                        "finish it with score --resume first");
@@ -451,7 +463,7 @@ int EvalCommand::run() {
       ++error_records;
       continue;
     }
-    const auto idx = tab->index_of(rec.score.genes);
+    const auto idx = tab->index_of(rec.score.arch);
     if (rec.index && idx && *rec.index != *idx)
       throw CliError(kExitData, scores + ":" + std::to_string(rec.line) + ": index " + std::to_string(*rec.index) +
                                     " is not the table's index of this arch (" + std::to_string(*idx) +
@@ -460,14 +472,14 @@ int EvalCommand::run() {
       ++not_in_table;
       continue;
     }
-    const int code = net::genes_code(rec.score.genes);
+    const int code = static_cast<int>(net::arch_code(rec.score.arch));
     if (const auto it = seen.find(code); it != seen.end()) {
       const auto& first = rows[it->second];
       for (int p = 0; p < engine::kNumProxies; ++p) {
         const auto& x = first.values[p];
         const auto& y = rec.score.values[p];
         if (x.has_value() != y.has_value() || (x && (x->value != y->value || x->flag != y->flag)))
-          throw CliError(kExitData, scores + ":" + std::to_string(rec.line) + ": " + net::arch_string(rec.score.genes) +
+          throw CliError(kExitData, scores + ":" + std::to_string(rec.line) + ": " + net::arch_string(rec.score.arch) +
                                         " was scored before with a different " +
                                         engine::proxy_name(static_cast<Proxy>(p)) +
                                         " value: records of different runs are mixed in this file; "

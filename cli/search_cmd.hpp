@@ -42,6 +42,7 @@ struct SearchCommand {
 };
 
 struct EvalCommand {
+  std::string space;  // empty: the scores file's
   std::vector<std::string> fitness_proxies;
   std::string scores;
   std::string table;

@@ -312,7 +312,7 @@ class Server {
   void process() {
     std::deque<Pending> batch;
     batch.swap(pending_);
-    std::vector<net::Genes> work;
+    std::vector<net::Arch> work;
     std::unordered_map<int, size_t> slot_of;
     std::vector<std::vector<ArchItem>> items(batch.size());
     std::vector<std::vector<long>> slots(batch.size());
@@ -326,13 +326,13 @@ class Server {
           it.error = "'" + it.input + "' is not an architecture: give an NB201 arch string, an NB201 "
                      "index (an integer), or NASLib op indices / one-hot values (a list of numbers)";
         } else {
-          it = resolve_arch_text(p.request.archs[i], 0, table_);
+          it = resolve_arch_text(p.request.archs[i], 0, table_, s_.space);
         }
         long slot = -1;
-        if (it.genes) {
-          const int code = net::genes_code(*it.genes);
+        if (it.arch) {
+          const int code = static_cast<int>(net::arch_code(*it.arch));
           auto [pos, fresh] = slot_of.emplace(code, work.size());
-          if (fresh) work.push_back(*it.genes);
+          if (fresh) work.push_back(*it.arch);
           slot = static_cast<long>(pos->second);
         }
         items[b].push_back(std::move(it));
@@ -391,7 +391,7 @@ class Server {
             rec.error = it.error;
           } else {
             rec.score = *scores[static_cast<size_t>(slots[b][i])];
-            rec.score->genes = *it.genes;
+            rec.score->arch = *it.arch;
             rec.index = it.index;
           }
           results.push_back(record_json(rec, p.request.proxies));
@@ -552,7 +552,7 @@ int ServeCommand::run() {
                   {"--table", scoring.table}, {"--socket", socket_path}});
   std::unique_ptr<engine::ScoreCache> db;
   if (!cache.empty()) db = open_cache(cache);
-  const auto table = load_table(scoring.table, false, scoring.quiet);
+  const auto table = load_table(scoring.table, false, scoring.quiet, s.space);
   const engine::ScoreInputs inputs = load_inputs_or_fail(s);
   engine::ZStats stats;
   if (std::find(s.proxies.begin(), s.proxies.end(), Proxy::kNinaswot) != s.proxies.end())

@@ -22,7 +22,7 @@ using net::Step;
 using net::StepKind;
 
 template <typename T>
-TypedBank<T>::TypedBank(const net::WeightBank& bank) : num_classes_(bank.num_classes()) {
+TypedBank<T>::TypedBank(const net::WeightBank& bank) : num_classes_(bank.num_classes()), space_(bank.space()) {
   slots_.resize(net::kNumSlots);
   for (int s = 0; s < net::kNumSlots; ++s) {
     const auto& src = bank.slot(s);
@@ -135,8 +135,8 @@ void member_step(const GroupStep& g, const MemberStep& ms, const net::Plan& plan
       kernels::global_avgpool_forward(a, batch, si.c, si.hw(), alloc(ms.out));
       break;
     case StepKind::kLinear:
-      kernels::linear_forward(a, batch, si.c, plan.num_classes, bank.slot(net::kSlotLinearWeight),
-                              bank.slot(net::kSlotLinearBias), alloc(ms.out));
+      kernels::linear_forward(a, batch, si.c, plan.num_classes, bank.slot(g.slot),
+                              bank.slot(net::linear_bias_slot(g.slot)), alloc(ms.out));
       break;
     case StepKind::kBlockEnd: {
       if (!opt.rescale_blocks) break;
@@ -188,6 +188,9 @@ std::vector<ForwardResult<T>> cpu_forward_population(const PopulationSchedule& S
   for (size_t m = 0; m < P; ++m)
     if (bank.num_classes() != S.plan(m).num_classes)
       throw std::invalid_argument("weight bank and plan disagree on num_classes");
+    else if (bank.space() != S.plan(m).space)
+      throw std::invalid_argument(std::string("a weight bank of space ") + net::space_name(bank.space()) +
+                                  " cannot run a " + net::space_name(S.plan(m).space) + " network");
   std::vector<ForwardResult<T>> res(P);
   std::vector<std::vector<std::unique_ptr<T[]>>> buf(P);
   std::vector<char> stopped(P, 0);

@@ -19,9 +19,11 @@ class TypedBank {
   const T* slot(int s) const { return slots_[s].data(); }
   T* mutable_slot(int s) { return slots_[s].data(); }  // finite-difference tests
   int num_classes() const { return num_classes_; }
+  net::Space space() const { return space_; }
 
  private:
   int num_classes_;
+  net::Space space_;
   std::vector<std::vector<T>> slots_;
 };
 

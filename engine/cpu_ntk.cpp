@@ -32,8 +32,8 @@ NtkLayout ntk_layout(const net::Plan& plan, const LoweredPlan& L) {
       b.size = plan.bn_channels[st.bn];
     } else if (st.kind == StepKind::kLinear) {
       b.kind = ParamBlock::kLinear;
-      b.slot = net::kSlotLinearWeight;
-      b.size = net::slot_info(net::kSlotLinearWeight, plan.num_classes).numel();
+      b.slot = st.slot;
+      b.size = net::slot_info(st.slot, plan.num_classes).numel();
     } else {
       continue;
     }
@@ -208,7 +208,7 @@ std::vector<char> ntk_backward(const net::Plan& plan, const TypedBank<T>& bank, 
         case StepKind::kLinear: {
           const ParamBlock& b = blocks[block_of_step[i]];
           std::vector<T> dw(static_cast<size_t>(map.cotangents()) * b.size, T(0));
-          kernels::linear_backward(map, dy, fwd.values[st.in0].get(), bank.slot(net::kSlotLinearWeight),
+          kernels::linear_backward(map, dy, fwd.values[st.in0].get(), bank.slot(st.slot),
                                    si.c, classes, grad_of(st.in0), dw.data());
           for (int g = 0; g < map.cotangents(); ++g)
             std::copy_n(dw.data() + static_cast<size_t>(g) * b.size, b.size, g_row(g, b));
@@ -463,8 +463,8 @@ std::vector<double> gram_fp64(const NtkGradients<T>& grads) {
   return theta;
 }
 
-TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes) {
-  net::WeightBank b = net::WeightBank::generate(net::InitScheme::kDefault, score_seed, num_classes);
+TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes, net::Space space) {
+  net::WeightBank b = net::WeightBank::generate(net::InitScheme::kDefault, score_seed, num_classes, 0, space);
   for (int slot = 0; slot < net::kNumSlots; ++slot) {
     std::vector<float> v = b.slot(slot);
     for (float& x : v) x = std::abs(x);
@@ -519,9 +519,7 @@ SynflowValues cpu_synflow(const net::Plan& plan, const TypedBank<double>& abs_ba
   cpu_ntk_gradients_into<double>(plan, abs_bank, ones.data(), 1, opt, g);
   SynflowValues out;
   for (const ParamBlock& b : g.layout) {
-    const double* w = b.kind == ParamBlock::kLinear ? abs_bank.slot(net::kSlotLinearWeight)
-                      : b.kind == ParamBlock::kConv ? abs_bank.slot(b.slot)
-                                                    : nullptr;
+    const double* w = b.kind == ParamBlock::kLinear || b.kind == ParamBlock::kConv ? abs_bank.slot(b.slot) : nullptr;
     if (!w) continue;  // (no BN gammas without BN)
     const double* gr = g.g.data() + b.offset;
     for (int64_t i = 0; i < b.size; ++i) {

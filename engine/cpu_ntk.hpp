@@ -29,7 +29,7 @@ struct NtkOptions {
 // Where each parameter tensor sits in a gradient row.
 struct ParamBlock {
   enum Kind { kConv, kGamma, kLinear } kind;
-  int slot = -1;  // kConv: weight slot
+  int slot = -1;  // kConv, kLinear: weight slot
   int bn = -1;    // kGamma: BN layer
   int64_t offset = 0, size = 0;
 };
@@ -120,7 +120,7 @@ struct SynflowValues {
 };
 SynflowValues cpu_synflow(const net::Plan& plan, const TypedBank<double>& abs_bank);
 // The absolute values of the scoring bank (kDefault init) for `score_seed`, in FP64.
-TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes);
+TypedBank<double> synflow_bank(uint64_t score_seed, int num_classes, net::Space space = net::Space::kNb201);
 
 // ZiCo (Li, Yang, Wang & Marculescu, "ZiCo: Zero-shot NAS via Inverse Coefficient of Variation on
 // Gradients", ICLR 2023), as its authors' code (SLDGroup/ZiCo compute_zico.py; AZ-NAS's NB201 copy)

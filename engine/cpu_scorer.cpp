@@ -20,14 +20,14 @@
 
 namespace hn::engine {
 
-ArchScore degenerate_score(const net::Genes& g, const std::vector<Proxy>& raw) {
+ArchScore degenerate_score(const net::Arch& g, const std::vector<Proxy>& raw) {
   ArchScore out;
-  out.genes = g;
+  out.arch = g;
   for (Proxy p : raw) out[p] = worst(p, kFlagDegenerate);
   return out;
 }
 
-RunnableMembers runnable_members(const std::vector<net::Genes>& archs, int num_classes, const std::vector<Proxy>& raw,
+RunnableMembers runnable_members(const std::vector<net::Arch>& archs, int num_classes, const std::vector<Proxy>& raw,
                                  std::vector<ArchScore>& out) {
   RunnableMembers r;
   out.assign(archs.size(), ArchScore{});
@@ -36,7 +36,7 @@ RunnableMembers runnable_members(const std::vector<net::Genes>& archs, int num_c
       out[i] = degenerate_score(archs[i], raw);
       continue;
     }
-    out[i].genes = archs[i];
+    out[i].arch = archs[i];
     r.index.push_back(i);
     r.plans.push_back(net::build_plan(archs[i], num_classes));
   }
@@ -44,7 +44,7 @@ RunnableMembers runnable_members(const std::vector<net::Genes>& archs, int num_c
   return r;
 }
 
-std::vector<ArchScore> Scorer::score_all(const std::vector<net::Genes>& archs) {
+std::vector<ArchScore> Scorer::score_all(const std::vector<net::Arch>& archs) {
   std::vector<ArchScore> out(archs.size());
   score(archs, [&](size_t i, ArchScore&& s) { out[i] = std::move(s); });
   return out;
@@ -89,8 +89,7 @@ class CpuScorer final : public Scorer {
       images_ = to_type<T>(in.images);
       labels_ = in.labels;
       if (has(raw_, Proxy::kZico)) check_zico_labels(labels_, s_);
-      bank_default_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s_.score_seed,
-                                                      s_.num_classes));
+      bank_default_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s_.score_seed, s_.num_classes, 0, s_.space));
     }
     if (has(raw_, Proxy::kNi)) {
       // x' = x + z, z ~ N(0, 0.05^2) drawn in float and added in T.
@@ -100,18 +99,16 @@ class CpuScorer final : public Scorer {
     }
     if (has(raw_, Proxy::kEntropy)) {
       for (int r = 0; r < s_.entropy_repeats; ++r) {
-        bank_entropy_.emplace_back(net::WeightBank::generate(net::InitScheme::kEntropy,
-                                                             s_.score_seed, s_.num_classes, r));
+        bank_entropy_.emplace_back(net::WeightBank::generate(net::InitScheme::kEntropy, s_.score_seed, s_.num_classes, r, s_.space));
         entropy_inputs_.push_back(to_type<T>(net::gaussian_images(
             s_.score_seed, Purpose::kEntropyInput, r, s_.entropy_batch)));
       }
     }
     // SynFlow's network: |every parameter| of the scoring bank, in FP64 whatever the precision.
     if (has(raw_, Proxy::kSynflow) || has(raw_, Proxy::kLogsynflow))
-      bank_abs_.emplace(synflow_bank(s_.score_seed, s_.num_classes));
+      bank_abs_.emplace(synflow_bank(s_.score_seed, s_.num_classes, s_.space));
     if (has(raw_, Proxy::kEntropySeed)) {
-      bank_eseed_.emplace(net::WeightBank::generate(net::InitScheme::kEntropySeed, s_.score_seed,
-                                                    s_.num_classes));
+      bank_eseed_.emplace(net::WeightBank::generate(net::InitScheme::kEntropySeed, s_.score_seed, s_.num_classes, 0, s_.space));
       eseed_input_ = to_type<T>(
           net::gaussian_images(s_.score_seed, Purpose::kEntropySeedInput, 0, s_.batch));
     }
@@ -123,12 +120,16 @@ class CpuScorer final : public Scorer {
   // network once for a whole slice of the list in lockstep, and every member's result is the same
   // whatever else is in the slice (tests/test_population.cpp). `done` is called in input order,
   // after each slice.
-  void score(const std::vector<net::Genes>& archs,
+  void score(const std::vector<net::Arch>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override {
+    for (const auto& a : archs)
+      if (a.space != s_.space)
+        throw std::invalid_argument(std::string("a ") + net::space_name(a.space) + " architecture given to a " +
+                                    net::space_name(s_.space) + " scorer");
     const size_t slice = population_slice();
     for (size_t start = 0; start < archs.size(); start += slice) {
       const size_t end = std::min(archs.size(), start + slice);
-      std::vector<net::Genes> part(archs.begin() + static_cast<std::ptrdiff_t>(start),
+      std::vector<net::Arch> part(archs.begin() + static_cast<std::ptrdiff_t>(start),
                                    archs.begin() + static_cast<std::ptrdiff_t>(end));
       std::vector<ArchScore> out = score_population(part);
       for (size_t i = 0; i < out.size(); ++i) done(start + i, std::move(out[i]));
@@ -146,7 +147,7 @@ class CpuScorer final : public Scorer {
     return static_cast<size_t>(std::clamp<int64_t>(fit, std::max(1, omp_get_max_threads()), 64));
   }
 
-  std::vector<ArchScore> score_population(const std::vector<net::Genes>& archs) {
+  std::vector<ArchScore> score_population(const std::vector<net::Arch>& archs) {
     std::vector<ArchScore> out;
     const RunnableMembers rm = runnable_members(archs, s_.num_classes, raw_, out);
     const std::vector<size_t>& run = rm.index;

@@ -113,9 +113,11 @@ class CudaScorer final : public Scorer {
   // Architectures are scored in populations (engine/cuda_population.hpp): slices of the list, one
   // per lane at a time, each a grouped forward pass per proxy; a slice that runs out of device
   // memory is split in halves and retried, never failed. `done` is called in input order.
-  void score(const std::vector<net::Genes>& archs,
+  void score(const std::vector<net::Arch>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override {
     HN_NVTX_RANGE("score_population");
+    for (const auto& a : archs)
+      if (!a.is_nb201()) throw std::invalid_argument("the CUDA backend scores NB201 architectures only for now");
     CUDA_CHECK(cudaSetDevice(s_.device));  // lanes' streams and handles belong to the run's device
     const size_t slice = population_slice();
     std::vector<std::pair<size_t, size_t>> slices;
@@ -139,7 +141,7 @@ class CudaScorer final : public Scorer {
             std::lock_guard<std::mutex> g(mu);
             if (error) return;
           }
-          const std::vector<net::Genes> part(archs.begin() + static_cast<std::ptrdiff_t>(slices[i].first),
+          const std::vector<net::Arch> part(archs.begin() + static_cast<std::ptrdiff_t>(slices[i].first),
                                              archs.begin() + static_cast<std::ptrdiff_t>(slices[i].second));
           std::vector<ArchScore> scored = score_split(lane, part);
           std::lock_guard<std::mutex> g(mu);
@@ -178,7 +180,7 @@ class CudaScorer final : public Scorer {
   }
 
   // score_slice, splitting the slice in halves while device memory runs out.
-  std::vector<ArchScore> score_split(Lane& lane, const std::vector<net::Genes>& part) {
+  std::vector<ArchScore> score_split(Lane& lane, const std::vector<net::Arch>& part) {
     try {
       return score_slice(lane, part);
     } catch (const GpuError& e) {
@@ -186,14 +188,14 @@ class CudaScorer final : public Scorer {
       CUDA_CHECK(cudaStreamSynchronize(lane.s()));  // the failed slice's frees complete
       (void)cudaGetLastError();
       const auto mid = part.begin() + static_cast<std::ptrdiff_t>(part.size() / 2);
-      std::vector<ArchScore> out = score_split(lane, std::vector<net::Genes>(part.begin(), mid));
-      std::vector<ArchScore> rest = score_split(lane, std::vector<net::Genes>(mid, part.end()));
+      std::vector<ArchScore> out = score_split(lane, std::vector<net::Arch>(part.begin(), mid));
+      std::vector<ArchScore> rest = score_split(lane, std::vector<net::Arch>(mid, part.end()));
       for (auto& r : rest) out.push_back(std::move(r));
       return out;
     }
   }
 
-  std::vector<ArchScore> score_slice(Lane& lane, const std::vector<net::Genes>& archs) {
+  std::vector<ArchScore> score_slice(Lane& lane, const std::vector<net::Arch>& archs) {
     HN_NVTX_RANGE("score_slice");
     std::vector<ArchScore> out;
     const RunnableMembers rm = runnable_members(archs, s_.num_classes, raw_, out);
@@ -252,7 +254,7 @@ class CudaScorer final : public Scorer {
     for (size_t m = 0; m < P; ++m) {
       ArchScore& a = out[run[m]];
       a = to_score(host[m], *pp[m], syn.empty() ? SynflowValues{} : syn[m], zico.empty() ? 0.0 : zico[m]);
-      a.genes = archs[run[m]];
+      a.arch = archs[run[m]];
       for (Proxy p : raw_)
         if (a[p])
           a[p]->seconds = p == Proxy::kSynflow || p == Proxy::kLogsynflow ? syn_secs
@@ -486,6 +488,9 @@ class CudaScorer final : public Scorer {
 
 std::unique_ptr<Scorer> make_cuda_scorer(const ScoreSettings& settings, const ScoreInputs& inputs) {
   settings.validate();
+  if (settings.space != net::Space::kNb201)  // its kernels and lanes assume NB201's fixed shapes
+    throw std::invalid_argument(std::string("the CUDA backend scores NB201 only for now; --space ") +
+                                net::space_name(settings.space) + " runs on --backend cpu");
   try {
     return std::make_unique<CudaScorer>(settings, inputs);
   } catch (const GpuError& e) {

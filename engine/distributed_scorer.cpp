@@ -29,7 +29,7 @@ ShardedScorer::ShardedScorer(std::vector<std::unique_ptr<Scorer>> shards, int ma
     if (!s) throw std::invalid_argument("ShardedScorer: a null shard");
 }
 
-void ShardedScorer::score(const std::vector<net::Genes>& archs,
+void ShardedScorer::score(const std::vector<net::Arch>& archs,
                           const std::function<void(size_t, ArchScore&&)>& done) {
   const size_t n = archs.size();
   if (n == 0) return;
@@ -53,7 +53,7 @@ void ShardedScorer::score(const std::vector<net::Genes>& archs,
       try {
         for (size_t c; !failed && (c = next++) < chunks;) {
           const size_t b = c * chunk, e = std::min(n, b + chunk);
-          const std::vector<net::Genes> part(archs.begin() + static_cast<std::ptrdiff_t>(b),
+          const std::vector<net::Arch> part(archs.begin() + static_cast<std::ptrdiff_t>(b),
                                              archs.begin() + static_cast<std::ptrdiff_t>(e));
           shards_[s]->score(part, [&](size_t i, ArchScore&& a) {
             std::lock_guard<std::mutex> g(m);
@@ -104,11 +104,23 @@ void ShardedScorer::score(const std::vector<net::Genes>& archs,
 
 // ---- encoding ---------------------------------------------------------------------------------
 
+// An architecture on the wire: its space in bits 16.., its code below (NB201's codes unchanged).
+uint32_t wire_code(const net::Arch& a) {
+  return (static_cast<uint32_t>(a.space) << 16) | static_cast<uint32_t>(net::arch_code(a));
+}
+net::Arch arch_of_wire(uint32_t w, const char* message) {
+  const uint32_t space = w >> 16, code = w & 0xFFFFu;
+  if (space > static_cast<uint32_t>(net::Space::kNatsSss) ||
+      code >= static_cast<uint32_t>(net::space_size(static_cast<net::Space>(space))))
+    throw std::runtime_error(std::string("a ") + message + " message names no architecture");
+  return net::arch_from_code(static_cast<net::Space>(space), code);
+}
+
 std::string encode_scores(const std::vector<ArchScore>& scores) {
   ByteWriter w;
   w.u32(static_cast<uint32_t>(scores.size()));
   for (const auto& a : scores) {
-    w.u32(static_cast<uint32_t>(net::genes_code(a.genes)));
+    w.u32(wire_code(a.arch));
     for (int p = 0; p < kNumProxies; ++p) {
       if (!a.values[p]) {
         w.u32(0);
@@ -126,12 +138,10 @@ std::string encode_scores(const std::vector<ArchScore>& scores) {
 std::vector<ArchScore> decode_scores(const std::string& bytes) {
   ByteReader r(bytes);
   const uint32_t n = r.u32();
-  if (n > net::kNumArchs * 16u) throw std::runtime_error("a scores message is too long");
+  if (n > net::sss::kNumArchs * 16u) throw std::runtime_error("a scores message is too long");
   std::vector<ArchScore> out(n);
   for (auto& a : out) {
-    const uint32_t code = r.u32();
-    if (code >= static_cast<uint32_t>(net::kNumArchs)) throw std::runtime_error("a scores message names no architecture");
-    a.genes = net::genes_from_code(static_cast<int>(code));
+    a.arch = arch_of_wire(r.u32(), "scores");
     for (int p = 0; p < kNumProxies; ++p) {
       if (r.u32() == 0) continue;
       ProxyValue v;
@@ -176,7 +186,7 @@ DistributedScorer::~DistributedScorer() {
   }
 }
 
-void DistributedScorer::score(const std::vector<net::Genes>& archs,
+void DistributedScorer::score(const std::vector<net::Arch>& archs,
                               const std::function<void(size_t, ArchScore&&)>& done) {
   const int ranks = cluster().size;
   const size_t n = archs.size();
@@ -198,7 +208,7 @@ void DistributedScorer::score(const std::vector<net::Genes>& archs,
   };
   auto part_of = [&](size_t c) {
     const size_t b = c * chunk, e = std::min(n, b + chunk);
-    return std::vector<net::Genes>(archs.begin() + static_cast<std::ptrdiff_t>(b),
+    return std::vector<net::Arch>(archs.begin() + static_cast<std::ptrdiff_t>(b),
                                    archs.begin() + static_cast<std::ptrdiff_t>(e));
   };
   // Work goes out without waiting (a worker busy scoring is not inside MPI to take it).
@@ -208,7 +218,7 @@ void DistributedScorer::score(const std::vector<net::Genes>& archs,
     w.u32(static_cast<uint32_t>(next));
     const auto part = part_of(next);
     w.u32(static_cast<uint32_t>(part.size()));
-    for (const auto& g : part) w.u32(static_cast<uint32_t>(net::genes_code(g)));
+    for (const auto& g : part) w.u32(wire_code(g));
     cluster_post(rank, Tag::kWork, w.bytes());
     ++g_in_flight;
     ++next;
@@ -225,7 +235,7 @@ void DistributedScorer::score(const std::vector<net::Genes>& archs,
     if (c >= chunks || scores.size() != std::min(n, b + chunk) - b)
       throw std::runtime_error("rank " + std::to_string(from) + " answered a chunk that was not asked");
     for (size_t i = 0; i < scores.size(); ++i) {
-      if (net::genes_code(scores[i].genes) != net::genes_code(archs[b + i]))
+      if (scores[i].arch != archs[b + i])
         throw std::runtime_error("rank " + std::to_string(from) + " scored another architecture");
       got[b + i] = scores[i];
     }
@@ -306,11 +316,9 @@ void serve_scoring_work(const ScorerFactory& make) {
       }
       case Tag::kWork: {
         const uint32_t id = r.u32(), chunk = r.u32(), count = r.u32();
-        std::vector<net::Genes> archs;
+        std::vector<net::Arch> archs;
         for (uint32_t i = 0; i < count; ++i) {
-          const uint32_t code = r.u32();
-          if (code >= static_cast<uint32_t>(net::kNumArchs)) throw std::runtime_error("a work message names no architecture");
-          archs.push_back(net::genes_from_code(static_cast<int>(code)));
+          archs.push_back(arch_of_wire(r.u32(), "work"));
         }
         auto& scorer = scorers[id];
         if (!scorer) {

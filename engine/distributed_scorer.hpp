@@ -27,7 +27,8 @@ class ShardedScorer : public Scorer {
   // Throws std::invalid_argument without shards.
   explicit ShardedScorer(std::vector<std::unique_ptr<Scorer>> shards, int max_chunk = 64);
   const char* backend_name() const override { return shards_.front()->backend_name(); }
-  void score(const std::vector<net::Genes>& archs,
+  using Scorer::score;
+  void score(const std::vector<net::Arch>& archs,
              const std::function<void(size_t i, ArchScore&&)>& done) override;
   // Architectures each shard has scored so far (what the split did).
   const std::vector<int64_t>& per_shard() const { return per_shard_; }
@@ -52,7 +53,8 @@ class DistributedScorer : public Scorer {
   DistributedScorer(std::unique_ptr<Scorer> local, const std::string& spec, int max_chunk = 64);
   ~DistributedScorer() override;  // the workers drop their scorer
   const char* backend_name() const override { return local_->backend_name(); }
-  void score(const std::vector<net::Genes>& archs,
+  using Scorer::score;
+  void score(const std::vector<net::Arch>& archs,
              const std::function<void(size_t i, ArchScore&&)>& done) override;
   // Architectures each rank has scored so far.
   const std::vector<int64_t>& per_rank() const { return per_rank_; }

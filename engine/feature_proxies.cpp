@@ -126,11 +126,17 @@ double cpu_meco(const net::Plan& plan, const TypedBank<T>& bank, const T* x) {
 
 namespace {
 
-// The output shape of block b (the same in every architecture).
-net::Shape block_shape(int b) {
+// The cotangent shape of block b: NB201's block output (the same in every architecture); in
+// NATS-SSS the widest one (64 channels), of which a network uses the first channels.
+net::Shape cotangent_shape(net::Space space, int b) {
+  if (space == net::Space::kNatsSss) {
+    const int down = b < 2 ? 0 : b < 4 ? 1 : 2;
+    return net::Shape{64, net::kImageSize >> down, net::kImageSize >> down};
+  }
   const int stage = b <= net::kCellsPerStage ? 0 : b <= 2 * net::kCellsPerStage + 1 ? 1 : 2;
   return net::Shape{net::kStemChannels << stage, net::kImageSize >> stage, net::kImageSize >> stage};
 }
+int space_blocks(net::Space space) { return space == net::Space::kNatsSss ? 1 + net::sss::kLayers : net::kBlockOutputs; }
 
 // E_b: entropy of the normalised eigenvalues of F's channel covariance (rows image x position).
 template <typename T>
@@ -150,11 +156,11 @@ double az_block_expressivity(const T* f, int images, const net::Shape& sh) {
 
 }  // namespace
 
-std::vector<std::vector<float>> az_cotangents(uint64_t score_seed, int images) {
+std::vector<std::vector<float>> az_cotangents(uint64_t score_seed, int images, net::Space space) {
   const PhiloxKey key = philox_key(score_seed);
-  std::vector<std::vector<float>> out(net::kBlockOutputs);
-  for (int b = 1; b < net::kBlockOutputs; ++b) {
-    out[b].resize(static_cast<size_t>(images) * block_shape(b).numel());
+  std::vector<std::vector<float>> out(space_blocks(space));
+  for (int b = 1; b < space_blocks(space); ++b) {
+    out[b].resize(static_cast<size_t>(images) * cotangent_shape(space, b).numel());
     for (size_t i = 0; i < out[b].size(); ++i)
       out[b][i] = (philox_draw(key, static_cast<uint32_t>(i), 0, Purpose::kAzCotangent, b).v[0] & 1u) ? 1.0f : -1.0f;
   }
@@ -168,19 +174,20 @@ AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T*
   const ForwardOptions fopt = ntk_forward_options(true);
   const LoweredPlan L = lower_plan(plan, fopt);
   const ForwardResult<T> fwd = cpu_forward<T>(plan, bank, x, n, fopt);
-  std::vector<int> block(net::kBlockOutputs, -1);
+  const int nb = plan.num_blocks;
+  std::vector<int> block(nb, -1);
   for (const net::Step& st : plan.steps)
     if (st.kind == net::StepKind::kBlockEnd) block[st.block] = L.rep[st.in0];
   AzNasValues out;
 
   // Expressivity and progressivity.
-  std::vector<double> e(net::kBlockOutputs);
-  for (int b = 0; b < net::kBlockOutputs; ++b) {
+  std::vector<double> e(nb);
+  for (int b = 0; b < nb; ++b) {
     e[b] = az_block_expressivity(fwd.values[block[b]].get(), n, plan.values[block[b]]);
     if (!std::isfinite(e[b])) out.zero_variance = true;
   }
   out.progressivity = std::numeric_limits<double>::infinity();
-  for (int b = 0; b < net::kBlockOutputs; ++b) {
+  for (int b = 0; b < nb; ++b) {
     out.expressivity += e[b];
     if (b > 0) out.progressivity = std::min(out.progressivity, e[b] - e[b - 1]);
   }
@@ -191,11 +198,22 @@ AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T*
   static thread_local std::vector<double> A, B;
   const int classes = plan.num_classes;
   double total = 0.0;
-  for (int b = 1; b < net::kBlockOutputs; ++b) {
+  if (cot.size() != static_cast<size_t>(nb)) throw std::invalid_argument("az_nas: cotangents for another space");
+  std::vector<T> narrowed;
+  for (int b = 1; b < nb; ++b) {
     const int vout = block[b], vin = block[b - 1];
     const net::Shape so = plan.values[vout], si_blk = plan.values[vin];
-    if (cot[b].size() != static_cast<size_t>(n) * so.numel())
+    // Cotangents as wide as the block or wider (NATS-SSS): each image's first so.c channels.
+    const size_t wide = cot[b].size() / (static_cast<size_t>(n) * so.hw());
+    if (cot[b].size() != wide * n * so.hw() || wide < static_cast<size_t>(so.c))
       throw std::invalid_argument("az_nas: cotangents of another size");
+    const T* cot_b = cot[b].data();
+    if (wide != static_cast<size_t>(so.c)) {
+      narrowed.resize(static_cast<size_t>(n) * so.numel());
+      for (int img = 0; img < n; ++img)
+        std::copy_n(cot[b].data() + static_cast<size_t>(img) * wide * so.hw(), so.numel(), narrowed.data() + static_cast<size_t>(img) * so.numel());
+      cot_b = narrowed.data();
+    }
     if (vout == vin) {  // the block is the identity: G_in = G_out
       out.identity_block = true;
       continue;
@@ -222,8 +240,8 @@ AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T*
       for (auto& g : grad)
         if (!g.empty()) pool.push_back(std::move(g));
     };
-    grad[vout] = take(cot[b].size());
-    std::copy(cot[b].begin(), cot[b].end(), grad[vout].begin());
+    grad[vout] = take(static_cast<size_t>(n) * so.numel());
+    std::copy_n(cot_b, static_cast<size_t>(n) * so.numel(), grad[vout].begin());
     std::vector<double> dgamma;
     for (int i = static_cast<int>(L.steps.size()) - 1; i >= 0; --i) {
       const net::Step& st = L.steps[i];
@@ -266,7 +284,7 @@ AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T*
       }
     }
     const T* gin = grad_of(vin);
-    const T* gout = cot[b].data();
+    const T* gout = cot_b;
     if (si_blk.c == so.c && si_blk.hw() == so.hw() &&
         std::equal(gin, gin + static_cast<int64_t>(n) * so.numel(), gout)) {
       out.identity_block = true;
@@ -303,7 +321,7 @@ AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T*
     release();
   }
   out.trainability = out.identity_block ? -std::numeric_limits<double>::infinity()
-                                        : total / static_cast<double>(net::kBlockOutputs - 1);
+                                        : total / static_cast<double>(nb - 1);
   return out;
 }
 
@@ -337,14 +355,14 @@ FeatureProxies<T>::FeatureProxies(const ScoreSettings& s, const std::vector<Prox
   if (swap_ || meco_) images_.assign(images.begin(), images.begin() + static_cast<std::ptrdiff_t>(s.batch) * net::kImageNumel);
   if (swap_)
     for (int r = 0; r < s.swap_repeats; ++r)  // N(0,1) conv and linear weights: entropy's repeat-r bank
-      swap_banks_.emplace_back(net::WeightBank::generate(net::InitScheme::kEntropy, s.score_seed, s.num_classes, r));
-  if (meco_) default_bank_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes));
+      swap_banks_.emplace_back(net::WeightBank::generate(net::InitScheme::kEntropy, s.score_seed, s.num_classes, r, s.space));
+  if (meco_) default_bank_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes, 0, s.space));
   if (az_) {
     const int n = az_images(s.batch);
-    kaiming_bank_.emplace(net::WeightBank::generate(net::InitScheme::kKaimingNormal, s.score_seed, s.num_classes));
+    kaiming_bank_.emplace(net::WeightBank::generate(net::InitScheme::kKaimingNormal, s.score_seed, s.num_classes, 0, s.space));
     const auto x = net::gaussian_images(s.score_seed, Purpose::kAzInput, 0, n);
     az_input_.assign(x.begin(), x.end());
-    for (const auto& c : az_cotangents(s.score_seed, n)) az_cotangents_.emplace_back(c.begin(), c.end());
+    for (const auto& c : az_cotangents(s.score_seed, n, s.space)) az_cotangents_.emplace_back(c.begin(), c.end());
   }
 }
 

@@ -52,7 +52,7 @@ double meco_min_eigenvalue(const T* fea, int c, int64_t hw);
 
 // ---- AZ-NAS ----------------------------------------------------------------------------------
 // AZ-NAS's expressivity, progressivity and trainability (the authors' code cvlab-yonsei/AZ-NAS,
-// NB201/ZeroShotProxy/compute_az_nas_score.py) on the 18 block outputs F_0 (stem) .. F_17 of a
+// NB201/ZeroShotProxy/compute_az_nas_score.py) on the block outputs F_0 (stem) .. F_17 (NATS-SSS: F_5) of a
 // train-mode forward of `images` images:
 //   expressivity  = sum_b E_b, E_b the entropy -sum p log(p + 1e-8) of p = s / sum s, s the
 //                   eigenvalues of F_b's channel covariance over (image, position), mean removed
@@ -70,9 +70,11 @@ struct AzNasValues {
                                 // expressivity and progressivity are then not measurable
   bool identity_block = false;  // trainability is -inf (flag nonfinite): some block computes the identity
 };
-// Rademacher (+-1) cotangents for blocks 1..17 (index 0 empty): images x the block's output numel,
+// Rademacher (+-1) cotangents for blocks 1.. (index 0 empty): images x the block's output numel,
 // element i from Philox (i, 0, kAzCotangent, block) under the score seed: +1 when word 0 is odd.
-std::vector<std::vector<float>> az_cotangents(uint64_t score_seed, int images);
+// NATS-SSS: at 64 channels (6 blocks), of which a network's block of c channels takes each
+// image's first c (so narrower networks see a corner of the same numbers).
+std::vector<std::vector<float>> az_cotangents(uint64_t score_seed, int images, net::Space space = net::Space::kNb201);
 template <typename T>
 AzNasValues cpu_az_nas(const net::Plan& plan, const TypedBank<T>& bank, const T* x, int images,
                        const std::vector<std::vector<T>>& cotangents);

@@ -60,7 +60,7 @@ ZStats fitness_zstats(const FitnessSpec& spec, const std::vector<ArchScore>& ref
   for (Proxy p : spec.proxies) {
     std::vector<double> vals;
     for (const auto& s : reference) {
-      if (net::is_degenerate(s.genes)) continue;
+      if (net::is_degenerate(s.arch)) continue;
       double x;
       vals.push_back(fitness_transformed(spec, p, s, &x) ? x : NAN);
     }

@@ -13,7 +13,7 @@ using net::StepKind;
 PopulationSchedule::PopulationSchedule(const std::vector<const net::Plan*>& plans, const ForwardOptions& opt)
     : plans_(plans), report_sites_(opt.report_sites), rescale_(opt.rescale_blocks), keep_values_(opt.keep_values) {
   struct Item {
-    int pos, kind, slot, member, step;
+    int pos, variant, kind, slot, member, step;
   };
   std::vector<Item> items;
   lowered_.reserve(plans.size());
@@ -24,13 +24,13 @@ PopulationSchedule::PopulationSchedule(const std::vector<const net::Plan*>& plan
     for (size_t i = 0; i < L.steps.size(); ++i) {
       const net::Step& st = L.steps[i];
       if (st.pos < 0) throw std::logic_error("PopulationSchedule: a plan step without a position");
-      items.push_back({st.pos, static_cast<int>(st.kind), st.slot, static_cast<int>(m), static_cast<int>(i)});
+      items.push_back({st.pos, st.variant, static_cast<int>(st.kind), st.slot, static_cast<int>(m), static_cast<int>(i)});
     }
   }
   // Position order is a valid execution order for every member (net::Step::pos); members keep
   // their population order within a group.
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
-    return std::tie(a.pos, a.kind, a.slot, a.member) < std::tie(b.pos, b.kind, b.slot, b.member);
+    return std::tie(a.pos, a.variant, a.kind, a.slot, a.member) < std::tie(b.pos, b.variant, b.kind, b.slot, b.member);
   });
   last_use_.resize(plans.size());
   readers_.resize(plans.size());
@@ -40,7 +40,7 @@ PopulationSchedule::PopulationSchedule(const std::vector<const net::Plan*>& plan
   }
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& it = items[i];
-    const bool fresh = i == 0 || it.pos != items[i - 1].pos || it.kind != items[i - 1].kind ||
+    const bool fresh = i == 0 || it.pos != items[i - 1].pos || it.variant != items[i - 1].variant || it.kind != items[i - 1].kind ||
                        it.slot != items[i - 1].slot;
     const auto& L = lowered_[static_cast<size_t>(it.member)];
     const net::Step& st = L.steps[static_cast<size_t>(it.step)];
@@ -182,7 +182,7 @@ ScheduleCounts PopulationSchedule::simulate(const std::vector<char>& active, int
         break;
       case StepKind::kLinear: {
         c.launches += chunks(n);
-        const net::SlotInfo info = net::slot_info(net::kSlotLinearWeight, plans_.front()->num_classes);
+        const net::SlotInfo info = net::slot_info(g.slot, plans_.front()->num_classes);
         c.bytes += (in + out) * n + 4 * info.numel();
         break;
       }
@@ -385,7 +385,7 @@ ScheduleCounts PopulationSchedule::ntk_counts(int images, bool exact) const {
   });
 }
 
-ScheduleCounts schedule_counts(const std::vector<net::Genes>& genes, const ScoreSettings& s) {
+ScheduleCounts schedule_counts(const std::vector<net::Arch>& genes, const ScoreSettings& s) {
   std::vector<net::Plan> plans;
   for (const auto& g : genes)
     if (!net::is_degenerate(g)) plans.push_back(net::build_plan(g, s.num_classes));

@@ -95,6 +95,6 @@ class PopulationSchedule {
 // left out): naswot / naswot_once / ni's clean pass with codes, ni's noisy pass, entropy's passes
 // (one per repeat, at entropy_batch), entropy_seed's pass, and the NTK proxies' forward and
 // backward passes (ntk_counts, at min(64, batch) images).
-ScheduleCounts schedule_counts(const std::vector<net::Genes>& genes, const ScoreSettings& s);
+ScheduleCounts schedule_counts(const std::vector<net::Arch>& genes, const ScoreSettings& s);
 
 }  // namespace hn::engine

@@ -180,6 +180,9 @@ std::optional<ProxyValue> ScoreCache::get(const Key& k) const {
 std::map<int, ProxyValue> ScoreCache::get_many(Proxy p, const std::string& settings,
                                                uint64_t score_seed, const std::vector<int>& archs) const {
   std::map<int, ProxyValue> out;
+  // The settings key names a space other than NB201 (engine::settings_key); only NB201 has
+  // degenerate cells.
+  const bool nb201 = settings.find(";space=") == std::string::npos;
   Stmt s(db_, "SELECT value, flag, seconds FROM scores WHERE arch = ? AND proxy = ? AND "
               "settings = ? AND score_seed = ?");
   for (int a : archs) {
@@ -202,7 +205,7 @@ std::map<int, ProxyValue> ScoreCache::get_many(Proxy p, const std::string& setti
                       (tsec == SQLITE_FLOAT || tsec == SQLITE_INTEGER) && !std::isnan(v.value) &&
                       (v.flag.empty() || is_known_flag(v.flag)) &&
                       (std::isfinite(v.value) || (!v.flag.empty() && v.value == worst_value(p))) &&
-                      (v.flag == kFlagDegenerate) == net::is_degenerate(net::genes_from_code(a)) &&
+                      (v.flag == kFlagDegenerate) == (nb201 && net::is_degenerate(net::genes_from_code(a))) &&
                       std::isfinite(v.seconds) && v.seconds >= 0;
       if (!ok)
         throw CacheError("score cache '" + path_ + "' holds an invalid row (architecture code " +
@@ -254,15 +257,20 @@ CachedScorer::CachedScorer(ScoreCache& cache, Factory backend, const ScoreSettin
   for (Proxy p : raw_) keys_.push_back(settings_key(p, s, input_identity));
 }
 
-void CachedScorer::score(const std::vector<net::Genes>& archs,
+void CachedScorer::score(const std::vector<net::Arch>& archs,
                          const std::function<void(size_t, ArchScore&&)>& done) {
   std::vector<int> codes;
-  for (const auto& g : archs) codes.push_back(net::genes_code(g));
+  for (const auto& g : archs) {
+    if (g.space != settings_.space)
+      throw std::invalid_argument(std::string("a ") + net::space_name(g.space) + " architecture given to a " +
+                                  net::space_name(settings_.space) + " scorer");
+    codes.push_back(static_cast<int>(net::arch_code(g)));
+  }
   std::vector<std::map<int, ProxyValue>> found;
   for (size_t k = 0; k < raw_.size(); ++k)
     found.push_back(cache_.get_many(raw_[k], keys_[k], settings_.score_seed, codes));
   std::vector<std::optional<ArchScore>> ready(archs.size());
-  std::vector<net::Genes> missing;
+  std::vector<net::Arch> missing;
   std::vector<size_t> missing_at;
   for (size_t i = 0; i < archs.size(); ++i) {
     bool all = true;
@@ -273,7 +281,7 @@ void CachedScorer::score(const std::vector<net::Genes>& archs,
       continue;
     }
     ArchScore a;
-    a.genes = archs[i];
+    a.arch = archs[i];
     for (size_t k = 0; k < raw_.size(); ++k) a[raw_[k]] = found[k].at(codes[i]);
     ready[i] = std::move(a);
     ++hits_;

@@ -35,13 +35,13 @@ class ScoreCache {
   ScoreCache& operator=(const ScoreCache&) = delete;
 
   struct Key {
-    int arch;  // net::genes_code
+    int arch;  // net::arch_code (NB201: genes_code; NATS-SSS: its index; the settings key says the space)
     Proxy proxy;
     std::string settings;
     uint64_t score_seed;
   };
   std::optional<ProxyValue> get(const Key& k) const;
-  // Values for many architectures of one (proxy, settings, seed), by genes code.
+  // Values for many architectures of one (proxy, settings, seed), by arch code.
   std::map<int, ProxyValue> get_many(Proxy p, const std::string& settings, uint64_t score_seed,
                                      const std::vector<int>& archs) const;
   // All rows of one transaction.
@@ -63,7 +63,8 @@ class CachedScorer final : public Scorer {
   using Factory = std::function<std::unique_ptr<Scorer>()>;
   CachedScorer(ScoreCache& cache, Factory backend, const ScoreSettings& s, std::string input_identity);
   const char* backend_name() const override { return "cache"; }
-  void score(const std::vector<net::Genes>& archs,
+  using Scorer::score;
+  void score(const std::vector<net::Arch>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override;
   int64_t network_evaluations() const { return evaluated_; }
   int64_t cache_hits() const { return hits_; }

@@ -48,7 +48,7 @@ double number_field(const std::string& f, const std::string& name, int line, con
 
 // What SPEC.md 3 allows a value: infinite only as a flagged worst value, and the flag
 // `degenerate` exactly on degenerate cells.
-void check_value(Proxy p, const ProxyValue& v, const net::Genes& g, const std::string& name, int line) {
+void check_value(Proxy p, const ProxyValue& v, const net::Arch& g, const std::string& name, int line) {
   if (std::isinf(v.value) && (v.flag.empty() || v.value != worst_value(p)))
     fail(name, line, std::string(proxy_name(p)) + " is infinite without being a flagged worst value");
   if ((v.flag == kFlagDegenerate) != net::is_degenerate(g))
@@ -56,17 +56,34 @@ void check_value(Proxy p, const ProxyValue& v, const net::Genes& g, const std::s
                                                                         : " is flagged degenerate on a cell that is not"));
 }
 
-int index_value(long long v, const std::string& name, int line) {
-  if (v < 0 || v >= net::kNumArchs)
-    fail(name, line, "index " + std::to_string(v) + " is outside 0..15624");
+int index_value(long long v, const net::Arch& a, const std::string& name, int line) {
+  if (v < 0 || v >= net::space_size(a.space))
+    fail(name, line, "index " + std::to_string(v) + " is outside 0.." + std::to_string(net::space_size(a.space) - 1));
   return static_cast<int>(v);
 }
 
-net::Genes arch_value(const std::string& s, const std::string& name, int line) {
+// An NB201 arch string, or NATS-SSS widths c1:c2:c3:c4:c5 (the record's space).
+net::Arch arch_value(const std::string& s, const std::string& name, int line) {
   try {
+    if (!s.empty() && s[0] != '|' && s.find(':') != std::string::npos) return net::Arch(net::sss::parse_widths(s));
     return net::parse_arch(s);
   } catch (const net::ArchParseError& e) {
     fail(name, line, net::printable(e.what()));
+  } catch (const std::invalid_argument& e) {
+    fail(name, line, net::printable(e.what()));
+  }
+}
+
+// Every score record of a file is of one space: out.space.
+void check_one_space(ScoreFile& out, const std::string& name) {
+  bool first = true;
+  for (const ScoreRecord& r : out.records) {
+    if (r.error_record) continue;
+    if (first) out.space = r.score.arch.space;
+    else if (r.score.arch.space != out.space)
+      fail(name, r.line, std::string("a ") + net::space_name(r.score.arch.space) + " architecture in a file of " +
+                             net::space_name(out.space) + " ones");
+    first = false;
   }
 }
 
@@ -94,11 +111,12 @@ ScoreRecord parse_json_line(const std::string& text, const std::string& name, in
     fail(name, line, "neither a score record (arch) nor an error record (input, error)");
   }
   if (!j["arch"].is_string()) fail(name, line, "arch is not a string");
-  r.score.genes = arch_value(j["arch"].get<std::string>(), name, line);
+  r.score.arch = arch_value(j["arch"].get<std::string>(), name, line);
   if (j.contains("index") && !j["index"].is_null()) {
-    if (!j["index"].is_number_integer() || (j["index"].is_number_unsigned() && j["index"].get<uint64_t>() > 15624))
-      fail(name, line, "index " + net::printable(j["index"].dump(), 40) + " is not an integer in 0..15624");
-    r.index = index_value(j["index"].get<long long>(), name, line);
+    const uint64_t top = static_cast<uint64_t>(net::space_size(r.score.arch.space) - 1);
+    if (!j["index"].is_number_integer() || (j["index"].is_number_unsigned() && j["index"].get<uint64_t>() > top))
+      fail(name, line, "index " + net::printable(j["index"].dump(), 40) + " is not an integer in 0.." + std::to_string(top));
+    r.index = index_value(j["index"].get<long long>(), r.score.arch, name, line);
   }
   const nlohmann::json flags = j.value("flags", nlohmann::json::object());
   const nlohmann::json secs = j.value("seconds", nlohmann::json::object());
@@ -120,7 +138,7 @@ ScoreRecord parse_json_line(const std::string& text, const std::string& name, in
         fail(name, line, "seconds of " + it.key() + " is not a non-negative number");
       v.seconds = s.get<double>();
     }
-    check_value(*p, v, r.score.genes, name, line);
+    check_value(*p, v, r.score.arch, name, line);
     r.score[*p] = v;
   }
   for (auto it = flags.begin(); it != flags.end(); ++it)
@@ -228,12 +246,12 @@ ScoreFile parse_score_file(std::string_view text, const std::string& name) {
       out.records.push_back(std::move(r));
       continue;
     }
-    r.score.genes = arch_value(f[0], name, lineno);
+    r.score.arch = arch_value(f[0], name, lineno);
     if (!f[1].empty()) {
       const std::string& s = f[1];
       if (s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
         fail(name, lineno, "index '" + net::printable(s, 40) + "' is not an integer");
-      r.index = index_value(std::stoll(s), name, lineno);
+      r.index = index_value(std::stoll(s), r.score.arch, name, lineno);
     }
     const size_t np = out.csv_proxies.size();
     std::map<Proxy, std::string> flags;
@@ -260,11 +278,12 @@ ScoreFile parse_score_file(std::string_view text, const std::string& name) {
         v.seconds = number_field(f[3 + np + i], name, lineno, std::string("seconds_") + proxy_name(p), false);
         if (v.seconds < 0) fail(name, lineno, std::string("seconds_") + proxy_name(p) + " is negative");
       }
-      check_value(p, v, r.score.genes, name, lineno);
+      check_value(p, v, r.score.arch, name, lineno);
       r.score[p] = v;
     }
     out.records.push_back(std::move(r));
   }
+  check_one_space(out, name);
   return out;
 }
 

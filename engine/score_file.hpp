@@ -27,7 +27,7 @@ struct ScoreRecord {
   int line = 0;                 // 1-based line of the file
   bool error_record = false;    // an input that could not be scored (input, line, error)
   ArchScore score;              // genes and every proxy column present (error records: empty)
-  std::optional<int> index;     // the record's NB201 index (null / empty: none)
+  std::optional<int> index;     // the record's benchmark index (null / empty: none)
   std::string input;            // error records: the input text and its line (0: none)
   int input_line = 0;
 };
@@ -38,12 +38,14 @@ struct ScoreFile {
   std::vector<Proxy> csv_proxies;   // CSV: the proxy columns of the header, in order
   size_t complete_bytes = 0;        // bytes up to the end of the last newline-terminated line
   bool partial_last_line = false;   // the text ends inside a line (a writer killed mid-record)
+  net::Space space = net::Space::kNb201;  // the records' space (arch strings |...| or c1:...:c5; one per file)
 };
 
 // Parses score output. The format is CSV when the first line is a header starting with
 // "arch,index", JSON lines otherwise. Proxy values are numbers or the strings "+inf" / "-inf"
 // (CSV: inf / -inf); NaN, other strings, unknown flags, negative or non-finite seconds, a
-// malformed arch string and an index outside 0..15624 are errors naming `name` and the line.
+// malformed arch string, an index outside the space (NB201 0..15624, NATS-SSS 0..32767) and
+// records of two spaces are errors naming `name` and the line.
 // A final line without a newline is not parsed (partial_last_line). Throws ScoreFileError.
 ScoreFile parse_score_file(std::string_view text, const std::string& name);
 

@@ -13,11 +13,12 @@
 #include "engine/settings.hpp"
 #include "net/nb201.hpp"
 #include "net/plan.hpp"
+#include "net/space.hpp"
 
 namespace hn::engine {
 
 struct ArchScore {
-  net::Genes genes;
+  net::Arch arch;
   std::array<std::optional<ProxyValue>, kNumProxies> values;
   const std::optional<ProxyValue>& operator[](Proxy p) const { return values[static_cast<int>(p)]; }
   std::optional<ProxyValue>& operator[](Proxy p) { return values[static_cast<int>(p)]; }
@@ -29,13 +30,20 @@ class Scorer {
   virtual const char* backend_name() const = 0;
   // Scores `archs` in order, calling `done` after each (results stream out as they finish).
   // Degenerate cells get every proxy's worst value with flag `degenerate`, without running.
-  virtual void score(const std::vector<net::Genes>& archs,
+  virtual void score(const std::vector<net::Arch>& archs,
                      const std::function<void(size_t i, ArchScore&&)>& done) = 0;
-  std::vector<ArchScore> score_all(const std::vector<net::Genes>& archs);
+  std::vector<ArchScore> score_all(const std::vector<net::Arch>& archs);
+  // NB201 cells (the default space).
+  void score(const std::vector<net::Genes>& genes, const std::function<void(size_t i, ArchScore&&)>& done) {
+    score(std::vector<net::Arch>(genes.begin(), genes.end()), done);
+  }
+  std::vector<ArchScore> score_all(const std::vector<net::Genes>& genes) {
+    return score_all(std::vector<net::Arch>(genes.begin(), genes.end()));
+  }
 };
 
 // Every proxy of `raw` at its worst value, flagged degenerate (SPEC.md 1: never run).
-ArchScore degenerate_score(const net::Genes& g, const std::vector<Proxy>& raw);
+ArchScore degenerate_score(const net::Arch& a, const std::vector<Proxy>& raw);
 
 // What a backend runs of a population: degenerate members get their fixed scores in `out` (sized
 // to archs; the others get their genes) and are left out; the rest become plans. index[m] is
@@ -45,7 +53,7 @@ struct RunnableMembers {
   std::vector<net::Plan> plans;
   std::vector<const net::Plan*> members;
 };
-RunnableMembers runnable_members(const std::vector<net::Genes>& archs, int num_classes, const std::vector<Proxy>& raw,
+RunnableMembers runnable_members(const std::vector<net::Arch>& archs, int num_classes, const std::vector<Proxy>& raw,
                                  std::vector<ArchScore>& out);
 
 // Raw proxies of settings.proxies on the CPU (ninaswot is expanded to naswot and ni and left out).

@@ -33,14 +33,14 @@ constexpr const char* kCheckpointFormat = "hybridnas-search-checkpoint-2";
 // deduplicating), in evaluation order.
 class Archive {
  public:
-  Archive(Scorer& scorer, const std::vector<int>* reps, int budget)
-      : scorer_(scorer), reps_(reps), budget_(budget) {}
+  Archive(Scorer& scorer, const std::vector<int>* reps, int budget, net::Space space)
+      : scorer_(scorer), reps_(reps), budget_(budget), space_(space) {}
 
-  int key(const net::Genes& g) const {
-    const int c = net::genes_code(g);
+  int key(const net::Arch& g) const {
+    const int c = static_cast<int>(net::arch_code(g));
     return reps_ ? (*reps_)[c] : c;
   }
-  int find(const net::Genes& g) const {
+  int find(const net::Arch& g) const {
     const auto it = index_.find(key(g));
     return it == index_.end() ? -1 : it->second;
   }
@@ -53,15 +53,15 @@ class Archive {
   bool foreign(int i) const { return foreign_[static_cast<size_t>(i)]; }
 
   // Scores the members of `genes` not yet archived, in order, while the budget lasts.
-  void evaluate(const std::vector<net::Genes>& genes) {
-    std::vector<net::Genes> fresh;
+  void evaluate(const std::vector<net::Arch>& genes) {
+    std::vector<net::Arch> fresh;
     std::vector<int> keys;
     for (const auto& g : genes) {
       if (own() + static_cast<int>(fresh.size()) >= budget_) break;
       const int k = key(g);
       if (index_.count(k) || std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
       keys.push_back(k);
-      fresh.push_back(net::genes_from_code(k));
+      fresh.push_back(net::arch_from_code(space_, k));
     }
     if (fresh.empty()) return;
     std::vector<ArchScore> got(fresh.size());
@@ -70,7 +70,7 @@ class Archive {
   }
 
   void add(ArchScore a, bool foreign = false) {
-    index_[net::genes_code(a.genes)] = size();
+    index_[static_cast<int>(net::arch_code(a.arch))] = size();
     entries_.push_back(std::move(a));
     foreign_.push_back(foreign);
     foreign_count_ += foreign;
@@ -80,6 +80,7 @@ class Archive {
   Scorer& scorer_;
   const std::vector<int>* reps_;
   int budget_;
+  net::Space space_;
   std::vector<ArchScore> entries_;
   std::vector<bool> foreign_;
   int foreign_count_ = 0;
@@ -153,7 +154,7 @@ void write_checkpoint(const SearchConfig& c, const Archive& archive, const Fitne
       if (a.values[p])
         v[proxy_name(static_cast<Proxy>(p))] = {value_json(a.values[p]->value), a.values[p]->flag,
                                                 a.values[p]->seconds};
-    j["archive"].push_back({{"arch", net::genes_code(a.genes)}, {"values", v}});
+    j["archive"].push_back({{"arch", net::arch_code(a.arch)}, {"values", v}});
     if (archive.foreign(i)) j["archive"].back()["foreign"] = true;
   }
   try {
@@ -181,7 +182,8 @@ bool read_checkpoint(const SearchConfig& c, const std::string& path, Archive& ar
   } catch (const OutputFileError& e) {
     throw CheckpointError(e.what());
   }
-  CheckpointData d = parse_checkpoint(text, name);
+  CheckpointData d = parse_checkpoint(text, name, c.space);
+  const size_t G = c.ga.genes;
   std::vector<std::string> keys;
   for (const auto& k : c.settings_order)
     if (c.settings.contains(k)) keys.push_back(k);
@@ -195,8 +197,8 @@ bool read_checkpoint(const SearchConfig& c, const std::string& path, Archive& ar
                             ", this search's is " + net::printable(c.settings[k].dump(), 200) +
                             " (give another --checkpoint file, or delete this one to start afresh)");
   }
-  if (d.population.size() != static_cast<size_t>(c.population) * kGenes)
-    throw CheckpointError(name + ": its population has " + std::to_string(d.population.size() / kGenes) +
+  if (d.population.size() != static_cast<size_t>(c.population) * G)
+    throw CheckpointError(name + ": its population has " + std::to_string(d.population.size() / G) +
                           " members, this search's " + std::to_string(c.population));
   if (d.generation > c.generations)
     throw CheckpointError(name + ": generation " + std::to_string(d.generation) + " is past --generations " +
@@ -215,12 +217,11 @@ bool read_checkpoint(const SearchConfig& c, const std::string& path, Archive& ar
   {
     // ... unless the budget ran out while it was scored (a finished search).
     const bool spent = static_cast<int>(d.archive.size() - std::count(d.foreign.begin(), d.foreign.end(), true)) >= c.budget;
-    std::vector<bool> in_archive(net::kNumArchs, spent);
-    for (const auto& e : d.archive) in_archive[net::genes_code(e.genes)] = true;
-    for (size_t i = 0; i < d.population.size(); i += kGenes) {
-      net::Genes g;
-      for (int e = 0; e < kGenes; ++e) g[e] = static_cast<net::Op>(d.population[i + e]);
-      if (!in_archive[net::genes_code(g)] && !c.dedup_isomorphic)
+    std::vector<bool> in_archive(static_cast<size_t>(net::space_size(c.space)), spent);
+    for (const auto& e : d.archive) in_archive[static_cast<size_t>(net::arch_code(e.arch))] = true;
+    for (size_t i = 0; i < d.population.size(); i += G) {
+      const net::Arch g = decode_genome(c.space, &d.population[i]);
+      if (!in_archive[static_cast<size_t>(net::arch_code(g))] && !c.dedup_isomorphic)
         throw CheckpointError(name + ": a population member is missing from its archive");
     }
     if (d.archive.empty()) throw CheckpointError(name + ": its archive is empty");
@@ -260,7 +261,7 @@ struct Run {
     info.budget = c.budget;
     if (b >= 0) {
       info.best_fitness = f[b];
-      info.best = archive.entries()[b].genes;
+      info.best = archive.entries()[b].arch;
     }
     progress(info);
   }
@@ -280,18 +281,17 @@ void run_ga(Run& r, const GaGeneration& step, bool resumed, GaState st) {
   const SearchConfig& c = r.c;
   const IslandModel* isl = c.islands ? &*c.islands : nullptr;
   const PhiloxKey key = philox_key(c.search_seed);
+  const size_t G = c.ga.genes;
   if (!resumed) {
-    const auto init = net::sample_distinct(c.population, c.search_seed, Purpose::kGa, false,
+    const auto init = net::sample_distinct(c.space, c.population, c.search_seed, Purpose::kGa, false,
                                            kInitialPopulationStream);
-    for (const auto& g : init)
-      for (int e = 0; e < kGenes; ++e) st.population.push_back(static_cast<uint8_t>(g[e]));
+    st.population.resize(init.size() * G);
+    for (size_t i = 0; i < init.size(); ++i) encode_genome(init[i], &st.population[i * G]);
     r.archive.evaluate(init);
     r.report();
   }
   auto genes_at = [&](const std::vector<uint8_t>& pop, int i) {
-    net::Genes g;
-    for (int e = 0; e < kGenes; ++e) g[e] = static_cast<net::Op>(pop[i * kGenes + e]);
-    return g;
+    return decode_genome(c.space, &pop[static_cast<size_t>(i) * G]);
   };
   auto population_fitness = [&](const std::vector<double>& all) {
     std::vector<double> fit(c.population);
@@ -312,21 +312,21 @@ void run_ga(Run& r, const GaGeneration& step, bool resumed, GaState st) {
         const std::vector<ArchScore> got = decode_scores(isl->ring_shift(encode_scores(sent)));
         if (!done) {
           // Migrants join the archive (scored elsewhere: no budget) and replace the worst members.
-          std::vector<net::Genes> incoming;
+          std::vector<net::Arch> incoming;
           for (const ArchScore& a : got) {
-            if (r.archive.find(a.genes) < 0) r.archive.add(a, true);
+            if (a.arch.space != c.space) throw std::runtime_error("an island sent an architecture of another space");
+            if (r.archive.find(a.arch) < 0) r.archive.add(a, true);
             bool member = false;
             for (int i = 0; i < c.population && !member; ++i)
-              member = r.archive.key(genes_at(st.population, i)) == r.archive.key(a.genes);
-            if (!member) incoming.push_back(a.genes);
+              member = r.archive.key(genes_at(st.population, i)) == r.archive.key(a.arch);
+            if (!member) incoming.push_back(a.arch);
           }
           const std::vector<double> fit = population_fitness(r.fitness.all(r.archive));
           std::vector<int> worst(static_cast<size_t>(c.population));
           for (int i = 0; i < c.population; ++i) worst[static_cast<size_t>(i)] = i;
           std::stable_sort(worst.begin(), worst.end(), [&](int a, int b) { return fit[a] < fit[b]; });
           for (size_t m = 0; m < incoming.size() && m < worst.size(); ++m)
-            for (int e = 0; e < kGenes; ++e)
-              st.population[static_cast<size_t>(worst[m]) * kGenes + e] = static_cast<uint8_t>(incoming[m][e]);
+            encode_genome(incoming[m], &st.population[static_cast<size_t>(worst[m]) * G]);
         }
       }
       ++st.round;
@@ -339,7 +339,7 @@ void run_ga(Run& r, const GaGeneration& step, bool resumed, GaState st) {
     }
     const std::vector<double> fit = population_fitness(r.fitness.all(r.archive));
     step(st.population, fit, static_cast<uint32_t>(st.generation), key, c.ga, children);
-    std::vector<net::Genes> kids;
+    std::vector<net::Arch> kids;
     int fresh = 0;
     for (int i = 0; i < c.population; ++i) {
       kids.push_back(genes_at(children, i));
@@ -362,9 +362,10 @@ void run_ga(Run& r, const GaGeneration& step, bool resumed, GaState st) {
 }
 
 void run_random(Run& r) {
-  const auto order = net::sample_distinct(net::kNumArchs, r.c.search_seed, Purpose::kRandomSearch, false);
+  const auto order = net::sample_distinct(r.c.space, static_cast<int>(net::space_size(r.c.space)), r.c.search_seed,
+                                          Purpose::kRandomSearch, false);
   for (size_t i = 0; i < order.size() && !r.archive.full(); i += 64) {
-    r.archive.evaluate(std::vector<net::Genes>(order.begin() + i, order.begin() + std::min(order.size(), i + 64)));
+    r.archive.evaluate(std::vector<net::Arch>(order.begin() + i, order.begin() + std::min(order.size(), i + 64)));
     r.report();
   }
   r.stop = r.archive.full() ? "budget" : "space";
@@ -379,19 +380,21 @@ void run_random(Run& r) {
 void run_rea(Run& r) {
   const SearchConfig& c = r.c;
   const PhiloxKey key = philox_key(c.search_seed);
-  const auto init = net::sample_distinct(c.population, c.search_seed, Purpose::kRea, false,
+  const auto init = net::sample_distinct(c.space, c.population, c.search_seed, Purpose::kRea, false,
                                          kInitialPopulationStream);
   r.archive.evaluate(init);
-  std::vector<net::Genes> pop(init.begin(), init.end());
+  std::vector<net::Arch> pop(init.begin(), init.end());
+  const int G = static_cast<int>(c.ga.genes);
+  const int space_size = static_cast<int>(net::space_size(c.space));
   r.report();
   std::vector<int> idx(pop.size());
   int64_t t = 0;  // cycles so far: one child each
   while (!r.archive.full()) {
     const auto& all = r.fitness.all(r.archive);
     const int want = std::min(c.rea_batch, r.archive.remaining());
-    std::vector<net::Genes> children;
+    std::vector<net::Arch> children;
     std::set<int> pending;  // archive keys of this step's children
-    auto taken = [&](const net::Genes& g) { return r.archive.find(g) >= 0 || pending.count(r.archive.key(g)) > 0; };
+    auto taken = [&](const net::Arch& g) { return r.archive.find(g) >= 0 || pending.count(r.archive.key(g)) > 0; };
     bool exhausted = false;
     for (int j = 0; j < want; ++j, ++t) {
       for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
@@ -417,21 +420,25 @@ void run_rea(Run& r) {
       // while one exists; SPEC.md 5's budget counts distinct architectures, and an unchanged REA
       // spends most cycles on repeats once its population has converged.
       const Philox4 m = philox_draw(key, static_cast<uint32_t>(t), 0, Purpose::kRea, 1);
-      net::Genes child = pop[winner];
+      uint8_t winner_genome[kMaxGenes];
+      encode_genome(pop[winner], winner_genome);
+      net::Arch child;
       {
-        uint8_t genes[kGenes];
-        for (int e = 0; e < kGenes; ++e) genes[e] = static_cast<uint8_t>(child[e]);
-        ga_mutate(genes, m.v[0], m.v[1]);
-        for (int e = 0; e < kGenes; ++e) child[e] = static_cast<net::Op>(genes[e]);
+        uint8_t genes[kMaxGenes];
+        std::copy_n(winner_genome, G, genes);
+        ga_mutate(genes, m.v[0], m.v[1], c.ga.genes, c.ga.ops);
+        child = decode_genome(c.space, genes);
       }
       if (taken(child)) {
-        const int start = static_cast<int>(philox_below(m.v[2], net::kNumArchs));
-        int best = -1, best_d = kGenes + 1;
-        for (int kk = 0; kk < net::kNumArchs && best_d > 1; ++kk) {
-          const int code = (start + kk) % net::kNumArchs;
-          const net::Genes g = net::genes_from_code(code);
+        const int start = static_cast<int>(philox_below(m.v[2], static_cast<uint32_t>(space_size)));
+        int best = -1, best_d = G + 1;
+        for (int kk = 0; kk < space_size && best_d > 1; ++kk) {
+          const int code = (start + kk) % space_size;
+          const net::Arch g = net::arch_from_code(c.space, code);
+          uint8_t genome[kMaxGenes];
+          encode_genome(g, genome);
           int d = 0;
-          for (int e = 0; e < kGenes; ++e) d += g[e] != pop[winner][e];
+          for (int e = 0; e < G; ++e) d += genome[e] != winner_genome[e];
           if (d > 0 && d < best_d && !taken(g)) {
             best = code;
             best_d = d;
@@ -441,7 +448,7 @@ void run_rea(Run& r) {
           exhausted = true;
           break;
         }
-        child = net::genes_from_code(best);
+        child = net::arch_from_code(c.space, best);
       }
       pending.insert(r.archive.key(child));
       children.push_back(child);
@@ -463,16 +470,41 @@ void run_rea(Run& r) {
 }
 
 void run_exhaustive(Run& r) {
-  std::vector<net::Genes> all;
-  for (int code = 0; code < net::kNumArchs; ++code) all.push_back(net::genes_from_code(code));
+  std::vector<net::Arch> all;
+  for (int64_t code = 0; code < net::space_size(r.c.space); ++code) all.push_back(net::arch_from_code(r.c.space, code));
   for (size_t i = 0; i < all.size(); i += 256) {
-    r.archive.evaluate(std::vector<net::Genes>(all.begin() + i, all.begin() + std::min(all.size(), i + 256)));
+    r.archive.evaluate(std::vector<net::Arch>(all.begin() + i, all.begin() + std::min(all.size(), i + 256)));
     r.report();
   }
   r.stop = "space";
 }
 
 }  // namespace
+
+GaParams genome_params(net::Space space, GaParams p) {
+  const bool sss = space == net::Space::kNatsSss;
+  p.genes = sss ? net::sss::kLayers : kGenes;
+  p.ops = sss ? net::sss::kWidthChoices : kOps;
+  return p;
+}
+
+void encode_genome(const net::Arch& a, uint8_t* out) {
+  if (a.is_nb201())
+    for (int e = 0; e < kGenes; ++e) out[e] = static_cast<uint8_t>(a.genes[e]);
+  else
+    for (int k = 0; k < net::sss::kLayers; ++k) out[k] = static_cast<uint8_t>(a.widths.c[k] / 8 - 1);
+}
+
+net::Arch decode_genome(net::Space space, const uint8_t* genes) {
+  if (space == net::Space::kNb201) {
+    net::Genes g;
+    for (int e = 0; e < kGenes; ++e) g[e] = static_cast<net::Op>(genes[e]);
+    return g;
+  }
+  net::sss::Widths w;
+  for (int k = 0; k < net::sss::kLayers; ++k) w.c[k] = 8 * (genes[k] + 1);
+  return net::Arch(w);
+}
 
 const char* strategy_name(Strategy s) {
   switch (s) {
@@ -494,10 +526,11 @@ Strategy parse_strategy(const std::string& s) {
 
 void SearchConfig::validate() const {
   auto bad = [](const std::string& m) { throw std::invalid_argument(m); };
-  const std::string space = std::to_string(net::kNumArchs);
-  if (budget < 1 || budget > net::kNumArchs)
+  const int64_t size = net::space_size(this->space);
+  const std::string space = std::to_string(size);
+  if (budget < 1 || budget > size)
     bad("--budget must be from 1 to " + space + " (the space's size), got " + std::to_string(budget));
-  if (population < 4 || population % 2 || population > net::kNumArchs)
+  if (population < 4 || population % 2 || population > size)
     bad("--population must be even, from 4 to " + space + ", got " + std::to_string(population));
   if (generations < 1 || generations > 1000000)
     bad("--generations must be from 1 to 1000000, got " + std::to_string(generations));
@@ -505,14 +538,14 @@ void SearchConfig::validate() const {
   if (!(ga.mutation >= 0 && ga.mutation <= 1)) bad("--mutation must be a probability in [0, 1]");
   if (stall_generations < 1 || stall_generations > 1000000)
     bad("--stall must be from 1 to 1000000, got " + std::to_string(stall_generations));
-  if (rea_tournament < 1 || rea_tournament > net::kNumArchs)  // a tournament takes min(k, population)
+  if (rea_tournament < 1 || rea_tournament > size)  // a tournament takes min(k, population)
     bad("--rea-tournament must be from 1 to " + space + ", got " + std::to_string(rea_tournament));
   if (rea_batch < 1 || rea_batch > population)
     bad("--rea-batch must be from 1 to --population (" + std::to_string(population) + "), got " +
         std::to_string(rea_batch));
   if (fitness.proxies.empty()) bad("the fitness needs at least one proxy");
   const bool sample = fitness.mode == FitnessMode::kZ && !stats;
-  if (sample && (reference_sample < 2 || reference_sample > net::kNumArchs))
+  if (sample && (reference_sample < 2 || reference_sample > size))
     bad("--reference-sample must be from 2 to " + space + " for a z fitness, got " +
         std::to_string(reference_sample));
   if (!checkpoint.empty() && strategy != Strategy::kGa) bad("--checkpoint is supported for --strategy ga");
@@ -548,7 +581,9 @@ std::vector<int> isomorphism_representatives(const net::ArchTable* table) {
   return rep;
 }
 
-CheckpointData parse_checkpoint(std::string_view text, const std::string& name) {
+CheckpointData parse_checkpoint(std::string_view text, const std::string& name, net::Space space) {
+  const GaParams genome = genome_params(space, GaParams{});
+  const int64_t size = net::space_size(space);
   auto bad = [&](const std::string& what) -> CheckpointError {
     return CheckpointError(name + " is not a usable checkpoint: " + what);
   };
@@ -586,11 +621,11 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name) 
   d.stall = integer("stall", 0, 1000000000);
   if (!j.contains("population") || !j["population"].is_array()) throw bad("population is not an array");
   for (const auto& g : j["population"]) {
-    if (!g.is_number_integer() || g.get<int64_t>() < 0 || g.get<int64_t>() >= kOps)
-      throw bad("population holds a value that is not an op code 0..4");
+    if (!g.is_number_integer() || g.get<int64_t>() < 0 || g.get<int64_t>() >= genome.ops)
+      throw bad("population holds a value that is not a gene 0.." + std::to_string(genome.ops - 1));
     d.population.push_back(static_cast<uint8_t>(g.get<int>()));
   }
-  if (d.population.empty() || d.population.size() % kGenes) throw bad("population is not whole architectures");
+  if (d.population.empty() || d.population.size() % genome.genes) throw bad("population is not whole architectures");
   if (!j.contains("stats") || !j["stats"].is_object()) throw bad("stats is not an object");
   for (auto it = j["stats"].begin(); it != j["stats"].end(); ++it) {
     const Proxy p = proxy_named(it.key(), "stats");
@@ -601,23 +636,23 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name) 
     ZStat z{v[0].get<double>(), v[1].get<double>(), 0, v[3].get<std::string>(), 0};
     const auto n = v[2].get<int64_t>();
     if (!std::isfinite(z.mean) || !(z.std >= std::numeric_limits<double>::min()) || !std::isfinite(z.std) ||
-        n < 2 || n > net::kNumArchs)
+        n < 2 || n > size)
       throw bad(std::string("stats of ") + proxy_name(p) + " are not finite with a positive std");
     z.n = static_cast<int>(n);
     d.stats[p] = z;
   }
   if (!j.contains("archive") || !j["archive"].is_array()) throw bad("archive is not an array");
-  std::vector<bool> seen(net::kNumArchs, false);
+  std::vector<bool> seen(static_cast<size_t>(size), false);
   for (const auto& e : j["archive"]) {
     if (!e.is_object() || !e.contains("arch") || !e["arch"].is_number_integer() || !e.contains("values") ||
         !e["values"].is_object())
       throw bad("an archive entry is not {arch, values}");
     const auto code = e["arch"].get<int64_t>();
-    if (code < 0 || code >= net::kNumArchs) throw bad("an archive entry's architecture code is out of range");
+    if (code < 0 || code >= size) throw bad("an archive entry's architecture code is out of range");
     if (seen[code]) throw bad("an architecture appears twice in the archive");
     seen[code] = true;
     ArchScore a;
-    a.genes = net::genes_from_code(static_cast<int>(code));
+    a.arch = net::arch_from_code(space, code);
     for (auto it = e["values"].begin(); it != e["values"].end(); ++it) {
       const Proxy p = proxy_named(it.key(), "an archive entry");
       const auto& v = it.value();
@@ -656,7 +691,7 @@ int agree_resume_round(const SearchConfig& c) {
   for (const std::string& path : {c.checkpoint, c.checkpoint + ".prev"}) {
     if (::access(path.c_str(), F_OK) != 0) continue;
     try {
-      mine += std::to_string(parse_checkpoint(read_file(path), "checkpoint '" + path + "'").round) + " ";
+      mine += std::to_string(parse_checkpoint(read_file(path), "checkpoint '" + path + "'", c.space).round) + " ";
     } catch (const std::exception& e) {
       mine = std::string("!") + e.what();
       break;
@@ -714,6 +749,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
   const bool sample = c_in.fitness.mode == FitnessMode::kZ && !c_in.stats;
   // An island runs the GA with its own seed and its share of the budget.
   SearchConfig c = c_in;
+  c.ga = genome_params(c.space, c.ga);
   if (isl) {
     if (c.strategy != Strategy::kGa) throw std::invalid_argument("--islands runs the GA (--strategy ga)");
     if (isl->islands < 1 || isl->island < 0 || isl->island >= isl->islands || isl->interval < 1 ||
@@ -733,9 +769,10 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
     c.search_seed = c_in.search_seed + (static_cast<uint64_t>(isl->island) << 32);
   }
   std::vector<int> reps;
-  if (c.dedup_isomorphic) reps = isomorphism_representatives(table);
-  Archive archive(scorer, c.dedup_isomorphic ? &reps : nullptr,
-                  c.strategy == Strategy::kExhaustive ? net::kNumArchs : c.budget);
+  const bool dedup = c.dedup_isomorphic && c.space == net::Space::kNb201;  // NATS-SSS has no isomorphic pairs
+  if (dedup) reps = isomorphism_representatives(table);
+  Archive archive(scorer, dedup ? &reps : nullptr,
+                  c.strategy == Strategy::kExhaustive ? static_cast<int>(net::space_size(c.space)) : c.budget, c.space);
   Fitness fitness(c.fitness);
   Run run{c, archive, fitness, progress, 0, {}};
   SearchResult res;
@@ -751,7 +788,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
         try {
           std::string path = c.checkpoint;
           try {
-            if (parse_checkpoint(read_file(path), path).round != round) path = c.checkpoint + ".prev";
+            if (parse_checkpoint(read_file(path), path, c.space).round != round) path = c.checkpoint + ".prev";
           } catch (const std::exception&) {
             path = c.checkpoint + ".prev";
           }
@@ -791,7 +828,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
     } else if (c.fitness.mode == FitnessMode::kZ) {
       // The reference sample: counted against the budget, a possible answer, not the GA's seed.
       // Islands: drawn with the job's seed, scored by island 0, shared with the others.
-      const auto ref = net::sample_distinct(c.reference_sample, c_in.search_seed, Purpose::kReferenceSample, true);
+      const auto ref = net::sample_distinct(c.space, c.reference_sample, c_in.search_seed, Purpose::kReferenceSample, true);
       if (!isl || isl->island == 0) archive.evaluate(ref);
       if (isl) {
         const std::string shared = isl->broadcast(isl->island == 0 ? encode_scores(archive.entries()) : std::string());
@@ -825,7 +862,7 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
     w.str(encode_scores(own));
     const std::vector<std::string> parts = isl->gather(w.bytes());
     if (isl->island == 0) {
-      Archive all(scorer, c.dedup_isomorphic ? &reps : nullptr, net::kNumArchs);
+      Archive all(scorer, dedup ? &reps : nullptr, static_cast<int>(net::space_size(c.space)), c.space);
       // The job's stop reason: "budget" when every island spent its share, else the first
       // island's reason that is not (so that an early end is reported).
       std::string stop;
@@ -838,29 +875,29 @@ SearchResult run_search(const SearchConfig& c_in, Scorer& scorer, const net::Arc
         const std::string reason = rd.str();
         if (stop.empty() && reason != "budget") stop = reason;
         for (auto& a : decode_scores(rd.str()))
-          if (all.find(a.genes) < 0) all.add(std::move(a));
+          if (all.find(a.arch) < 0) all.add(std::move(a));
       }
       res.stop_reason = stop.empty() ? "budget" : stop;
       Fitness union_fitness(c.fitness);
       union_fitness.set_stats(fitness.stats());
       const auto& fit = union_fitness.all(all);
       const int b = best_entry(fit);
-      res.best = all.entries()[b].genes;
+      res.best = all.entries()[b].arch;
       res.fitness = fit[b];
       res.evaluations = all.size();
       res.archive = all.entries();
-      for (const auto& e : all.entries()) res.visited.push_back(net::genes_code(e.genes));
+      for (const auto& e : all.entries()) res.visited.push_back(static_cast<int>(net::arch_code(e.arch)));
       res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       return res;
     }
   }
   const auto& fit = fitness.all(archive);
   const int b = best_entry(fit);
-  res.best = archive.entries()[b].genes;
+  res.best = archive.entries()[b].arch;
   res.fitness = fit[b];
   res.evaluations = archive.size();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (const auto& e : archive.entries()) res.visited.push_back(net::genes_code(e.genes));
+  for (const auto& e : archive.entries()) res.visited.push_back(static_cast<int>(net::arch_code(e.arch)));
   res.archive = archive.entries();
   return res;
 }

@@ -1,4 +1,4 @@
-// Searches over the NB201 space (SPEC.md 5): the GA, random search, regularised evolution and
+// Searches over a space (SPEC.md 5; NB201 or NATS-SSS): the GA, random search, regularised evolution and
 // exhaustive search, on any scorer (a backend, or the score cache in front of one). Every
 // search keeps an archive of the distinct architectures it evaluated; the budget counts them,
 // the reference sample of a z fitness included, and the answer is the archive's best.
@@ -49,11 +49,12 @@ struct IslandModel {
 };
 
 struct SearchConfig {
+  net::Space space = net::Space::kNb201;  // the scorer's space too
   Strategy strategy = Strategy::kGa;
   int budget = 1000;        // distinct architectures evaluated, reference sample included
   int population = 100;     // GA (even) and REA
   int generations = 10;     // GA
-  GaParams ga;
+  GaParams ga;              // its genome dimensions are set from `space` (genome_params)
   int stall_generations = 20;
   int rea_tournament = 25;
   int rea_batch = 1;  // REA children scored together per step (1: the sequential algorithm)
@@ -77,12 +78,12 @@ struct SearchProgressInfo {
   int evaluations = 0;
   int budget = 0;
   double best_fitness = 0.0;
-  net::Genes best;
+  net::Arch best;
 };
 using SearchProgress = std::function<void(const SearchProgressInfo&)>;
 
 struct SearchResult {
-  net::Genes best;
+  net::Arch best;
   double fitness = 0.0;
   int evaluations = 0;      // distinct architectures scored (or served by the cache)
   int generations = 0;      // GA generations run (REA: cycles)
@@ -93,7 +94,7 @@ struct SearchResult {
   // run), "stall" (GA: --stall generations without a new architecture), "space" (every
   // architecture, or isomorphism class, was evaluated).
   std::string stop_reason;
-  std::vector<int> visited; // genes codes in evaluation order
+  std::vector<int> visited; // arch codes (net::arch_code) in evaluation order
   std::vector<ArchScore> archive;
   // Island model, at island 0 (the answer, evaluations and archive are then the union of every
   // island's): architectures each island scored, and the migrations run.
@@ -135,14 +136,22 @@ struct CheckpointData {
   int generation = 0;               // the next generation to run
   int round = 0;                    // island model: rounds run (= generation without islands)
   int stall = 0;                    // generations without a new architecture so far
-  std::vector<uint8_t> population;  // n x 6 op codes
+  std::vector<uint8_t> population;  // n x genome (NB201: 6 op codes; NATS-SSS: 5 width indices)
   ZStats stats;                     // the z fitness's statistics
   std::vector<ArchScore> archive;   // distinct evaluated architectures, in evaluation order
   std::vector<bool> foreign;        // island model: archive entries other islands scored
 };
 // Parses a checkpoint and validates every value (types, op codes, architecture codes, flags,
 // finite statistics, no duplicate archive entries); throws CheckpointError naming `name`.
-CheckpointData parse_checkpoint(std::string_view text, const std::string& name);
+CheckpointData parse_checkpoint(std::string_view text, const std::string& name,
+                                net::Space space = net::Space::kNb201);
+
+// The genome of a space: NB201 6 genes (edges) x 5 ops (op codes of net::Op); NATS-SSS 5 genes
+// (layers) x 8 (width / 8 - 1). `p`'s probabilities are kept.
+GaParams genome_params(net::Space space, GaParams p);
+inline constexpr int kMaxGenes = 6;
+void encode_genome(const net::Arch& a, uint8_t* out);  // genome_params(a.space).genes values
+net::Arch decode_genome(net::Space space, const uint8_t* genes);
 
 SearchResult run_search(const SearchConfig& config, Scorer& scorer, const net::ArchTable* table,
                         const SearchProgress& progress = {},

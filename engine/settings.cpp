@@ -38,10 +38,16 @@ void ScoreSettings::validate() const {
 
 SwapRegParameters swap_reg_mu_sigma(const ScoreSettings& s) {
   double mu = s.swap_mu;
-  if (!(mu > 0.0)) {
-    net::Genes g;
-    g.ops.fill(net::Op::kConv3x3);
-    mu = static_cast<double>(net::build_plan(g, s.num_classes).param_count) / 1e3;
+  if (!(mu > 0.0)) {  // the space's largest network
+    if (s.space == net::Space::kNatsSss) {
+      net::sss::Widths w;
+      w.c.fill(64);
+      mu = static_cast<double>(net::sss::sss_params(w, s.num_classes)) / 1e3;
+    } else {
+      net::Genes g;
+      g.ops.fill(net::Op::kConv3x3);
+      mu = static_cast<double>(net::build_plan(g, s.num_classes).param_count) / 1e3;
+    }
   }
   return SwapRegParameters{mu, s.swap_sigma > 0.0 ? s.swap_sigma : mu * mu};
 }
@@ -109,6 +115,12 @@ void check_zico_labels(const std::vector<int>& labels, const ScoreSettings& s) {
 }
 
 std::string settings_key(Proxy p, const ScoreSettings& s, const std::string& input_identity) {
+  // NB201's keys carry no space (they predate the second one: existing caches stay valid).
+  if (s.space != net::Space::kNb201) {
+    ScoreSettings nb = s;
+    nb.space = net::Space::kNb201;
+    return settings_key(p, nb, input_identity) + ";space=" + net::space_name(s.space);
+  }
   // Counts and FP64-always passes: the run's precision does not change them.
   if (p == Proxy::kParams || p == Proxy::kFlops || p == Proxy::kSynflow || p == Proxy::kLogsynflow)
     return std::string(proxy_name(p)) + ";classes=" + std::to_string(s.num_classes);

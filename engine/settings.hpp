@@ -6,6 +6,7 @@
 
 #include "engine/proxy.hpp"
 #include "net/cifar.hpp"
+#include "net/space.hpp"
 
 namespace hn::engine {
 
@@ -13,6 +14,7 @@ enum class Precision : uint8_t { kFp32, kFp64 };
 const char* precision_name(Precision p);
 
 struct ScoreSettings {
+  net::Space space = net::Space::kNb201;  // the architectures' search space (weight banks, cache keys)
   std::vector<Proxy> proxies;  // what to report; dependencies (ninaswot -> naswot, ni) are implied
   int batch = 128;             // naswot, naswot_once, ni, entropy_seed; ntk: min(64, batch)
   int entropy_batch = 32;
@@ -46,8 +48,9 @@ struct ScoreSettings {
   void validate() const;
 };
 
-// swap_reg's mu and sigma: the settings', or by default mu = the parameter count of NB201's largest
-// network (every edge a 3x3 convolution) at num_classes, in thousands, and sigma = mu^2 (a size prior
+// swap_reg's mu and sigma: the settings', or by default mu = the parameter count of the space's largest
+// network (NB201: every edge a 3x3 convolution; NATS-SSS: 64:64:64:64:64) at num_classes, in
+// thousands, and sigma = mu^2 (a size prior
 // that grows towards the largest network: e^-1 at zero parameters; the SWAP paper's NB201 values
 // are not in its authors' code).
 // The images of SWAP (the first min(16, batch) of the run's: the authors' default sample) and of

@@ -50,7 +50,7 @@ ArchRef parse_index(std::string_view t, const ArchTable* table) {
                          "' is an NB201 index, which needs the NB201 table (--table FILE or "
                          "$HYBRIDNAS_TABLE); arch strings and NASLib encodings need none");
   try {
-    return ArchRef{table->genes_of(idx), idx};
+    return ArchRef{table->arch_of(idx), idx};
   } catch (const std::out_of_range& e) {
     throw ArchInputError(e.what());
   }
@@ -125,7 +125,34 @@ ArchRef parse_list(std::string_view t, const ArchTable* table) {
                   " values (NASLib op indices have 6, a one-hot encoding 30)");
   }
   ArchRef r{genes_from_naslib_op_indices(ops), std::nullopt};
-  if (table) r.index = table->index_of(r.genes);
+  if (table) r.index = table->index_of(r.arch);
+  return r;
+}
+
+constexpr const char* kSssFormats =
+    "accepted in the NATS-SSS space: widths c1:c2:c3:c4:c5, each one of 8, 16, ..., 64 (16:32:48:24:56), or a "
+    "NATS-SSS index (0..32767)";
+
+ArchRef parse_sss_input(std::string_view t, const ArchTable* table) {
+  const std::string shown = printable(t);
+  ArchRef r;
+  bool digits = !t.empty();
+  for (char c : t) digits = digits && std::isdigit(static_cast<unsigned char>(c));
+  if (digits) {
+    std::string_view d = t;  // leading zeros are decimal
+    while (d.size() > 1 && d[0] == '0') d.remove_prefix(1);
+    const long long idx = d.size() > 9 ? -1 : std::stoll(std::string(d));
+    if (idx < 0 || idx >= sss::kNumArchs)
+      throw ArchInputError("NATS-SSS index " + shown + " is out of range: indices are 0..32767");
+    r.arch = Arch(sss::widths_from_index(idx));
+  } else {
+    try {
+      r.arch = Arch(sss::parse_widths(std::string(t)));
+    } catch (const std::invalid_argument& e) {
+      throw ArchInputError(std::string(e.what()) + " (" + kSssFormats + ")");
+    }
+  }
+  r.index = table ? table->index_of(r.arch) : std::optional<int>(static_cast<int>(arch_code(r.arch)));
   return r;
 }
 
@@ -141,10 +168,14 @@ Genes genes_from_naslib_op_indices(const int (&ops)[kNumEdges]) {
   return g;
 }
 
-ArchRef parse_arch_input(std::string_view text, const ArchTable* table) {
+ArchRef parse_arch_input(std::string_view text, const ArchTable* table, Space space) {
   const std::string_view t = trim(text);
   if (t.empty()) refuse(text, "it is empty");
   if (!is_valid_utf8(t)) refuse(t, "it holds bytes that are not UTF-8 text");
+  if (table && table->space() != space)
+    throw ArchInputError(std::string("the table '") + table->path() + "' is of space " + space_name(table->space()) +
+                         ", not " + space_name(space));
+  if (space == Space::kNatsSss) return parse_sss_input(t, table);
   const bool signed_number = (t[0] == '-' || t[0] == '+') && t.size() > 1;
   if (std::isdigit(static_cast<unsigned char>(t[0])) || signed_number) {
     bool all_digits = true;
@@ -157,11 +188,11 @@ ArchRef parse_arch_input(std::string_view text, const ArchTable* table) {
   if (t[0] != '|') refuse(t, "it matches none of the formats");
   ArchRef r;
   try {
-    r.genes = parse_arch(t);
+    r.arch = parse_arch(t);
   } catch (const ArchParseError& e) {
     throw ArchInputError(e.what());
   }
-  if (table) r.index = table->index_of(r.genes);
+  if (table) r.index = table->index_of(r.arch);
   return r;
 }
 

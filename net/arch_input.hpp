@@ -20,6 +20,7 @@
 
 #include "net/arch_table.hpp"
 #include "net/nb201.hpp"
+#include "net/space.hpp"
 #include "net/text.hpp"
 
 namespace hn::net {
@@ -31,14 +32,15 @@ class ArchInputError : public std::runtime_error {
 };
 
 struct ArchRef {
-  Genes genes;
-  std::optional<int> index;  // NB201 index, when a table is available (or the input was one)
+  Arch arch;
+  std::optional<int> index;  // benchmark index, when a table is available (or the input was one)
 };
 
-// One architecture in any accepted encoding. `table` may be null: then an NB201 index is an
-// error that says a table is needed, and the other encodings carry no index.
+// One architecture in any accepted encoding of `space`. `table` may be null: then an NB201 index
+// is an error that says a table is needed, and the other encodings carry no index. NATS-SSS
+// accepts c1:c2:c3:c4:c5 and its index 0..32767 (a formula: no table needed).
 // Throws ArchInputError; its message is valid UTF-8 whatever the input bytes.
-ArchRef parse_arch_input(std::string_view text, const ArchTable* table);
+ArchRef parse_arch_input(std::string_view text, const ArchTable* table, Space space = Space::kNb201);
 
 // NASLib op indices (6 values) -> genes; throws ArchInputError for a value outside 0..4.
 Genes genes_from_naslib_op_indices(const int (&ops)[kNumEdges]);

@@ -36,7 +36,6 @@ ArchTable ArchTable::load(const std::string& path) {
   if (!in) throw std::runtime_error("cannot open architecture table '" + path + "'");
   ArchTable t;
   t.path_ = path;
-  t.code_to_index_.assign(kNumArchs, -1);
   std::string line;
   if (!std::getline(in, line)) throw std::runtime_error("architecture table '" + path + "' is empty");
   if (line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
@@ -69,13 +68,21 @@ ArchTable ArchTable::load(const std::string& path) {
     const long idx = std::strtol(f[col_index].c_str(), &endp, 10);
     if (f[col_index].empty() || *endp != '\0' || idx < 0 || idx >= 10000000)
       throw std::runtime_error(where + ": arch_index '" + f[col_index] + "' is not an index");
-    Genes g;
+    if (t.code_to_index_.empty()) {  // the first row's arch string says the space
+      t.space_ = f[col_arch].find(':') != std::string::npos && f[col_arch].find('|') == std::string::npos
+                     ? Space::kNatsSss
+                     : Space::kNb201;
+      t.code_to_index_.assign(static_cast<size_t>(space_size(t.space_)), -1);
+    }
+    int code = -1;
     try {
-      g = parse_arch(f[col_arch]);
+      code = static_cast<int>(t.space_ == Space::kNb201 ? genes_code(parse_arch(f[col_arch]))
+                                                         : sss::widths_index(sss::parse_widths(f[col_arch])));
     } catch (const ArchParseError& e) {
       throw std::runtime_error(where + ": " + e.what());
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(where + ": " + e.what());
     }
-    const int code = genes_code(g);
     if (t.code_to_index_[code] >= 0)
       throw std::runtime_error(where + ": architecture listed twice");
     if (static_cast<size_t>(idx) >= t.index_to_code_.size()) t.index_to_code_.resize(idx + 1, -1);
@@ -105,17 +112,25 @@ ArchTable ArchTable::load(const std::string& path) {
   return t;
 }
 
-std::optional<int> ArchTable::index_of(const Genes& g) const {
-  const int idx = code_to_index_[genes_code(g)];
+std::optional<int> ArchTable::index_of(const Arch& a) const {
+  if (a.space != space_) return std::nullopt;
+  const int idx = code_to_index_[static_cast<size_t>(arch_code(a))];
   if (idx < 0) return std::nullopt;
   return idx;
 }
 
-Genes ArchTable::genes_of(int index) const {
+Arch ArchTable::arch_of(int index) const {
   if (index < 0 || static_cast<size_t>(index) >= index_to_code_.size() || index_to_code_[index] < 0)
-    throw std::out_of_range("NB201 index " + std::to_string(index) + " is not in table '" + path_ +
-                            "' (valid: 0.." + std::to_string(index_to_code_.size() - 1) + ")");
-  return genes_from_code(index_to_code_[index]);
+    throw std::out_of_range(std::string(space_ == Space::kNb201 ? "NB201" : "NATS-SSS") + " index " +
+                            std::to_string(index) + " is not in table '" + path_ + "' (valid: 0.." +
+                            std::to_string(index_to_code_.size() - 1) + ")");
+  return arch_from_code(space_, index_to_code_[index]);
+}
+
+Genes ArchTable::genes_of(int index) const {
+  if (space_ != Space::kNb201)
+    throw std::out_of_range("table '" + path_ + "' is a NATS-SSS table, not an NB201 one");
+  return arch_of(index).genes;
 }
 
 bool ArchTable::has_column(const std::string& name) const { return columns_.count(name) > 0; }
@@ -133,7 +148,14 @@ const std::vector<double>& ArchTable::column(const std::string& name) const {
 
 std::vector<std::string> ArchTable::column_names() const { return column_order_; }
 
-std::string default_table_path() {
+std::string default_table_path(Space space) {
+  if (space == Space::kNatsSss) {
+    if (const char* env = std::getenv("HYBRIDNAS_SSS_TABLE"); env && *env) return env;
+#ifdef HYBRIDNAS_DEFAULT_SSS_TABLE
+    if (std::ifstream(HYBRIDNAS_DEFAULT_SSS_TABLE).good()) return HYBRIDNAS_DEFAULT_SSS_TABLE;
+#endif
+    return {};
+  }
   if (const char* env = std::getenv("HYBRIDNAS_TABLE"); env && *env) return env;
 #ifdef HYBRIDNAS_DEFAULT_TABLE
   if (std::ifstream(HYBRIDNAS_DEFAULT_TABLE).good()) return HYBRIDNAS_DEFAULT_TABLE;

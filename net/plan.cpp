@@ -11,7 +11,47 @@ int slot_edge_conv(int g, int e, Op op) {
 
 int slot_reduction(int r, int part) { return 181 + 3 * r + part; }
 
+namespace {
+// NATS-SSS slot -> (family, ci, co).
+struct SssSlot {
+  int family, ci, co;
+};
+SssSlot sss_decode(int slot) {
+  if (slot < kSssSlotBase || slot >= kNumSlots) throw std::out_of_range("no parameter slot " + std::to_string(slot));
+  const int rel = slot - kSssSlotBase;
+  return {rel / 64, (rel / 8) % 8, rel % 8};
+}
+int width_of(int i) { return 8 * (i + 1); }
+}  // namespace
+
+bool slot_used(int slot) {
+  if (slot < 0 || slot >= kNumSlots) return false;
+  if (slot < kNb201Slots) return true;
+  const SssSlot d = sss_decode(slot);
+  if (d.family == kSssFamilyStem || d.family == kSssFamilyLinearWeight || d.family == kSssFamilyLinearBias)
+    return d.co == 0;
+  if (d.family >= sss_family_reduction(0, 0)) return (d.family - 19) % 3 != 1 || d.ci == d.co;
+  const int cell = (d.family - 1) / 6, e = (d.family - 1) % 6;
+  if (cell == 0 && d.ci != d.co) return false;  // cells.0 keeps the stem's width
+  if (e == 3) return d.ci != d.co;              // the skip is a conv only when the width changes
+  if (e == 0 || e == 1) return true;            // edges from node 0: C_in -> C_out
+  return d.ci == d.co;                          // edges from nodes 1, 2: C_out -> C_out
+}
+
 SlotInfo slot_info(int slot, int num_classes) {
+  if (slot >= kSssSlotBase) {
+    const SssSlot d = sss_decode(slot);
+    const int ci = width_of(d.ci), co = width_of(d.co);
+    if (d.family == kSssFamilyStem) return {SlotKind::kConvWeight, ci, kImageChannels, 3};
+    if (d.family == kSssFamilyLinearWeight) return {SlotKind::kLinearWeight, num_classes, ci, 1};
+    if (d.family == kSssFamilyLinearBias) return {SlotKind::kLinearBias, num_classes, 1, 1, ci};
+    if (d.family >= sss_family_reduction(0, 0)) {
+      const int part = (d.family - 19) % 3;
+      return {SlotKind::kConvWeight, co, part == 1 ? co : ci, part == 2 ? 1 : 3};
+    }
+    const int e = (d.family - 1) % 6;
+    return {SlotKind::kConvWeight, co, (e == 0 || e == 1 || e == 3) ? ci : co, e == 3 ? 1 : 3};
+  }
   if (slot == kSlotStem) return {SlotKind::kConvWeight, kStemChannels, kImageChannels, 3};
   if (slot >= 1 && slot <= 180) {
     const int rel = slot - 1;
@@ -38,6 +78,20 @@ int module_cell_index(int stage, int cell) { return stage * (kCellsPerStage + 1)
 }  // namespace
 
 std::string slot_name(int slot) {
+  if (slot >= kSssSlotBase) {
+    const SssSlot d = sss_decode(slot);
+    const std::string w = " (" + std::to_string(width_of(d.ci)) + "->" + std::to_string(width_of(d.co)) + ")";
+    if (d.family == kSssFamilyStem) return "stem.0.weight (" + std::to_string(width_of(d.ci)) + ")";
+    if (d.family == kSssFamilyLinearWeight) return "classifier.weight (" + std::to_string(width_of(d.ci)) + ")";
+    if (d.family == kSssFamilyLinearBias) return "classifier.bias (" + std::to_string(width_of(d.ci)) + ")";
+    if (d.family >= sss_family_reduction(0, 0)) {
+      const int r = (d.family - 19) / 3, part = (d.family - 19) % 3;
+      const char* names[] = {".conv_a.op.1.weight", ".conv_b.op.1.weight", ".downsample.1.weight"};
+      return "cells." + std::to_string(2 * r + 1) + names[part] + w;
+    }
+    const int cell = (d.family - 1) / 6, e = (d.family - 1) % 6;
+    return "cells." + std::to_string(2 * cell) + ".layers." + std::to_string(e) + (e == 3 ? ".conv.weight" : ".op.1.weight") + w;
+  }
   if (slot == kSlotStem) return "stem.0.weight";
   if (slot >= 1 && slot <= 180) {
     const int rel = slot - 1, g = rel / (kNumEdges * 2), e = (rel / 2) % kNumEdges;
@@ -237,24 +291,29 @@ class Builder {
 
   int reduction(int x, int r) {
     section((r + 1) * (kCellsPerStage + 1));
-    const std::string prefix = "cells." + std::to_string(module_cell_index(r + 1, -1));
+    return reduction_block(x, "cells." + std::to_string(module_cell_index(r + 1, -1)), slot_reduction(r, 0),
+                           slot_reduction(r, 1), slot_reduction(r, 2));
+  }
+  // ResNetBasicblock(stride 2) with the given conv_a, conv_b and shortcut slots, in the current
+  // section.
+  int reduction_block(int x, const std::string& prefix, int slot_a, int slot_b, int slot_shortcut) {
     at(1);
     const int ra = relu(x, prefix + ".conv_a.op.0", 2);
     at(2);
-    const int ca = conv(ra, slot_reduction(r, 0), 2);
+    const int ca = conv(ra, slot_a, 2);
     at(3);
     const int a = batch_norm(ca);
     at(4);
     const int rb = relu(a, prefix + ".conv_b.op.0", 2);
     at(5);
-    const int cb = conv(rb, slot_reduction(r, 1), 1);
+    const int cb = conv(rb, slot_b, 1);
     at(6);
     const int b = batch_norm(cb);
     const Shape sx = shape(x);
     at(7);
     const int pooled = unary(StepKind::kAvgPool2, x, {sx.c, sx.h / 2, sx.w / 2});
     at(8);
-    const int shortcut = conv(pooled, slot_reduction(r, 2), 1);
+    const int shortcut = conv(pooled, slot_shortcut, 1);
     at(9);
     const int out = binary(StepKind::kAdd, b, shortcut);
     // MeCo's modules in its forward order: conv_a (ReLU, conv, BN x 3), conv_b (the same), the
@@ -291,8 +350,12 @@ class Builder {
         block_end(x);
       }
     }
-    // Head: BN -> ReLU (hooked once: lastact is a Sequential) -> GAP -> linear.
     section(kStages * (kCellsPerStage + 1));
+    head(x, kSlotLinearWeight);
+  }
+  // Head: BN -> ReLU (hooked once: lastact is a Sequential) -> GAP -> linear, in the current
+  // section.
+  void head(int x, int linear_slot) {
     at(1);
     const int hb = batch_norm(x);
     at(2);
@@ -305,21 +368,110 @@ class Builder {
     const int pooled = unary(StepKind::kGlobalAvgPool, h, {sh.c, 1, 1});
     at(4);
     p_.logits = unary(StepKind::kLinear, pooled, {p_.num_classes, 1, 1});
+    p_.steps.back().slot = linear_slot;
     p_.param_count += int64_t(p_.num_classes) * sh.c + p_.num_classes;
     p_.flops += 2LL * p_.num_classes * sh.c;
   }
 
+  // ---- NATS-SSS (docs/nats_sss.md) ----
+  static int widx(int c) { return c / 8 - 1; }
+  // InferCell(G, ci -> co) of NB201's best cell G, cell number L (cells.2L), in the current section.
+  int sss_cell(int x, int L, int ci, int co) {
+    const std::string prefix = "cells." + std::to_string(2 * L);
+    const int i = widx(ci), o = widx(co);
+    auto edge_slot = [&](int e) { return sss_slot(sss_family_cell_edge(L, e), (e == 0 || e == 1 || e == 3) ? i : o, o); };
+    // A ReLU-Conv-BN edge from node `from` (its ReLU shared by the node's 3x3 edges).
+    std::array<int, 3> relu_of{-1, -1, -1};
+    auto conv_edge = [&](int e, int from, int src) {
+      at(10 * first_edge_from(from));
+      const std::string module = prefix + ".layers." + std::to_string(e) + ".op.0";
+      if (relu_of[from] < 0) relu_of[from] = relu(src, module, 2);
+      else share_relu(relu_of[from], module, 2);
+      at(10 * e + 1);
+      const int c = conv(relu_of[from], edge_slot(e), 1);
+      at(10 * e + 2);
+      const int term = batch_norm(c);
+      tap(relu_of[from], 1);
+      tap(c, 1);
+      tap(term, 3);  // BN, the Sequential, the ReLU-Conv-BN edge
+      return term;
+    };
+    auto add = [&](int e, int sum, int term) {
+      at(10 * e + 4);
+      return binary(StepKind::kAdd, sum, term);
+    };
+    // node1 = layers.0(x); node2 = layers.1(x) + layers.2(node1);
+    // node3 = layers.3(x) + layers.4(node1) + layers.5(node2).
+    const int n1 = conv_edge(0, 0, x);
+    const int t1 = conv_edge(1, 0, x);
+    const int t2 = conv_edge(2, 1, n1);
+    const int n2 = add(2, t1, t2);
+    int skip = x;
+    if (ci == co) {
+      tap(x, 1);  // Identity
+    } else {
+      // FactorizedReduce at stride 1: conv1x1 -> BN, no ReLU (its relu module is never called).
+      at(10 * 3 + 1);
+      const int c = conv(x, edge_slot(3), 1);
+      at(10 * 3 + 2);
+      skip = batch_norm(c);
+      tap(c, 1);
+      tap(skip, 2);  // BN, FactorizedReduce
+    }
+    const int t4 = conv_edge(4, 1, n1);
+    const int s4 = add(4, skip, t4);
+    const int t5 = conv_edge(5, 2, n2);
+    const int n3 = add(5, s4, t5);
+    tap(n3, 1);  // the cell
+    return n3;
+  }
+
+  void build_sss() {
+    const auto& c = p_.widths.c;
+    sss_section(0, c[0], c[0]);
+    at(0);
+    p_.input = input();
+    at(1);
+    int x = conv(p_.input, sss_slot(kSssFamilyStem, widx(c[0]), 0), 1);
+    tap(x, 1);
+    at(2);
+    x = batch_norm(x);
+    tap(x, 2);  // BN, stem (a Sequential)
+    block_end(x);
+    int prev = c[0];
+    for (int k = 0; k < sss::kLayers; ++k) {
+      sss_section(k + 1, prev, c[k]);
+      if (k % 2 == 0) {
+        x = sss_cell(x, k / 2, prev, c[k]);
+      } else {
+        const int r = k / 2, i = widx(prev), o = widx(c[k]);
+        x = reduction_block(x, "cells." + std::to_string(k), sss_slot(sss_family_reduction(r, 0), i, o),
+                            sss_slot(sss_family_reduction(r, 1), o, o), sss_slot(sss_family_reduction(r, 2), i, o));
+      }
+      block_end(x);
+      prev = c[k];
+    }
+    sss_section(sss::kLayers + 1, prev, prev);
+    head(x, sss_slot(kSssFamilyLinearWeight, widx(prev), 0));
+  }
+
  private:
+  void sss_section(int s, int ci, int co) {
+    section_ = s;
+    variant_ = 1 + widx(ci) * 8 + widx(co);
+  }
   void section(int s) { section_ = s; }
   void at(int offset) { pos_ = section_ * 1000 + offset; }
   void push(Step st) {
     st.pos = pos_;
+    st.variant = variant_;
     p_.steps.push_back(st);
   }
 
   Plan& p_;
   int blocks_ = 0;
   int section_ = 0;
+  int variant_ = 0;
   int pos_ = 0;
 };
 
@@ -337,6 +489,32 @@ Plan build_plan(const Genes& genes, int num_classes) {
   p.num_classes = num_classes;
   Builder(p).build();
   return p;
+}
+
+Plan build_sss_plan(const sss::Widths& widths, int num_classes) {
+  if (num_classes < 1 || num_classes > 100000)
+    throw std::invalid_argument("num_classes must be in 1..100000, got " + std::to_string(num_classes));
+  for (int c : widths.c)
+    if (c < 8 || c > 64 || c % 8 != 0)
+      throw std::invalid_argument("NATS-SSS widths must be in 8, 16, ..., 64: " + sss::widths_string(widths));
+  Plan p;
+  p.space = Space::kNatsSss;
+  p.widths = widths;
+  p.num_classes = num_classes;
+  p.num_blocks = 1 + sss::kLayers;
+  Builder(p).build_sss();
+  return p;
+}
+
+int linear_bias_slot(int w) {
+  if (w == kSlotLinearWeight) return kSlotLinearBias;
+  if (w >= kSssSlotBase && w < kNumSlots && sss_slot_family(w) == kSssFamilyLinearWeight)
+    return w + (kSssFamilyLinearBias - kSssFamilyLinearWeight) * 64;
+  throw std::invalid_argument("slot " + std::to_string(w) + " is not a classifier weight");
+}
+
+Plan build_plan(const Arch& arch, int num_classes) {
+  return arch.is_nb201() ? build_plan(arch.genes, num_classes) : build_sss_plan(arch.widths, num_classes);
 }
 
 }  // namespace hn::net

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "net/nats_sss.hpp"
 #include "net/nb201.hpp"
+#include "net/space.hpp"
 
 namespace hn::net {
 
@@ -24,16 +26,34 @@ inline constexpr double kBnEps = 1e-5;
 inline constexpr int kSlotStem = 0;
 inline constexpr int kSlotLinearWeight = 187;
 inline constexpr int kSlotLinearBias = 188;
-inline constexpr int kNumSlots = 189;
+inline constexpr int kNb201Slots = 189;
 // g = stage * 5 + cell (0..14), e = edge, op = nor_conv_1x1 or nor_conv_3x3.
 int slot_edge_conv(int g, int e, Op op);
 // r = 0 (16->32) or 1 (32->64); part 0 = conv_a, 1 = conv_b, 2 = shortcut conv1x1.
 int slot_reduction(int r, int part);
 
+// NATS-SSS slots (docs/nats_sss.md "Weights"): one per (family, input width, output width), the
+// family a place in the network: 0 the stem conv, 1 + 6 L + e edge e of cell L (cells.0, .2, .4;
+// edge 3 is the skip's 1 x 1 conv when the width changes), 19 + 3 R + part reduction block R
+// (parts as NB201's), 25 the classifier weight, 26 its bias (both indexed by the head's width as
+// ci, co = 0; the bias's scale depends on it). ci, co = width / 8 - 1 (0..7).
+inline constexpr int kSssSlotBase = kNb201Slots;
+inline constexpr int kSssFamilies = 27;
+inline constexpr int kSssFamilyStem = 0, kSssFamilyLinearWeight = 25, kSssFamilyLinearBias = 26;
+inline int sss_family_cell_edge(int cell, int e) { return 1 + 6 * cell + e; }
+inline int sss_family_reduction(int r, int part) { return 19 + 3 * r + part; }
+inline int sss_slot(int family, int ci, int co) { return kSssSlotBase + (family * 8 + ci) * 8 + co; }
+inline int sss_slot_family(int slot) { return (slot - kSssSlotBase) / 64; }
+inline constexpr int kNumSlots = kSssSlotBase + kSssFamilies * 64;
+inline Space slot_space(int slot) { return slot < kNb201Slots ? Space::kNb201 : Space::kNatsSss; }
+// Whether some network of the slot's space uses it (a bank materialises exactly those).
+bool slot_used(int slot);
+
 enum class SlotKind : uint8_t { kConvWeight, kLinearWeight, kLinearBias };
 struct SlotInfo {
   SlotKind kind;
-  int cout = 0, cin = 0, k = 1;  // linear: cout = num_classes, cin = 64
+  int cout = 0, cin = 0, k = 1;  // linear: cout = num_classes, cin = the head's width
+  int head_width = 64;           // linear bias: the layer's input width (its default init's fan_in)
   int64_t numel() const { return int64_t(cout) * cin * k * k; }
   int fan_in() const { return cin * k * k; }
 };
@@ -70,12 +90,16 @@ struct Step {
   int bn = -1;                    // kBatchNorm: index of the layer (its gamma is a parameter)
   int site = -1;                  // kRelu
   int block = -1;                 // kBlockEnd
+  // NATS-SSS: the widths of the step's section (0 in NB201), so that steps of different plans
+  // with equal (pos, variant) have equal shapes and weights; the population schedule groups by both.
+  int variant = 0;
   // Where the step stands in the network skeleton, the same for every architecture: steps of
   // different plans with equal pos compute the same thing on tensors of the same shapes (with the
   // same weights for a conv), and executing every plan's steps in pos order is a valid order for
   // each. A cell's ReLU of node i takes the pos of the first edge that could read it, which may
   // come before the step's place in `steps`. Sections (stem, 15 cells, 2 reduction blocks, head)
-  // are 1000 apart; within a cell, edge e owns 10e .. 10e+5 (see net/plan.cpp).
+  // are 1000 apart; within a cell, edge e owns 10e .. 10e+5 (see net/plan.cpp). NATS-SSS: a
+  // section per module (stem, cells.0 .. cells.4, head), the same offsets.
   int pos = -1;
 };
 
@@ -105,7 +129,10 @@ struct ModuleTap {
 };
 
 struct Plan {
-  Genes genes;
+  Space space = Space::kNb201;
+  Genes genes;          // NB201
+  sss::Widths widths;   // NATS-SSS
+  int num_blocks = kBlockOutputs;  // block outputs (kBlockEnd steps): 18 in NB201, 6 in NATS-SSS
   int num_classes = 10;
   std::vector<Shape> values;     // per-image shape of every value id
   std::vector<Step> steps;
@@ -137,6 +164,12 @@ inline int pos_section(int pos) { return pos / 1000; }
 // Throws std::invalid_argument for a degenerate cell (callers must not run those) or a bad
 // num_classes.
 Plan build_plan(const Genes& genes, int num_classes);
+// The NATS-SSS network of docs/nats_sss.md (xautodl's DynamicShapeTinyNet on NB201's best cell).
+Plan build_sss_plan(const sss::Widths& widths, int num_classes);
+// Either space.
+Plan build_plan(const Arch& arch, int num_classes);
+// The classifier bias slot of a plan's linear step (its `slot` is the weight's).
+int linear_bias_slot(int linear_weight_slot);
 
 // N_A for a cell with n_conv conv edges (SPEC.md 1): 286,720 * n_conv + 77,824.
 inline int64_t expected_weighted_units(int n_conv) { return 286720LL * n_conv + 77824; }

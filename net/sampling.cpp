@@ -8,10 +8,18 @@ namespace hn::net {
 
 std::vector<Genes> sample_distinct(int count, uint64_t search_seed, Purpose purpose,
                                    bool exclude_degenerate, uint32_t stream) {
-  std::vector<Genes> pool;
-  pool.reserve(kNumArchs);
-  for (int c = 0; c < kNumArchs; ++c) {
-    const Genes g = genes_from_code(c);
+  std::vector<Genes> out;
+  for (const Arch& a : sample_distinct(Space::kNb201, count, search_seed, purpose, exclude_degenerate, stream))
+    out.push_back(a.genes);
+  return out;
+}
+
+std::vector<Arch> sample_distinct(Space space, int count, uint64_t search_seed, Purpose purpose,
+                                  bool exclude_degenerate, uint32_t stream) {
+  std::vector<Arch> pool;
+  pool.reserve(static_cast<size_t>(space_size(space)));
+  for (int64_t c = 0; c < space_size(space); ++c) {
+    const Arch g = arch_from_code(space, c);
     if (!exclude_degenerate || !is_degenerate(g)) pool.push_back(g);
   }
   if (count < 0 || count > static_cast<int>(pool.size()))

@@ -5,6 +5,7 @@
 
 #include "kernels/philox.cuh"
 #include "net/nb201.hpp"
+#include "net/space.hpp"
 
 namespace hn::net {
 
@@ -13,5 +14,8 @@ namespace hn::net {
 // counter (i, 0, purpose, stream). Throws std::invalid_argument if count exceeds the candidates.
 std::vector<Genes> sample_distinct(int count, uint64_t search_seed, Purpose purpose,
                                    bool exclude_degenerate, uint32_t stream = 0);
+// The same over any space's codes (NB201: the draws above, exactly).
+std::vector<Arch> sample_distinct(Space space, int count, uint64_t search_seed, Purpose purpose,
+                                  bool exclude_degenerate, uint32_t stream = 0);
 
 }  // namespace hn::net

@@ -1,7 +1,7 @@
 // The weight bank (SPEC.md 2): every parameter slot's tensor for one init scheme and score seed,
 // generated on the host once per run and shared by all architectures (common random numbers).
 // Also the Gaussian input batches. Element i of slot s is drawn from Philox counter
-// (i, s, purpose, repeat) under key = score seed.
+// (i, s, purpose, repeat) under key = score seed (NATS-SSS slots: see generate).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -21,12 +21,15 @@ enum class InitScheme : uint8_t {
 class WeightBank {
  public:
   WeightBank() = default;
+  // Materialises the slots of `space` that its networks use (net::slot_used); the other slots
+  // are empty.
   static WeightBank generate(InitScheme scheme, uint64_t score_seed, int num_classes,
-                             uint32_t repeat = 0);
+                             uint32_t repeat = 0, Space space = Space::kNb201);
   // An all-zero bank of the right shapes (for loading foreign weights slot by slot).
-  static WeightBank zeros(int num_classes);
+  static WeightBank zeros(int num_classes, Space space = Space::kNb201);
 
   int num_classes() const { return num_classes_; }
+  Space space() const { return space_; }
   const std::vector<float>& slot(int s) const { return slots_.at(s); }
   // Replace one slot; throws std::invalid_argument on a size mismatch.
   void set_slot(int s, std::vector<float> values);
@@ -34,6 +37,7 @@ class WeightBank {
 
  private:
   int num_classes_ = 0;
+  Space space_ = Space::kNb201;
   std::vector<std::vector<float>> slots_;
 };
 

@@ -309,3 +309,85 @@ TEST(Cli, SearchWithAStatisticsFile) {
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("log"), std::string::npos) << r.err;
 }
+
+// --space nats-sss through the commands: score (widths, indices, --all's order), resume, eval on
+// the NATS-SSS table, stats, search with accuracies, bench; the spaces do not mix.
+TEST(Cli, TheSizeSpaceThroughEveryCommand) {
+  hn::test::TempDir d;
+  const std::string sss = " --space nats-sss" + kQuick + data();
+  auto r = run_cli("score --arch 16:32:48:24:56 --index 0 --index 32767 --arch 8:8:8:8:9 --proxies params,naswot,ni" + sss +
+                   "--out " + d.path() + "/s.jsonl");
+  EXPECT_EQ(r.exit_code, 1) << "one bad input: " << r.err;
+  auto recs = lines(hn::test::slurp(d.path() + "/s.jsonl"));
+  ASSERT_EQ(recs.size(), 4u);
+  EXPECT_EQ(recs[0]["arch"], "16:32:48:24:56");  // the --arch inputs, then the --index ones
+  EXPECT_EQ(recs[0]["index"], 5974);
+  EXPECT_TRUE(recs[1].contains("error"));
+  EXPECT_EQ(recs[2]["arch"], "8:8:8:8:8");
+  EXPECT_DOUBLE_EQ(recs[2]["params"].get<double>(), 0.011714);
+  EXPECT_EQ(recs[3]["arch"], "64:64:64:64:64");
+  const auto settings = nlohmann::json::parse(hn::test::slurp(d.path() + "/s.jsonl.settings.json"));
+  EXPECT_EQ(settings["settings"]["space"], "nats-sss");
+  // Resume adds only what is missing; an NB201 run cannot resume this file.
+  r = run_cli("score --arch 16:32:48:24:56 --arch 24:24:24:24:24 --proxies params,naswot,ni" + sss + "--resume --out " +
+              d.path() + "/s.jsonl");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines(hn::test::slurp(d.path() + "/s.jsonl")).size(), 5u);
+  r = run_cli("score --arch " + kGood + " --proxies params,naswot,ni" + kQuick + data() + "--resume --out " + d.path() +
+              "/s.jsonl");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  // An NB201 string in the size space names the formats.
+  r = run_cli("score --arch " + kGood + " --proxies params" + sss);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("c1:c2:c3:c4:c5"), std::string::npos) << r.out;
+  // eval takes the space from the file and the NATS-SSS table by default.
+  r = run_cli("eval --scores " + d.path() + "/s.jsonl --out " + d.path() + "/e.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto e = nlohmann::json::parse(hn::test::slurp(d.path() + "/e.json"));
+  EXPECT_EQ(e["architectures"], 4);
+  r = run_cli("eval --space nb201 --scores " + d.path() + "/s.jsonl");
+  EXPECT_EQ(r.exit_code, 3);
+  r = run_cli("eval --scores " + d.path() + "/s.jsonl --table " + hn::test::data_path("nb201/nb201_cifar10.csv"));
+  EXPECT_EQ(r.exit_code, 3) << "an NB201 table for SSS scores";
+  // stats and search.
+  r = run_cli("stats --proxies naswot,ni --reference-sample 5 --out " + d.path() + "/z.json -q" + sss);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const std::string strat : {"ga", "rea", "random"}) {
+    r = run_cli("search --strategy " + strat + " --budget 40 --population 10 --proxies params,naswot --fitness rank -q" + sss);
+    ASSERT_EQ(r.exit_code, 0) << strat << ": " << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["space"], "nats-sss");
+    if (strat == "ga") {  // ten generations of 10 may find fewer new networks than the budget
+      EXPECT_LE(j["runs"][0]["evaluations"].get<int>(), 40);
+      EXPECT_GT(j["runs"][0]["evaluations"].get<int>(), 10);
+    } else {
+      EXPECT_EQ(j["runs"][0]["evaluations"], 40);
+    }
+    EXPECT_NE(j["runs"][0]["arch"].get<std::string>().find(':'), std::string::npos);
+    EXPECT_TRUE(j["runs"][0]["accuracy"].is_number()) << "the NATS-SSS table gives the answer's accuracy";
+  }
+  r = run_cli("search --dedup-isomorphic --budget 40 --population 10 --proxies params --fitness rank -q" + sss);
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_cli("search --backend cuda --space nats-sss --budget 40 --population 10 --proxies params -q");
+  EXPECT_NE(r.exit_code, 0);
+  r = run_cli("bench --proxies params,naswot --runs 1 --warmup 0" + sss);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("naswot"), std::string::npos);
+  r = run_cli("score --space nats-sss --arch 8:8:8:8:8 --proxies params --backend cpu --table " +
+              hn::test::data_path("nb201/nb201_cifar10.csv"));
+  EXPECT_EQ(r.exit_code, 3) << "a table of the other space";
+  r = run_cli("score --space nas-bench-301 --arch 8:8:8:8:8 --proxies params --backend cpu");
+  EXPECT_EQ(r.exit_code, 2);
+  // serve: widths and indices of the server's space; the others are error results.
+  r = run_cli("serve --proxies params -q" + sss,
+              R"({"id":1,"op":"score","archs":["16:32:48:24:56",0,"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]})" "\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto answers = lines(r.out);
+  ASSERT_EQ(answers.size(), 2u) << r.out;
+  EXPECT_EQ(answers[0]["settings"]["space"], "nats-sss");
+  const auto& res = answers[1]["results"];
+  ASSERT_EQ(res.size(), 3u);
+  EXPECT_DOUBLE_EQ(res[0]["params"].get<double>(), 0.246938);
+  EXPECT_EQ(res[1]["arch"], "8:8:8:8:8");
+  EXPECT_TRUE(res[2].contains("error"));
+}

@@ -46,13 +46,16 @@ class SyntheticScorer : public engine::Scorer {
  public:
   explicit SyntheticScorer(int fail_on = -1) : fail_on_(fail_on) {}
   const char* backend_name() const override { return "synthetic"; }
-  void score(const std::vector<net::Genes>& archs,
+  using engine::Scorer::score;
+  void score(const std::vector<net::Arch>& all,
              const std::function<void(size_t, engine::ArchScore&&)>& done) override {
+    std::vector<net::Genes> archs;
+    for (const auto& a : all) archs.push_back(a.genes);
     for (size_t i = 0; i < archs.size(); ++i) {
       const int code = net::genes_code(archs[i]);
       if (code == fail_on_) throw std::runtime_error("synthetic failure");
       engine::ArchScore a;
-      a.genes = archs[i];
+      a.arch = archs[i];
       double conv = 0, pool = 0;
       for (int e = 0; e < 6; ++e) {
         conv += (archs[i][e] == net::Op::kConv3x3) * (1.0 + 0.1 * e) + (archs[i][e] == net::Op::kConv1x1) * 0.5;
@@ -90,7 +93,7 @@ TEST(ShardedScorer, SplitsAcrossScorersWithTheValuesOfOne) {
   ASSERT_EQ(got.size(), archs.size());
   for (size_t i = 0; i < archs.size(); ++i) {
     EXPECT_EQ(order[i], i) << "results come in input order";
-    EXPECT_TRUE(got[i].genes == archs[i]);
+    EXPECT_TRUE(got[i].arch == archs[i]);
     for (Proxy p : s.proxies) {
       ASSERT_TRUE(got[i][p].has_value());
       EXPECT_EQ(bits(got[i][p]->value), bits(one[i][p]->value)) << i << " " << engine::proxy_name(p);
@@ -143,17 +146,17 @@ TEST(ShardedScorer, ErrorsOfAShardOrOfTheCallbackReachTheCaller) {
 
 TEST(DistributedScorer, ScoresTravelBitForBit) {
   std::vector<engine::ArchScore> v(3);
-  v[0].genes = net::genes_from_code(0);
+  v[0].arch = net::genes_from_code(0);
   v[0][Proxy::kNaswot] = engine::ProxyValue{0.1 + 0.2, "", 1.5e-3};
   v[0][Proxy::kNtk] = engine::ProxyValue{std::numeric_limits<double>::infinity(), engine::kFlagDegenerate, 0};
-  v[1].genes = net::genes_from_code(net::kNumArchs - 1);
+  v[1].arch = net::genes_from_code(net::kNumArchs - 1);
   v[1][Proxy::kNi] = engine::ProxyValue{-0.0, "nonfinite", 2};
-  v[2].genes = net::genes_from_code(777);
+  v[2].arch = net::genes_from_code(777);
   const std::string bytes = engine::encode_scores(v);
   const auto back = engine::decode_scores(bytes);
   ASSERT_EQ(back.size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
-    EXPECT_TRUE(back[i].genes == v[i].genes);
+    EXPECT_TRUE(back[i].arch == v[i].arch);
     for (int p = 0; p < engine::kNumProxies; ++p) {
       ASSERT_EQ(back[i].values[p].has_value(), v[i].values[p].has_value());
       if (!v[i].values[p]) continue;

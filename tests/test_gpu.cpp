@@ -693,7 +693,7 @@ TEST(GpuDevices, ShardedScorersMatchOneScorer) {
   const auto split = sharded.score_all(genes);
   ASSERT_EQ(split.size(), genes.size());
   for (size_t a = 0; a < genes.size(); ++a) {
-    EXPECT_TRUE(split[a].genes == genes[a]);
+    EXPECT_TRUE(split[a].arch == genes[a]);
     for (Proxy p : s.proxies) {
       ASSERT_TRUE(split[a][p] && one[a][p]);
       EXPECT_EQ(split[a][p]->flag, one[a][p]->flag);

@@ -159,7 +159,7 @@ TEST(Population, ScoresDoNotDependOnThePopulationOrTheThreads) {
       const auto s = settings(threads, 0);
       const auto scored = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all(pop);
       for (const auto& a : scored)
-        if (a.genes == target) results.push_back(a);
+        if (a.arch == target) results.push_back(a);
     }
   }
   ASSERT_EQ(results.size(), 12u);
@@ -181,7 +181,7 @@ TEST(Population, SlicesDoNotChangeScores) {
   }
   for (size_t r = 1; r < runs.size(); ++r)
     for (size_t a = 0; a < pool.size(); ++a) {
-      EXPECT_TRUE(runs[r][a].genes == pool[a]);
+      EXPECT_TRUE(runs[r][a].arch == pool[a]);
       for (Proxy p : settings(1, 0).proxies)
         EXPECT_EQ(bits(runs[r][a][p]->value), bits(runs[0][a][p]->value)) << "arch " << a << " " << engine::proxy_name(p);
     }

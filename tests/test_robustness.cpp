@@ -78,8 +78,8 @@ TEST(ArchInput, NaslibOpIndicesMapToHandCheckedCells) {
   };
   for (const auto& [in, want] : cases) {
     const auto r = net::parse_arch_input(in, &table());
-    EXPECT_EQ(net::arch_string(r.genes), want) << in;
-    EXPECT_EQ(r.index, table().index_of(r.genes)) << in;
+    EXPECT_EQ(net::arch_string(r.arch), want) << in;
+    EXPECT_EQ(r.index, table().index_of(r.arch)) << in;
   }
 }
 
@@ -88,9 +88,9 @@ TEST(ArchInput, NaslibOneHotListsMapLikeTheirOpIndices) {
   const std::string ints = "[1,0,0,0,0, 0,1,0,0,0, 0,0,1,0,0, 0,0,0,1,0, 0,0,0,0,1, 1,0,0,0,0]";
   const std::string floats =
       "[1. 0. 0. 0. 0. 0. 1. 0. 0. 0. 0. 0. 1. 0. 0. 0. 0. 0. 1. 0. 0. 0. 0. 0. 1. 1. 0. 0. 0. 0.]";
-  const auto want = net::parse_arch_input("[0, 1, 2, 3, 4, 0]", nullptr).genes;
-  EXPECT_EQ(net::parse_arch_input(ints, nullptr).genes, want);
-  EXPECT_EQ(net::parse_arch_input(floats, nullptr).genes, want);
+  const auto want = net::parse_arch_input("[0, 1, 2, 3, 4, 0]", nullptr).arch;
+  EXPECT_EQ(net::parse_arch_input(ints, nullptr).arch, want);
+  EXPECT_EQ(net::parse_arch_input(floats, nullptr).arch, want);
 }
 
 TEST(ArchInput, AnythingElseIsRefusedNamingTheFormats) {

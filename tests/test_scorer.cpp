@@ -59,13 +59,13 @@ TEST(Scorer, OrderOfArchitecturesDoesNotChangeScores) {
   const auto s = small_settings(0);
   auto scorer = engine::make_cpu_scorer(s, engine::load_inputs(s));
   const auto fwd = scorer->score_all(kGenes);
-  const auto rev = scorer->score_all({kGenes[2], kGenes[1], kGenes[0]});
+  const auto rev = scorer->score_all(std::vector<net::Genes>{kGenes[2], kGenes[1], kGenes[0]});
   for (Proxy p : s.proxies) EXPECT_EQ(bits(fwd[0][p]->value), bits(rev[2][p]->value));
 }
 
 TEST(Scorer, DegenerateCellsAreWorstAndFlagged) {
   const auto s = small_settings(0);
-  const auto r = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all({kGenes[2]});
+  const auto r = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all(std::vector<net::Genes>{kGenes[2]});
   for (Proxy p : s.proxies) {
     EXPECT_EQ(r[0][p]->value, -INFINITY) << engine::proxy_name(p);
     EXPECT_EQ(r[0][p]->flag, "degenerate");
@@ -74,9 +74,9 @@ TEST(Scorer, DegenerateCellsAreWorstAndFlagged) {
 
 TEST(Scorer, SeedChangesScores) {
   auto s = small_settings(0);
-  const auto a = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all({kGenes[0]});
+  const auto a = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all(std::vector<net::Genes>{kGenes[0]});
   s.score_seed = 1;
-  const auto b = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all({kGenes[0]});
+  const auto b = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all(std::vector<net::Genes>{kGenes[0]});
   EXPECT_NE(a[0][Proxy::kNaswot]->value, b[0][Proxy::kNaswot]->value);
   EXPECT_NE(a[0][Proxy::kEntropy]->value, b[0][Proxy::kEntropy]->value);
 }
@@ -112,7 +112,7 @@ TEST(Output, WorstValuesAreStringsInJsonAndNeverNaN) {
 
   cli::Record r;
   engine::ArchScore s;
-  s.genes = kGenes[2];
+  s.arch = kGenes[2];
   s[Proxy::kNaswot] = engine::worst(Proxy::kNaswot, "degenerate");
   r.score = s;
   const auto j = cli::record_json(r, {Proxy::kNaswot});

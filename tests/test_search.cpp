@@ -24,13 +24,16 @@ namespace {
 class TableScorer : public engine::Scorer {
  public:
   const char* backend_name() const override { return "table"; }
-  void score(const std::vector<net::Genes>& archs,
+  using engine::Scorer::score;
+  void score(const std::vector<net::Arch>& all,
              const std::function<void(size_t, engine::ArchScore&&)>& done) override {
+    std::vector<net::Genes> archs;
+    for (const auto& a : all) archs.push_back(a.genes);
     for (size_t i = 0; i < archs.size(); ++i) {
       if (fail_after >= 0 && calls >= fail_after) throw std::runtime_error("simulated crash");
       ++calls;
       engine::ArchScore a;
-      a.genes = archs[i];
+      a.arch = archs[i];
       if (net::is_degenerate(archs[i])) {
         a[Proxy::kNaswot] = engine::worst(Proxy::kNaswot, "degenerate");
         a[Proxy::kNi] = engine::worst(Proxy::kNi, "degenerate");
@@ -378,7 +381,8 @@ TEST(Search, ReaSpendsItsBudgetOnDistinctArchitectures) {
 TEST(Search, BatchedReaScoresPopulationsOfChildren) {
   class BatchRecorder : public TableScorer {
    public:
-    void score(const std::vector<net::Genes>& archs,
+    using TableScorer::score;
+    void score(const std::vector<net::Arch>& archs,
                const std::function<void(size_t, engine::ArchScore&&)>& done) override {
       sizes.push_back(archs.size());
       TableScorer::score(archs, done);

@@ -233,7 +233,7 @@ TEST(ZcProxies, ZicoOfIdenticalBatchesIsFlaggedNotZero) {
   s.proxies = {engine::Proxy::kZico};
   s.batch = 8;
   s.data_path = path;
-  const auto r = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all({net::parse_arch(kArchs[1])});
+  const auto r = engine::make_cpu_scorer(s, engine::load_inputs(s))->score_all(std::vector<net::Genes>{net::parse_arch(kArchs[1])});
   EXPECT_EQ(r[0][engine::Proxy::kZico]->flag, engine::kFlagZeroVariance);
   EXPECT_EQ(r[0][engine::Proxy::kZico]->value, -std::numeric_limits<double>::infinity());
 }

@@ -13,6 +13,11 @@ network evaluation at all, reports for each fitness configuration:
 Writes bench/results/quality_cpu.json and prints a Markdown table.
 
   /usr/bin/python3 tools/quality_study.py [--runs 20] [--cache .studydata/cpu_table.db]
+
+With --space nats-sss the same over the NATS-Bench size space (tools/sss_table.sh fills
+.studydata/sss_table.db; the passes are merged into .studydata/sss_table_merged.jsonl first), its
+own configurations (SSS_CONFIGS, SSS_EVAL_SETS: only proxies whose whole-space pass exists) and
+bench/results/quality_sss.json.
 """
 import argparse
 import json
@@ -43,6 +48,25 @@ CONFIGS = [
     ("az-meco-zico logrank", "az-meco-zico", None, "logrank", []),
 ]
 
+# NATS-SSS: the proxies of the passes tools/sss_table.sh has finished (params and flops are the
+# baselines NATS-Bench's size space is known for).
+SSS_PASSES = {1: "params,flops,synflow,logsynflow", 2: "naswot,naswot_once,ni", 3: "meco", 4: "swap,swap_reg",
+              5: "az_expressivity,az_progressivity,az_trainability", 6: "zico", 7: "entropy,entropy_seed,ntk_fast"}
+SSS_CONFIGS = [
+    ("params rank", "cpu-quick", "params", "rank", []),
+    ("synflow rank", "cpu-quick", "synflow", "rank", []),
+    ("naswot rank", "cpu-quick", "naswot", "rank", []),
+    ("meco rank", "cpu-quick", "meco", "rank", []),
+    ("swap_reg rank", "cpu-quick", "swap_reg", "rank", []),
+    ("ninaswot (naswot, ni) z", "cpu-quick", "naswot,ni", "z", []),
+    ("az (three) + flops logrank", "cpu-quick", "az_expressivity,az_progressivity,az_trainability,flops", "logrank", []),
+]
+SSS_EVAL_SETS = ["params,flops", "params,synflow", "params,logsynflow", "synflow,naswot", "params,naswot",
+                 "params,meco", "synflow,meco", "params,synflow,meco", "params,swap_reg", "synflow,swap_reg",
+                 "naswot,ni", "params,synflow,naswot", "params,synflow,meco,swap_reg",
+                 AZ_SSS := "az_expressivity,az_progressivity,az_trainability,flops", AZ_SSS + ",meco",
+                 AZ_SSS + ",synflow", AZ_SSS + ",meco,synflow", AZ_SSS + ",zico", AZ_SSS + ",meco,zico"]
+
 # Proxy sets whose z / rank / logrank fitness `hybridnas eval` also scores over the whole table.
 AZ = "az_expressivity,az_progressivity,az_trainability,flops"
 EVAL_SETS = ["naswot,ni", "naswot,entropy", "naswot,entropy,ntk_fast", "naswot,ni,entropy",
@@ -69,12 +93,36 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "quality_cpu.json"))
     ap.add_argument("--only", help="run only the configurations whose name contains this; keep the "
                     "other rows of an existing --out")
+    ap.add_argument("--space", default="nb201", choices=["nb201", "nats-sss"])
     args = ap.parse_args()
+    configs, eval_sets, common = CONFIGS, EVAL_SETS, COMMON
+    if args.space == "nats-sss":
+        common = COMMON + ["--space", "nats-sss"]
+        study = os.path.join(ROOT, ".studydata")
+        if args.cache.endswith("cpu_table.db"):
+            args.cache = os.path.join(study, "sss_table.db")
+        if args.scores.endswith("cpu_table_merged.jsonl"):
+            args.scores = os.path.join(study, "sss_table_merged.jsonl")
+        if args.out.endswith("quality_cpu.json"):
+            args.out = os.path.join(ROOT, "bench", "results", "quality_sss.json")
+        have = set()
+        passes = []
+        for n, proxies in SSS_PASSES.items():
+            path = os.path.join(study, "sss_table_pass%d.jsonl" % n)
+            if os.path.exists(path) and sum(1 for _ in open(path)) >= 32768:
+                have.update(proxies.split(","))
+                passes.append(path)
+        if not passes:
+            sys.exit("no complete pass of tools/sss_table.sh in " + study)
+        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "merge_scores.py"), args.scores] + passes, check=True)
+        configs = [c for c in SSS_CONFIGS if set(c[2].split(",")) <= have]
+        eval_sets = [e for e in SSS_EVAL_SETS if set(e.split(",")) <= have]
+        print("NATS-SSS passes: %s; proxies: %s" % (", ".join(os.path.basename(p) for p in passes), ",".join(sorted(have))))
     previous = {}
     if args.only and os.path.exists(args.out):
         previous = {r["name"]: r for r in json.load(open(args.out))["configs"]}
     eval_args = ["eval", "--scores", args.scores]
-    for fp in EVAL_SETS:
+    for fp in eval_sets:
         eval_args += ["--fitness-proxies", fp]
     # Test accuracy (what the README reports) and validation accuracy (what choices are made on).
     correlations = {}
@@ -86,18 +134,18 @@ def main():
     pass2 = os.path.join(os.path.dirname(args.scores), "cpu_table_pass2.jsonl")
     have_pass2 = os.path.exists(pass2) and sum(1 for _ in open(pass2)) >= 15625
     skipped = []
-    for name, preset, proxies, fitness, extra in CONFIGS:
+    for name, preset, proxies, fitness, extra in configs:
         if args.only and args.only not in name:
             if name in previous:
                 results.append(previous[name])
             continue
-        if preset == "seed" and not have_pass2:
+        if preset == "seed" and not have_pass2 and args.space == "nb201":
             # The seed preset's 1-class ni / ntk_fast come from cpu_table.sh's second pass.
             print("skipping %s: the 1-class pass of tools/cpu_table.sh is not complete" % name, flush=True)
             skipped.append(name)
             continue
         base = ["--preset", preset, "--fitness", fitness, "--cache", args.cache, "--cache-only",
-                "--data", args.data] + COMMON + extra
+                "--data", args.data] + common + extra
         if proxies:
             base += ["--proxies", proxies]
         row = {"name": name, "preset": preset, "proxies": proxies, "fitness": fitness}
@@ -130,7 +178,7 @@ def main():
                   row["random"]["mean"], row["random"]["std"], row["rea"]["mean"], row["rea"]["std"],
                   row["rea"]["evaluations_mean"]), flush=True)
     with open(args.out, "w") as fh:
-        json.dump({"settings": COMMON, "runs": args.runs, "correlations": correlations, "configs": results,
+        json.dump({"space": args.space, "settings": common, "runs": args.runs, "correlations": correlations, "configs": results,
                    "skipped": skipped},
                   fh, indent=1)
     print("\n| fitness | exhaustive optimum | GA (budget 1000, 10 generations) | random at the GA's evaluations "
