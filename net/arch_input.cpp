@@ -146,6 +146,8 @@ ArchRef parse_sss_input(std::string_view t, const ArchTable* table) {
       throw ArchInputError("NATS-SSS index " + shown + " is out of range: indices are 0..32767");
     r.arch = Arch(sss::widths_from_index(idx));
   } else {
+    if (t.find_first_not_of("0123456789:") != std::string_view::npos)
+      throw ArchInputError("'" + shown + "' is not a NATS-SSS architecture (" + kSssFormats + ")");
     try {
       r.arch = Arch(sss::parse_widths(std::string(t)));
     } catch (const std::invalid_argument& e) {
