@@ -183,8 +183,8 @@ int BenchCommand::run() {
   const int threads = base.threads > 0 ? base.threads : omp_get_max_threads();
   nlohmann::json results = nlohmann::json::object();
   nlohmann::json schedule = nlohmann::json::object();
-  std::printf("hybridnas bench: backend %s, %s, %s, %zu architectures x %d, batch %d, entropy %dx%d, %s%s\n",
-              backend.c_str(), device.c_str(),
+  std::printf("hybridnas bench: space %s, backend %s, %s, %s, %zu architectures x %d, batch %d, entropy %dx%d, %s%s\n",
+              net::space_name(base.space), backend.c_str(), device.c_str(),
               backend == "cuda" ? (std::to_string(base.gpu_streams) + " streams").c_str()
                                 : (std::to_string(threads) + " threads").c_str(),
               genes.size(), repeat_archs, base.batch, base.entropy_batch, base.entropy_repeats,
@@ -192,7 +192,8 @@ int BenchCommand::run() {
   // The JSON file, rewritten after every case so that an interrupted run keeps what it measured.
   auto write_json = [&](bool complete) {
     if (json.empty()) return;
-    nlohmann::json j = {{"backend", backend},
+    nlohmann::json j = {{"space", net::space_name(base.space)},
+                        {"backend", backend},
                         {"device", device},
                         {"driver", backend == "cuda" ? engine::gpu_driver_version() : std::string("")},
                         {"peak_fp32_tflops_estimate", peak_tflops},

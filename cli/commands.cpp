@@ -113,7 +113,7 @@ struct ScoreCommand {
                  "With --out (jsonl): keep the records already there, score only the rest, append "
                  "(refused when the file was made with other settings)");
     app.add_flag("--force", force, "With --out: overwrite an existing non-empty file");
-    ninaswot.add_to(app);
+    ninaswot.add_to(app, &scoring.space);
   }
 
   // What gives the records their meaning; a resume must match it exactly (engine::score_file).
@@ -153,6 +153,14 @@ struct ScoreCommand {
 
   void require_recorded(const nlohmann::json& recorded, const nlohmann::json& now) const {
     if (recorded.is_null()) return;
+    // The space first, in plain words (NB201's files record none).
+    if (recorded.is_object()) {
+      const std::string was = recorded.contains("space") && recorded["space"].is_string() ? recorded["space"].get<std::string>() : "nb201";
+      const std::string is = now.value("space", std::string("nb201"));
+      if (was != is)
+        throw CliError(kExitUsage, "--resume: '" + out + "' holds " + net::printable(was, 40) + " scores, this run scores --space " +
+                                       is + "; score into a new file");
+    }
     nlohmann::json rec = recorded;
     // The early check comes before ninaswot's statistics exist: everything else must match.
     if (!now.contains("ninaswot_statistics") && rec.is_object()) rec.erase("ninaswot_statistics");
@@ -296,7 +304,8 @@ struct ScoreCommand {
     }
     RecordWriter writer(*os, format == "csv" ? Format::kCsv : Format::kJsonl, s.proxies);
     if (!scoring.quiet)
-      std::cerr << "[score] backend " << backend << ", proxies " << engine::proxy_list_string(s.proxies)
+      std::cerr << "[score] " << (s.space == net::Space::kNb201 ? "" : "space nats-sss, ") << "backend " << backend
+                << ", proxies " << engine::proxy_list_string(s.proxies)
                 << ", batch " << s.batch << ", entropy " << s.entropy_batch << "x" << s.entropy_repeats
                 << ", " << engine::precision_name(s.precision) << ", score seed " << s.score_seed
                 << ", input " << inputs.identity << (stream ? ", reading stdin line by line" : "") << "\n";
@@ -386,7 +395,7 @@ struct StatsCommand {
     archs.add_to(app);
     app.add_option("--reference-sample", reference_sample,
                    "Architectures to sample (without --arch/--index/--archs/--all) (50)")
-        ->transform(int_range(2, net::kNumArchs));
+        ->transform(space_range(2, &scoring.space));
     app.add_option("--search-seed", search_seed, "Seed of the sample (0)")->transform(unsigned64());
     app.add_option("--out", out, "Statistics file to write (JSON); default: stdout");
   }
@@ -404,7 +413,11 @@ struct StatsCommand {
     std::vector<net::Arch> sample;
     if (archs.empty()) {
       if (reference_sample < 2) throw CliError(kExitUsage, "--reference-sample must be at least 2");
-      sample = net::sample_distinct(s.space, reference_sample, search_seed, Purpose::kReferenceSample, true);
+      try {
+        sample = net::sample_distinct(s.space, reference_sample, search_seed, Purpose::kReferenceSample, true);
+      } catch (const std::invalid_argument& e) {
+        throw CliError(kExitUsage, std::string("--reference-sample: ") + e.what() + " (the space's runnable networks)");
+      }
     } else {
       const auto table = load_table(scoring.table, false, scoring.quiet, s.space);
       archs.space = s.space;

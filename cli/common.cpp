@@ -62,7 +62,8 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       ->transform(int_range(1, 1000));
   app.add_option("--swap-mu", swap_mu,
                  "swap_reg's regulariser exp(-(params/1e3 - mu)^2 / sigma): mu in thousands of parameters, "
-                 "0..1e12 (0 or absent: NB201's largest network's count, 1531.546 at 10 classes)")
+                 "0..1e12 (0 or absent: the space's largest network's count: NB201 1531.546, NATS-SSS 713.674 "
+                 "at 10 classes)")
       ->check(CLI::Range(0.0, 1e12));
   app.add_option("--swap-sigma", swap_sigma, "swap_reg's sigma, 0..1e24 (0 or absent: mu^2)")
       ->check(CLI::Range(0.0, 1e24));
@@ -160,7 +161,11 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
                                                std::string* preset_out) const {
   engine::ScoreSettings s;
   s.space = space_value();
-  const std::string be = select_backend(backend);
+  // The CUDA backend runs NB201 only for now: auto picks the CPU for another space.
+  const std::string be = s.space != net::Space::kNb201 && backend == "auto" ? "cpu" : select_backend(backend);
+  if (be == "cuda" && s.space != net::Space::kNb201)
+    throw CliError(kExitBackend, std::string("--backend cuda scores NB201 only for now; --space ") + space +
+                                     " runs on --backend cpu");
   std::string pname = preset;
   if (pname == "auto") pname = be == "cpu" ? "cpu-quick" : gpu_auto_preset;
   const engine::RunPreset* pre = nullptr;
@@ -221,13 +226,14 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
 void ArchOptions::add_to(CLI::App& app) {
   app.add_option("--arch", arch,
                  "An architecture: NB201 arch string, NB201 index, NASLib op indices '[4, 0, 3, 1, 4, "
-                 "3]' or a NASLib one-hot list of 30 values (repeatable)");
+                 "3]' or a NASLib one-hot list of 30 values; with --space nats-sss, widths c1:c2:c3:c4:c5 "
+                 "or an index 0..32767 (repeatable)");
   app.add_option("--index", index, "An NB201 index 0..15624 (needs the NB201 table) or, with --space nats-sss, a "
                                    "NATS-SSS index 0..32767 (repeatable)");
   app.add_option("--archs", archs_file,
                  "File with one architecture per line, in any --arch format ('-' = stdin; # starts a "
                  "comment)");
-  app.add_flag("--all", all, "Every architecture of the space (in NB201 index order with a table)");
+  app.add_flag("--all", all, "Every architecture of the space (in the benchmark's index order with a table)");
 }
 
 engine::ScoreInputs load_inputs_or_fail(const engine::ScoreSettings& s) {
@@ -258,6 +264,17 @@ CLI::Validator int_range(int64_t lo, int64_t hi) {
         return {};
       },
       "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
+}
+
+CLI::Validator space_range(int64_t lo, const std::string* space) {
+  return CLI::Validator(
+      [lo, space](std::string& v) -> std::string {
+        // CLI11 runs validators after parsing, in the order the options were added: --space (added
+        // by ScoringOptions before these) holds the command line's value by then.
+        const int64_t hi = net::space_size(*space == "nats-sss" ? net::Space::kNatsSss : net::Space::kNb201);
+        return int_range(lo, hi)(v);
+      },
+      "INT in [" + std::to_string(lo) + " - the space's size]");
 }
 
 CLI::Validator real_range(double lo, double hi) {
@@ -313,7 +330,12 @@ std::unique_ptr<net::ArchTable> load_table(const std::string& path, bool require
   } catch (const std::exception& e) {
     if (!path.empty() || required) throw CliError(kExitData, e.what());
     (void)quiet;  // a warning, not progress: -q does not hide it
-    std::cerr << "hybridnas: warning: the default NB201 table is unusable (" << e.what()
+    if (sss)
+      std::cerr << "hybridnas: warning: the NATS-SSS table (" << (std::getenv("HYBRIDNAS_SSS_TABLE") ? "$HYBRIDNAS_SSS_TABLE" : "the build's default")
+                << ") is unusable (" << e.what() << "); accuracies are unavailable, widths and indices still work\n";
+    else
+      std::cerr << "hybridnas: warning: the " << (std::getenv("HYBRIDNAS_TABLE") ? "$HYBRIDNAS_TABLE" : "default")
+                << " NB201 table is unusable (" << e.what()
                 << "); NB201 indices and accuracies are unavailable, arch strings still work\n";
     return nullptr;
   }
@@ -448,6 +470,7 @@ std::unique_ptr<engine::Scorer> make_local_scorer(const std::string& backend, co
 // What a worker rank needs to build the scorer rank 0 built: the backend and every setting.
 std::string scorer_spec(const std::string& backend, const engine::ScoreSettings& s, const std::string& identity) {
   return nlohmann::json({{"backend", backend},
+                         {"space", net::space_name(s.space)},
                          {"proxies", engine::proxy_list_string(s.proxies)},
                          {"batch", s.batch},
                          {"entropy_batch", s.entropy_batch},
@@ -473,6 +496,7 @@ std::string scorer_spec(const std::string& backend, const engine::ScoreSettings&
 std::unique_ptr<engine::Scorer> scorer_from_spec(const std::string& text) {
   const nlohmann::json j = nlohmann::json::parse(text);
   engine::ScoreSettings s;
+  s.space = net::parse_space(j.at("space").get<std::string>());
   s.proxies = engine::parse_proxy_list(j.at("proxies").get<std::string>());
   s.batch = j.at("batch");
   s.entropy_batch = j.at("entropy_batch");
@@ -650,11 +674,11 @@ nlohmann::json score_settings_json(const engine::ScoreSettings& s, const engine:
   return j;
 }
 
-void NinaswotOptions::add_to(CLI::App& app) {
+void NinaswotOptions::add_to(CLI::App& app, const std::string* space) {
   app.add_option("--stats", stats_file, "ninaswot: z statistics from `hybridnas stats`");
   app.add_option("--reference-sample", reference_sample,
                  "ninaswot without --stats: z statistics over R sampled architectures (50)")
-      ->transform(int_range(2, net::kNumArchs));
+      ->transform(space_range(2, space));
   app.add_option("--search-seed", search_seed, "Seed of the reference sample (0)")->transform(unsigned64());
 }
 
@@ -675,8 +699,12 @@ engine::ZStats ninaswot_stats(const engine::ScoreSettings& s, const engine::Scor
     return stats;
   }
   if (reference_sample < 2) throw CliError(kExitUsage, "--reference-sample must be at least 2");
-  const auto sample =
-      net::sample_distinct(s.space, reference_sample, search_seed, Purpose::kReferenceSample, true);
+  std::vector<net::Arch> sample;
+  try {
+    sample = net::sample_distinct(s.space, reference_sample, search_seed, Purpose::kReferenceSample, true);
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, std::string("--reference-sample: ") + e.what() + " (the space's runnable networks)");
+  }
   engine::ScoreSettings rs = s;
   rs.proxies = {Proxy::kNaswot, Proxy::kNi};
   auto scorer = make_scorer(backend, rs, in);

@@ -82,6 +82,9 @@ struct ScoringOptions {
 CLI::Validator int_range(int64_t lo, int64_t hi);
 CLI::Validator real_range(double lo, double hi);  // finite values only
 CLI::Validator unsigned64();                      // 0 .. 2^64 - 1 (seeds)
+// lo .. the size of the space named by *space (NB201 15,625, NATS-SSS 32,768), read when the
+// validator runs (after --space's value is stored: add --space first).
+CLI::Validator space_range(int64_t lo, const std::string* space);
 
 // Every option of `app` and its subcommands takes exactly one value per occurrence: CLI11 would
 // otherwise split a bracketed value such as '[4, 0, 3, 1, 4, 3]' into several.
@@ -197,7 +200,7 @@ struct NinaswotOptions {
   std::string stats_file;
   int reference_sample = 50;
   uint64_t search_seed = 0;
-  void add_to(CLI::App& app);
+  void add_to(CLI::App& app, const std::string* space);  // space: the command's --space (add it first)
 };
 
 // z statistics for ninaswot: from a statistics file, else from a reference sample of R

@@ -23,30 +23,30 @@ void SearchCommand::add_to(CLI::App& app) {
   app.add_option("--fitness", fitness, "z, rank or logrank (default: the preset's, z)")
       ->check(CLI::IsMember({"z", "rank", "logrank"}));
   o_budget = app.add_option("--budget", budget,
-                            "Distinct architectures to evaluate, reference sample included, 1..15625 "
-                            "(default: the preset's; 1000, cpu-quick 500)")
-                 ->transform(int_range(1, net::kNumArchs));
+                            "Distinct architectures to evaluate, reference sample included, 1..the space's size "
+                            "(NB201 15625, NATS-SSS 32768; default: the preset's; 1000, cpu-quick 500)")
+                 ->transform(space_range(1, &scoring.space));
   app.add_option("--runs", runs, "Independent runs with search seeds S, S+1, ... (1)")->transform(int_range(1, 100000));
   app.add_option("--search-seed", search_seed, "Seed of the search and reference sample (0)")->transform(unsigned64());
   app.add_option("--column", column, "Accuracy column of --table reported for the answer (cifar10_test)");
   app.add_option("--cache", cache, "SQLite score cache shared with `score` (no network runs for cached scores)");
   app.add_flag("--cache-only", cache_only,
                "Never run a network: an architecture missing from --cache is an error (exit 3)");
-  app.add_option("--population", population, "GA / REA population (100, even)")->transform(int_range(4, net::kNumArchs));
+  app.add_option("--population", population, "GA / REA population (100, even)")->transform(space_range(4, &scoring.space));
   app.add_option("--generations", generations, "GA generations (10)")->transform(int_range(1, 1000000));
   app.add_option("--crossover", crossover, "GA crossover probability (0.8)")->transform(real_range(0, 1));
   app.add_option("--mutation", mutation, "GA mutation probability per pair (0.1)")->transform(real_range(0, 1));
   app.add_option("--stall", stall, "GA: stop after this many generations without a new architecture (20)")
       ->transform(int_range(1, 1000000));
-  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)")->transform(int_range(1, net::kNumArchs));
+  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)")->transform(space_range(1, &scoring.space));
   app.add_option("--rea-batch", rea_batch,
                  "REA children bred from the same population and scored together per step, then the as many "
                  "oldest retired (1 = sequential REA; more feeds the scorer populations)")
-      ->transform(int_range(1, net::kNumArchs));
+      ->transform(space_range(1, &scoring.space));
   app.add_option("--reference-sample", reference_sample, "z fitness: architectures in the reference sample (50)")
-      ->transform(int_range(2, net::kNumArchs));
+      ->transform(space_range(2, &scoring.space));
   app.add_option("--stats", stats_file, "z statistics from `hybridnas stats` instead of a reference sample");
-  app.add_flag("--dedup-isomorphic", dedup, "Score one representative (lowest NB201 index) per isomorphism class");
+  app.add_flag("--dedup-isomorphic", dedup, "NB201: score one representative (lowest NB201 index) per isomorphism class");
   app.add_option("--checkpoint", checkpoint,
                  "GA: checkpoint file written each generation; an existing one is resumed (with --runs R, "
                  "one file per run: FILE.seedS)");
@@ -57,7 +57,7 @@ void SearchCommand::add_to(CLI::App& app) {
   o_migration_interval = app.add_option("--migration-interval", migration_interval, "--islands: generations between migrations (5)")
       ->transform(int_range(1, 1000000));
   o_migrants = app.add_option("--migrants", migrants, "--islands: best architectures each island sends per migration (5)")
-      ->transform(int_range(1, net::kNumArchs));
+      ->transform(space_range(1, &scoring.space));
 }
 
 namespace {
@@ -273,7 +273,8 @@ int SearchCommand::run() {
     if (p != engine::Proxy::kNinaswot) keys[engine::proxy_name(p)] = engine::settings_key(p, s, inputs.identity);
   result["settings"]["proxy_settings"] = keys;
   if (!scoring.quiet)
-    std::cerr << "[search] " << engine::strategy_name(cfg.strategy) << ", preset " << preset_name
+    std::cerr << "[search] " << (s.space == net::Space::kNb201 ? "" : "space nats-sss, ") << engine::strategy_name(cfg.strategy)
+              << ", preset " << preset_name
               << ", " << engine::fitness_mode_name(cfg.fitness.mode) << " fitness over "
               << engine::proxy_list_string(s.proxies) << ", budget " << cfg.budget << ", backend "
               << backend << ", batch " << s.batch << ", entropy " << s.entropy_batch << "x"
@@ -562,7 +563,8 @@ int EvalCommand::run() {
       cands.push_back({name + ":" + engine::fitness_mode_name(mode), engine::archive_fitness(spec, stats, ptrs)});
     }
 
-  nlohmann::json res = {{"scores", scores}, {"column", column}, {"architectures", rows.size()},
+  nlohmann::json res = {{"space", net::space_name(file.space)}, {"table", tab->path()},
+                        {"scores", scores}, {"column", column}, {"architectures", rows.size()},
                         {"records", file.records.size()},
                         {"dropped",
                          {{"error_records", error_records},

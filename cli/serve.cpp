@@ -323,8 +323,11 @@ class Server {
         ArchItem it;
         if (!p.request.arch_is_text[i]) {
           it.input = net::printable(p.request.archs[i]);
-          it.error = "'" + it.input + "' is not an architecture: give an NB201 arch string, an NB201 "
-                     "index (an integer), or NASLib op indices / one-hot values (a list of numbers)";
+          it.error = s_.space == net::Space::kNatsSss
+                         ? "'" + it.input + "' is not an architecture: give NATS-SSS widths c1:c2:c3:c4:c5 (a string) "
+                           "or a NATS-SSS index 0..32767 (an integer)"
+                         : "'" + it.input + "' is not an architecture: give an NB201 arch string, an NB201 "
+                           "index (an integer), or NASLib op indices / one-hot values (a list of numbers)";
         } else {
           it = resolve_arch_text(p.request.archs[i], 0, table_, s_.space);
         }
@@ -532,7 +535,7 @@ int listen_unix(const std::string& path, ino_t* inode) {
 void ServeCommand::add_to(CLI::App& app) {
   scoring.add_to(app);
   app.add_option("--cache", cache, "SQLite score cache shared with score and search (see score --cache)");
-  ninaswot.add_to(app);
+  ninaswot.add_to(app, &scoring.space);
   app.add_option("--socket", socket_path,
                  "Listen on this Unix domain socket (mode 0600) for several clients, instead of "
                  "answering stdin on stdout");

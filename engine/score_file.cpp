@@ -68,6 +68,9 @@ net::Arch arch_value(const std::string& s, const std::string& name, int line) {
     if (!s.empty() && s[0] != '|' && s.find(':') != std::string::npos) return net::Arch(net::sss::parse_widths(s));
     return net::parse_arch(s);
   } catch (const net::ArchParseError& e) {
+    if (s.empty() || s[0] != '|')
+      fail(name, line, "arch '" + net::printable(s, 80) +
+                           "' is neither an NB201 arch string (|op~0|+...) nor NATS-SSS widths (c1:c2:c3:c4:c5)");
     fail(name, line, net::printable(e.what()));
   } catch (const std::invalid_argument& e) {
     fail(name, line, net::printable(e.what()));

@@ -137,6 +137,7 @@ void write_checkpoint(const SearchConfig& c, const Archive& archive, const Fitne
                       const GaState& st) {
   nlohmann::json j;
   j["format"] = kCheckpointFormat;
+  if (c.space != net::Space::kNb201) j["space"] = net::space_name(c.space);  // NB201's record none
   j["settings"] = c.settings;
   j["generation"] = st.generation;
   j["round"] = st.round;
@@ -616,6 +617,14 @@ CheckpointData parse_checkpoint(std::string_view text, const std::string& name, 
   CheckpointData d;
   if (!j.contains("settings") || !j["settings"].is_object()) throw bad("settings is not an object");
   d.settings = j["settings"];
+  // Its space first (NB201's checkpoints record none): another space's genes mean other networks.
+  {
+    const auto sp = j.find("space");
+    const std::string written = sp == j.end() ? "nb201" : sp->is_string() ? sp->get<std::string>() : "?";
+    if (written != net::space_name(space))
+      throw CheckpointError(name + " is a search of space " + net::printable(written, 40) + ", this search's is " +
+                            net::space_name(space) + " (give another --checkpoint file)");
+  }
   d.generation = integer("generation", 0, 1000000000);
   d.round = j.contains("round") ? integer("round", d.generation, 1000000000) : d.generation;
   d.stall = integer("stall", 0, 1000000000);

@@ -154,7 +154,8 @@ ArchRef parse_sss_input(std::string_view t, const ArchTable* table) {
       throw ArchInputError(std::string(e.what()) + " (" + kSssFormats + ")");
     }
   }
-  r.index = table ? table->index_of(r.arch) : std::optional<int>(static_cast<int>(arch_code(r.arch)));
+  r.index = static_cast<int>(arch_code(r.arch));  // the benchmark's formula (tables are checked against it)
+  (void)table;
   return r;
 }
 
@@ -172,6 +173,9 @@ Genes genes_from_naslib_op_indices(const int (&ops)[kNumEdges]) {
 
 ArchRef parse_arch_input(std::string_view text, const ArchTable* table, Space space) {
   const std::string_view t = trim(text);
+  if (space == Space::kNatsSss && (t.empty() || !is_valid_utf8(t)))
+    throw ArchInputError("'" + printable(t) + "' is not a NATS-SSS architecture: " +
+                         (t.empty() ? "it is empty" : "it holds bytes that are not UTF-8 text") + " (" + kSssFormats + ")");
   if (t.empty()) refuse(text, "it is empty");
   if (!is_valid_utf8(t)) refuse(t, "it holds bytes that are not UTF-8 text");
   if (table && table->space() != space)

@@ -38,7 +38,8 @@ struct ArchRef {
 
 // One architecture in any accepted encoding of `space`. `table` may be null: then an NB201 index
 // is an error that says a table is needed, and the other encodings carry no index. NATS-SSS
-// accepts c1:c2:c3:c4:c5 and its index 0..32767 (a formula: no table needed).
+// accepts c1:c2:c3:c4:c5 and its index 0..32767, and always carries its index (a formula: no table
+// needed; net::ArchTable refuses an SSS table that numbers otherwise).
 // Throws ArchInputError; its message is valid UTF-8 whatever the input bytes.
 ArchRef parse_arch_input(std::string_view text, const ArchTable* table, Space space = Space::kNb201);
 

@@ -78,6 +78,10 @@ ArchTable ArchTable::load(const std::string& path) {
     try {
       code = static_cast<int>(t.space_ == Space::kNb201 ? genes_code(parse_arch(f[col_arch]))
                                                          : sss::widths_index(sss::parse_widths(f[col_arch])));
+      // NATS-SSS's index is a formula: a table that numbers its rows otherwise is of another benchmark.
+      if (t.space_ == Space::kNatsSss && code != idx)
+        throw std::invalid_argument("arch_index " + std::to_string(idx) + " is not the NATS-SSS index of " +
+                                    f[col_arch] + " (" + std::to_string(code) + ")");
     } catch (const ArchParseError& e) {
       throw std::runtime_error(where + ": " + e.what());
     } catch (const std::invalid_argument& e) {

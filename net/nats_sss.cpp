@@ -1,5 +1,6 @@
 #include "net/nats_sss.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace hn::net::sss {
@@ -14,10 +15,12 @@ Widths parse_widths(const std::string& text) {
     const std::string part = text.substr(pos, end - pos);
     if (part.find(':') != std::string::npos)
       throw std::invalid_argument("NATS-SSS arch '" + text + "': more than 5 widths");
-    if (part.empty() || part.size() > 2 || part.find_first_not_of("0123456789") != std::string::npos)
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos)
       throw std::invalid_argument("NATS-SSS arch '" + text + "': width " + std::to_string(k + 1) + " ('" + part +
                                   "') is not a number");
-    const int c = std::stoi(part);
+    // Decimal, leading zeros allowed (as every number the CLI reads); anything past 64 is refused.
+    const size_t first = std::min(part.find_first_not_of('0'), part.size() - 1);
+    const int c = part.size() - first > 3 ? 1000 : std::stoi(part.substr(first));
     if (c < 8 || c > 64 || c % 8 != 0)
       throw std::invalid_argument("NATS-SSS arch '" + text + "': width " + std::to_string(k + 1) + " is " + part +
                                   "; each must be one of 8, 16, ..., 64");

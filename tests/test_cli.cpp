@@ -336,6 +336,7 @@ TEST(Cli, TheSizeSpaceThroughEveryCommand) {
   r = run_cli("score --arch " + kGood + " --proxies params,naswot,ni" + kQuick + data() + "--resume --out " + d.path() +
               "/s.jsonl");
   EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("holds nats-sss scores"), std::string::npos) << r.err;
   // An NB201 string in the size space names the formats.
   r = run_cli("score --arch " + kGood + " --proxies params" + sss);
   EXPECT_EQ(r.exit_code, 1);
@@ -378,6 +379,38 @@ TEST(Cli, TheSizeSpaceThroughEveryCommand) {
   EXPECT_EQ(r.exit_code, 3) << "a table of the other space";
   r = run_cli("score --space nas-bench-301 --arch 8:8:8:8:8 --proxies params --backend cpu");
   EXPECT_EQ(r.exit_code, 2);
+  // Limits follow the space: a random search may spend more than NB201's 15,625.
+  r = run_cli("search --space nats-sss --strategy random --budget 20000 --proxies params --fitness rank -q --backend cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["runs"][0]["evaluations"], 20000);
+  r = run_cli("search --strategy random --budget 20000 --proxies params --fitness rank -q --backend cpu");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("15625"), std::string::npos) << r.err;
+  // The index is the formula's whatever the table holds; a table that numbers otherwise is refused.
+  const std::string csv = hn::test::slurp(hn::test::data_path("nats_sss/nats_sss_cifar10.csv"));
+  const std::string head = csv.substr(0, csv.find("\n", csv.find("\n") + 1) + 1);  // header + row 0
+  const std::string part = d.write("part.csv", head);
+  r = run_cli("score --space nats-sss --table " + part + " --arch 64:64:64:64:64 --proxies params --backend cpu -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines(r.out)[0]["index"], 32767);
+  const std::string wrong = d.write("wrong.csv", "arch_index,arch_str,cifar10_test\n0,8:8:8:8:16,80\n1,8:8:8:8:8,79\n");
+  r = run_cli("score --space nats-sss --table " + wrong + " --arch 0 --proxies params --backend cpu -q");
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  // Widths are decimal with leading zeros; a width past 64 says so.
+  r = run_cli("score --space nats-sss --arch 8:8:8:8:064 --arch 8:8:8:8:100 --proxies params --backend cpu -q");
+  EXPECT_EQ(r.exit_code, 1);
+  const auto two = lines(r.out);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0]["arch"], "8:8:8:8:64");
+  EXPECT_NE(two[1]["error"].get<std::string>().find("is 100"), std::string::npos) << two[1];
+  // A checkpoint of one space is refused by a search of the other, naming the spaces.
+  r = run_cli("search --space nats-sss --budget 30 --population 10 --proxies params --fitness rank -q --backend cpu "
+              "--checkpoint " + d.path() + "/cp.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("search --budget 30 --population 10 --proxies params --fitness rank -q --backend cpu --checkpoint " +
+              d.path() + "/cp.json");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("space nats-sss"), std::string::npos) << r.err;
   // serve: widths and indices of the server's space; the others are error results.
   r = run_cli("serve --proxies params -q" + sss,
               R"({"id":1,"op":"score","archs":["16:32:48:24:56",0,"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]})" "\n");

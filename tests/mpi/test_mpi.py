@@ -74,6 +74,17 @@ class MpiScaleOut(unittest.TestCase):
             self.assertEqual(sum(counts), 80)
             self.assertTrue(all(c > 0 for c in counts), line)
 
+    def test_the_size_space_across_ranks_equals_one_process(self):
+        # Worker ranks build the scorer of rank 0's space (--space nats-sss): the same records and
+        # search answers as one process.
+        sss = ["--space", "nats-sss"] + SCORING
+        archs = ["--arch", "16:32:48:24:56", "--index", "0", "--index", "32767", "--index", "5000", "--index", "777"]
+        run(["score", "--out", self.path("one.jsonl"), "-q"] + archs + sss)
+        run(["score", "--out", self.path("two.jsonl"), "-q"] + archs + sss, np=2)
+        self.assertEqual(records(self.path("two.jsonl")), records(self.path("one.jsonl")))
+        args = ["search", "--budget", "40", "--population", "10", "--fitness", "rank", "-q"] + sss
+        self.assertEqual(search_runs(run(args, np=2).stdout), search_runs(run(args).stdout))
+
     def test_score_cache_is_written_by_rank_0(self):
         cache = self.path("cache.sqlite")
         run(["score", "--archs", self.archs, "--cache", cache, "--out", self.path("a.jsonl"), "-q"] + SCORING, np=2)
