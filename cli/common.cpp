@@ -78,7 +78,7 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   if (with_preset)
     app.add_option("--preset", preset,
-                   "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, az-nas, az-meco-zico, or auto (cpu-quick on the CPU "
+                   "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, az-nas, az-meco-zico, synflow-rank, or auto (cpu-quick on the CPU "
                    "backend; full for score and hybrid for search on CUDA); flags override it");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->transform(int_range(0, 4096));
   app.add_option("--population-batch", population_batch,

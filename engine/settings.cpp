@@ -195,6 +195,7 @@ const RunPreset kPresets[] = {
     {"az-nas", "az_expressivity,az_progressivity,az_trainability,flops", 64, 32, 4, 0, true, 1000, "logrank"},
     {"az-meco-zico", "az_expressivity,az_progressivity,az_trainability,flops,meco,zico", 128, 32, 4, 0, true, 1000,
      "logrank"},
+    {"synflow-rank", "synflow", 32, 16, 2, 0, true, 1000, "rank"},
 };
 }
 

@@ -103,6 +103,9 @@ namespace hn::engine {
 //              proxies that measure what AZ-NAS's do not (channel correlation of one real image;
 //              the gradient signal-to-noise of two labelled mini-batches), equal weights; chosen
 //              on NB201's CIFAR-10 validation column (README, quality); batch 128 = ZiCo's 2 x 64
+//   synflow-rank  SynFlow alone, rank fitness: recommended for NATS-Bench's size space, where it
+//              ranks best of the proxies measured there (chosen on its CIFAR-10 validation column;
+//              README, quality on NATS-SSS); no images
 struct RunPreset {
   const char* name;
   const char* proxies;

@@ -367,6 +367,10 @@ TEST(Cli, TheSizeSpaceThroughEveryCommand) {
     EXPECT_NE(j["runs"][0]["arch"].get<std::string>().find(':'), std::string::npos);
     EXPECT_TRUE(j["runs"][0]["accuracy"].is_number()) << "the NATS-SSS table gives the answer's accuracy";
   }
+  r = run_cli("search --preset synflow-rank --budget 40 --population 10 -q" + sss);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["fitness"], "rank");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["proxies"], "synflow");
   r = run_cli("search --dedup-isomorphic --budget 40 --population 10 --proxies params --fitness rank -q" + sss);
   EXPECT_EQ(r.exit_code, 2);
   r = run_cli("search --backend cuda --space nats-sss --budget 40 --population 10 --proxies params -q");

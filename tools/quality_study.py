@@ -54,7 +54,9 @@ SSS_PASSES = {1: "params,flops,synflow,logsynflow", 2: "naswot,naswot_once,ni", 
               5: "az_expressivity,az_progressivity,az_trainability", 6: "zico", 7: "entropy,entropy_seed,ntk_fast"}
 SSS_CONFIGS = [
     ("params rank", "cpu-quick", "params", "rank", []),
-    ("synflow rank", "cpu-quick", "synflow", "rank", []),
+    ("synflow-rank (synflow rank)", "synflow-rank", None, "rank", []),
+    ("logsynflow rank", "cpu-quick", "logsynflow", "rank", []),
+    ("params, synflow logrank", "cpu-quick", "params,synflow", "logrank", []),
     ("naswot rank", "cpu-quick", "naswot", "rank", []),
     ("meco rank", "cpu-quick", "meco", "rank", []),
     ("swap_reg rank", "cpu-quick", "swap_reg", "rank", []),
@@ -115,7 +117,7 @@ def main():
         if not passes:
             sys.exit("no complete pass of tools/sss_table.sh in " + study)
         subprocess.run([sys.executable, os.path.join(ROOT, "tools", "merge_scores.py"), args.scores] + passes, check=True)
-        configs = [c for c in SSS_CONFIGS if set(c[2].split(",")) <= have]
+        configs = [c for c in SSS_CONFIGS if set((c[2] or "synflow").split(",")) <= have]
         eval_sets = [e for e in SSS_EVAL_SETS if set(e.split(",")) <= have]
         print("NATS-SSS passes: %s; proxies: %s" % (", ".join(os.path.basename(p) for p in passes), ",".join(sorted(have))))
     previous = {}
@@ -171,7 +173,7 @@ def main():
             matched += res["runs"]
         row["random_at_ga_budget"] = summary(matched)
         results.append(row)
-        print("%-56s optimum %.2f (NB201 %s)  GA %.2f +- %.2f (%.0f evals)  random@GA %.2f +- %.2f  "
+        print("%-56s optimum %.2f (index %s)  GA %.2f +- %.2f (%.0f evals)  random@GA %.2f +- %.2f  "
               "random %.2f +- %.2f  REA %.2f +- %.2f (%.0f evals)" % (
                   name, row["exhaustive"]["accuracy"], row["exhaustive"]["index"], row["ga"]["mean"], row["ga"]["std"],
                   row["ga"]["evaluations_mean"], row["random_at_ga_budget"]["mean"], row["random_at_ga_budget"]["std"],
