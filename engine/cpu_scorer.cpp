@@ -20,6 +20,13 @@
 
 namespace hn::engine {
 
+void require_space(const std::vector<net::Arch>& archs, net::Space space) {
+  for (const auto& a : archs)
+    if (a.space != space)
+      throw std::invalid_argument(std::string("a ") + net::space_name(a.space) + " architecture given to a " +
+                                  net::space_name(space) + " scorer");
+}
+
 ArchScore degenerate_score(const net::Arch& g, const std::vector<Proxy>& raw) {
   ArchScore out;
   out.arch = g;
@@ -122,10 +129,7 @@ class CpuScorer final : public Scorer {
   // after each slice.
   void score(const std::vector<net::Arch>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override {
-    for (const auto& a : archs)
-      if (a.space != s_.space)
-        throw std::invalid_argument(std::string("a ") + net::space_name(a.space) + " architecture given to a " +
-                                    net::space_name(s_.space) + " scorer");
+    require_space(archs, s_.space);
     const size_t slice = population_slice();
     for (size_t start = 0; start < archs.size(); start += slice) {
       const size_t end = std::min(archs.size(), start + slice);

@@ -116,8 +116,7 @@ class CudaScorer final : public Scorer {
   void score(const std::vector<net::Arch>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override {
     HN_NVTX_RANGE("score_population");
-    for (const auto& a : archs)
-      if (!a.is_nb201()) throw std::invalid_argument("the CUDA backend scores NB201 architectures only for now");
+    require_space(archs, net::Space::kNb201);  // NB201 only for now (make_cuda_scorer refuses another space)
     CUDA_CHECK(cudaSetDevice(s_.device));  // lanes' streams and handles belong to the run's device
     const size_t slice = population_slice();
     std::vector<std::pair<size_t, size_t>> slices;

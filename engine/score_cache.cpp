@@ -260,12 +260,8 @@ CachedScorer::CachedScorer(ScoreCache& cache, Factory backend, const ScoreSettin
 void CachedScorer::score(const std::vector<net::Arch>& archs,
                          const std::function<void(size_t, ArchScore&&)>& done) {
   std::vector<int> codes;
-  for (const auto& g : archs) {
-    if (g.space != settings_.space)
-      throw std::invalid_argument(std::string("a ") + net::space_name(g.space) + " architecture given to a " +
-                                  net::space_name(settings_.space) + " scorer");
-    codes.push_back(static_cast<int>(net::arch_code(g)));
-  }
+  require_space(archs, settings_.space);
+  for (const auto& g : archs) codes.push_back(static_cast<int>(net::arch_code(g)));
   std::vector<std::map<int, ProxyValue>> found;
   for (size_t k = 0; k < raw_.size(); ++k)
     found.push_back(cache_.get_many(raw_[k], keys_[k], settings_.score_seed, codes));

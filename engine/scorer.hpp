@@ -42,6 +42,9 @@ class Scorer {
   }
 };
 
+// Throws std::invalid_argument when an architecture is not of the scorer's `space`.
+void require_space(const std::vector<net::Arch>& archs, net::Space space);
+
 // Every proxy of `raw` at its worst value, flagged degenerate (SPEC.md 1: never run).
 ArchScore degenerate_score(const net::Arch& a, const std::vector<Proxy>& raw);
 

@@ -133,7 +133,7 @@ constexpr const char* kSssFormats =
     "accepted in the NATS-SSS space: widths c1:c2:c3:c4:c5, each one of 8, 16, ..., 64 (16:32:48:24:56), or a "
     "NATS-SSS index (0..32767)";
 
-ArchRef parse_sss_input(std::string_view t, const ArchTable* table) {
+ArchRef parse_sss_input(std::string_view t) {
   const std::string shown = printable(t);
   ArchRef r;
   bool digits = !t.empty();
@@ -155,7 +155,6 @@ ArchRef parse_sss_input(std::string_view t, const ArchTable* table) {
     }
   }
   r.index = static_cast<int>(arch_code(r.arch));  // the benchmark's formula (tables are checked against it)
-  (void)table;
   return r;
 }
 
@@ -181,7 +180,7 @@ ArchRef parse_arch_input(std::string_view text, const ArchTable* table, Space sp
   if (table && table->space() != space)
     throw ArchInputError(std::string("the table '") + table->path() + "' is of space " + space_name(table->space()) +
                          ", not " + space_name(space));
-  if (space == Space::kNatsSss) return parse_sss_input(t, table);
+  if (space == Space::kNatsSss) return parse_sss_input(t);
   const bool signed_number = (t[0] == '-' || t[0] == '+') && t.size() > 1;
   if (std::isdigit(static_cast<unsigned char>(t[0])) || signed_number) {
     bool all_digits = true;
