@@ -5,9 +5,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "engine/score_file.hpp"
 #include "net/nb201.hpp"
@@ -20,21 +22,49 @@ constexpr const char* kSchema = "hybridnas-score-cache-1";
 constexpr int64_t kApplicationId = 0x686E6173;
 constexpr int64_t kFormatVersion = 1;
 
+// SQLITE_BUSY or SQLITE_LOCKED (any extended code): another connection holds a lock. Thrown as
+// its own type so that opening the cache can retry it.
+struct BusyError : CacheError {
+  using CacheError::CacheError;
+};
+
+bool busy_code(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+
+constexpr int kBusyTimeoutMs = 120000;  // how long any statement waits for other processes' locks
+
 struct Stmt {
   sqlite3_stmt* s = nullptr;
   Stmt(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
-      throw CacheError(std::string("score cache: ") + sqlite3_errmsg(db));
+    const int rc = sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
+    if (busy_code(rc)) throw BusyError(std::string("score cache: ") + sqlite3_errmsg(db));
+    if (rc != SQLITE_OK) throw CacheError(std::string("score cache: ") + sqlite3_errmsg(db));
   }
   ~Stmt() { sqlite3_finalize(s); }
 };
+
+// Runs f again while it throws BusyError, for up to the busy timeout (then the BusyError goes
+// out): for steps where SQLite answers SQLITE_BUSY without calling the busy handler.
+template <class F>
+auto retry_while_busy(F&& f) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return f();
+    } catch (const BusyError&) {
+      if (std::chrono::steady_clock::now() > deadline) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 50)));
+    }
+  }
+}
 }  // namespace
 
 void ScoreCache::exec(const char* sql) const {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
     const std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
+    if (busy_code(rc)) throw BusyError("score cache '" + path_ + "': " + msg);
     throw CacheError("score cache '" + path_ + "': " + msg);
   }
 }
@@ -50,20 +80,27 @@ struct Identity {
 
 Identity inspect(const std::string& path) {
   sqlite3* db = nullptr;
-  auto fail = [&](const std::string& why) -> CacheError {
+  auto fail = [&](const std::string& why) {  // throws; BusyError where another process holds a lock
+    const bool busy = db && busy_code(sqlite3_extended_errcode(db));
     const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
-    return CacheError("'" + path + "' is not a usable hybridnas score cache (" + why + ": " + msg +
-                      "); it was left unchanged");
+    const std::string what = "'" + path + "' is not a usable hybridnas score cache (" + why + ": " + msg +
+                             "); it was left unchanged";
+    if (busy) throw BusyError(what);
+    throw CacheError(what);
   };
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
-    throw fail("cannot open it read-only");
+    fail("cannot open it read-only");
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);  // another process may be creating or writing it
   Identity id;
+  // One read transaction: the identity and the schema from one snapshot, never half of another
+  // process's set-up.
+  if (sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) fail("cannot read it");
   auto one_int = [&](const char* sql) {
     sqlite3_stmt* q = nullptr;
     if (sqlite3_prepare_v2(db, sql, -1, &q, nullptr) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
       sqlite3_finalize(q);
-      throw fail("not a readable SQLite database");
+      fail("not a readable SQLite database");
     }
     const int64_t v = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
@@ -74,16 +111,21 @@ Identity inspect(const std::string& path) {
   sqlite3_stmt* q = nullptr;
   if (sqlite3_prepare_v2(db, "SELECT type || ' ' || name FROM sqlite_master ORDER BY type, name", -1, &q,
                          nullptr) != SQLITE_OK)
-    throw fail("cannot read its schema");
-  while (sqlite3_step(q) == SQLITE_ROW)
+    fail("cannot read its schema");
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW)
     id.objects.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
   sqlite3_finalize(q);
-  if (id.objects == std::vector<std::string>{"table meta", "table scores"} && id.app_id == 0 && id.version == 0) {
+  if (rc != SQLITE_DONE) fail("cannot read its schema");
+  // A cache written before the application id: our two tables (and meta's primary-key index).
+  if (id.objects == std::vector<std::string>{"index sqlite_autoindex_meta_1", "table meta", "table scores"} &&
+      id.app_id == 0 && id.version == 0) {
     if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema'", -1, &q, nullptr) == SQLITE_OK &&
         sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_TEXT)
       id.legacy_schema = std::string(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))) == kSchema;
     sqlite3_finalize(q);
   }
+  sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
   sqlite3_close(db);
   return id;
 }
@@ -103,7 +145,7 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
       if (got < sizeof head || std::memcmp(head, "SQLite format 3", 16) != 0)
         throw CacheError("'" + path + "' is not a SQLite database, so not a hybridnas score cache; it was "
                          "left unchanged. Give --cache a new file");
-      const Identity id = inspect(path);
+      const Identity id = retry_while_busy([&] { return inspect(path); });
       const bool ours = id.app_id == kApplicationId;
       const bool empty = id.objects.empty() && id.app_id == 0 && id.version == 0;
       if (!ours && !empty && !id.legacy_schema) {
@@ -126,14 +168,20 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
     db_ = nullptr;
     throw CacheError("cannot open score cache '" + path + "': " + msg);
   }
-  sqlite3_busy_timeout(db_, 120000);  // other processes may hold the write lock
-  try {
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);  // other processes may hold the write lock
+  // The set-up is idempotent, and retried while another process holds a lock: where waiting could
+  // deadlock (this connection reads, then switches the file to WAL while another one does the
+  // same), SQLite answers SQLITE_BUSY at once without calling the busy handler, which happens
+  // when several processes open one new cache together.
+  auto set_up = [&] {
     const int64_t version = query_int("PRAGMA user_version");
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
     {
       Stmt check(db_, "PRAGMA quick_check");
-      if (sqlite3_step(check.s) != SQLITE_ROW ||
+      const int rc = sqlite3_step(check.s);
+      if (busy_code(rc)) throw BusyError("score cache '" + path + "': " + sqlite3_errmsg(db_));
+      if (rc != SQLITE_ROW ||
           std::string(reinterpret_cast<const char*>(sqlite3_column_text(check.s, 0))) != "ok")
         throw CacheError("score cache '" + path + "' is corrupt (SQLite quick_check failed)");
     }
@@ -147,6 +195,16 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
     exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
     if (version < kFormatVersion) exec(("PRAGMA user_version = " + std::to_string(kFormatVersion)).c_str());
     exec("COMMIT");
+  };
+  try {
+    retry_while_busy([&] {
+      try {
+        set_up();
+      } catch (const BusyError&) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
+    });
     Stmt s(db_, "SELECT value FROM meta WHERE key = 'schema'");
     if (sqlite3_step(s.s) != SQLITE_ROW || sqlite3_column_type(s.s, 0) != SQLITE_TEXT ||
         std::string(reinterpret_cast<const char*>(sqlite3_column_text(s.s, 0))) != kSchema)
@@ -165,6 +223,7 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
 int64_t ScoreCache::query_int(const char* sql) const {
   Stmt q(db_, sql);
   const int rc = sqlite3_step(q.s);
+  if (busy_code(rc)) throw BusyError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
   if (rc != SQLITE_ROW) throw CacheError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
   return sqlite3_column_int64(q.s, 0);
 }

@@ -224,16 +224,16 @@ TEST(Cli, EvalReportsCorrelationsOfProxiesAndFitnessModes) {
   EXPECT_EQ(r.exit_code, 3);
 }
 
-// Two processes filling one cache at once: both finish, and the cache then serves everything.
+// Two processes filling one new cache at once: both succeed, and the cache then serves everything.
 TEST(Cli, ConcurrentProcessesShareOneCache) {
   hn::test::TempDir d;
   const std::string cache = d.path() + "/c.db";
   const std::string base = std::string(HYBRIDNAS_BINARY) + " score" + kQuick + data() +
                            "--proxies naswot,ni --cache " + cache;
   const std::string cmd = "(" + base + " --index 1 --index 2 --index 3 --index 4 >/dev/null 2>" + d.path() +
-                          "/e1 & " + base + " --index 3 --index 4 --index 5 --index 6 >/dev/null 2>" + d.path() +
-                          "/e2 & wait)";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
+                          "/e1 & p1=$!; " + base + " --index 3 --index 4 --index 5 --index 6 >/dev/null 2>" + d.path() +
+                          "/e2 & p2=$!; wait $p1; r1=$?; wait $p2; exit $((r1 | $?)))";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << hn::test::slurp(d.path() + "/e1") << hn::test::slurp(d.path() + "/e2");
   const auto r = run_cli("score --index 1 --index 2 --index 3 --index 4 --index 5 --index 6" + kQuick + data() +
                          "--proxies naswot,ni --cache " + cache);
   ASSERT_EQ(r.exit_code, 0) << r.err << hn::test::slurp(d.path() + "/e1") << hn::test::slurp(d.path() + "/e2");

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <sstream>
 
@@ -405,6 +406,88 @@ TEST(ScoreCacheTest, ForeignAndNewerDatabasesAreRefusedUnchanged) {
     ADD_FAILURE();
   } catch (const engine::CacheError& e) {
     EXPECT_TRUE(has(e.what(), "newer")) << e.what();
+  }
+}
+
+// A cache written before caches carried an application id (its two tables, the schema name in
+// meta) is ours: it opens, serves its rows and is stamped; the same tables with another schema
+// name are another program's.
+TEST(ScoreCacheTest, CachesFromBeforeTheApplicationIdStillOpen) {
+  hn::test::TempDir d;
+  const std::string tables =
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL); "
+      "CREATE TABLE scores(arch INTEGER NOT NULL, proxy TEXT NOT NULL, settings TEXT NOT NULL, "
+      "score_seed INTEGER NOT NULL, value REAL NOT NULL, flag TEXT NOT NULL, seconds REAL NOT NULL, "
+      "PRIMARY KEY(arch, proxy, settings, score_seed)) WITHOUT ROWID; ";
+  const std::string old = d.path() + "/old.db";
+  sql(old, tables + "INSERT INTO meta VALUES('schema', 'hybridnas-score-cache-1'); "
+                    "INSERT INTO scores VALUES(15624, 'naswot', 'k', 0, 1.5, '', 0.1);");
+  {
+    engine::ScoreCache c(old);
+    const auto v = c.get({15624, Proxy::kNaswot, "k", 0});
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(v->value, 1.5);
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(old.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* q = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &q, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int64(q, 0), 0x686E6173);  // "hnas"
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+  }
+  const std::string other = d.path() + "/other.db";
+  sql(other, tables + "INSERT INTO meta VALUES('schema', 'someone-else');");
+  EXPECT_THROW(engine::ScoreCache c(other), engine::CacheError);
+}
+
+// Processes that open one new cache at the same moment all open it and keep every row they write.
+// SQLite answers "database is locked" without waiting when a connection switching the file to WAL
+// would deadlock with another (the busy handler is not called then); the cache retries that case.
+TEST(ScoreCacheTest, ProcessesOpeningOneNewCacheAtOnceAllSucceed) {
+  constexpr int kProcesses = 6, kRounds = 15;
+  for (int round = 0; round < kRounds; ++round) {
+    hn::test::TempDir d;
+    const std::string path = d.path() + "/c.db";
+    int gate[2];
+    ASSERT_EQ(::pipe(gate), 0);
+    std::vector<pid_t> kids;
+    for (int k = 0; k < kProcesses; ++k) {
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        ::close(gate[1]);
+        char c;
+        (void)!::read(gate[0], &c, 1);  // returns when the parent closes the pipe: all start together
+        int code = 0;
+        try {
+          engine::ScoreCache c(path);
+          c.put({{{15624 - k, Proxy::kNaswot, "k", 0}, engine::ProxyValue{1.0 + k, "", 0.1}}});
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "process %d: %s\n", k, e.what());
+          code = 1;
+        }
+        std::fflush(stderr);
+        ::_exit(code);
+      }
+      kids.push_back(pid);
+    }
+    ::close(gate[0]);
+    ::close(gate[1]);
+    for (pid_t pid : kids) {
+      int status = 0;
+      ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << round;
+    }
+    engine::ScoreCache c(path);
+    EXPECT_EQ(c.size(), kProcesses) << "round " << round;
+    for (int k = 0; k < kProcesses; ++k) {
+      const auto v = c.get({15624 - k, Proxy::kNaswot, "k", 0});
+      ASSERT_TRUE(v.has_value()) << "round " << round << ", process " << k;
+      EXPECT_EQ(v->value, 1.0 + k);
+    }
   }
 }
 
