@@ -161,11 +161,7 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
                                                std::string* preset_out) const {
   engine::ScoreSettings s;
   s.space = space_value();
-  // The CUDA backend runs NB201 only for now: auto picks the CPU for another space.
-  const std::string be = s.space != net::Space::kNb201 && backend == "auto" ? "cpu" : select_backend(backend);
-  if (be == "cuda" && s.space != net::Space::kNb201)
-    throw CliError(kExitBackend, std::string("--backend cuda scores NB201 only for now; --space ") + space +
-                                     " runs on --backend cpu");
+  const std::string be = select_backend(backend);
   std::string pname = preset;
   if (pname == "auto") pname = be == "cpu" ? "cpu-quick" : gpu_auto_preset;
   const engine::RunPreset* pre = nullptr;

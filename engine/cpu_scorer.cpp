@@ -145,7 +145,8 @@ class CpuScorer final : public Scorer {
   // (at least one per thread, at most 64: on the CPU larger groups gain nothing).
   size_t population_slice() const {
     if (s_.population_batch > 0) return static_cast<size_t>(s_.population_batch);
-    const int64_t per_member = int64_t(std::max(s_.batch, s_.entropy_batch)) * net::kStemChannels *
+    const int64_t per_member = int64_t(std::max(s_.batch, s_.entropy_batch)) *
+                               net::max_full_resolution_channels(s_.space) *
                                net::kImageSize * net::kImageSize * int64_t(sizeof(T)) * 12;
     const int64_t fit = (int64_t(1) << 30) / std::max<int64_t>(1, per_member);
     return static_cast<size_t>(std::clamp<int64_t>(fit, std::max(1, omp_get_max_threads()), 64));

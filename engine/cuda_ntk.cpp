@@ -159,7 +159,7 @@ void gpu_ntk_population(Lane& lane, const PopulationSchedule& S, const DeviceBan
             dw.push_back(slab.get() + int64_t(j) * cots * size);
           }
           const auto d = pick_dy(js);
-          kg::launch_seg_linear_backward(map, d.data(), xs.data(), bank.slot(net::kSlotLinearWeight), in, classes,
+          kg::launch_seg_linear_backward(map, d.data(), xs.data(), bank.slot(g.slot), in, classes,
                                          dx.data(), add, dw.data(), static_cast<int>(js.size()), s);
         });
         std::vector<int> members;

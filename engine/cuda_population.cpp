@@ -205,8 +205,8 @@ GpuPopulationForward gpu_forward_population(Lane& lane, const PopulationSchedule
         break;
       case StepKind::kLinear:
         alloc_group(group, per_out);
-        kg::launch_seg_linear(in0.data(), out.data(), count, batch, si.c, so.c, bank.slot(net::kSlotLinearWeight),
-                              bank.slot(net::kSlotLinearBias), s);
+        kg::launch_seg_linear(in0.data(), out.data(), count, batch, si.c, so.c, bank.slot(g.slot),
+                              bank.slot(net::linear_bias_slot(g.slot)), s);
         break;
       case StepKind::kBlockEnd: {
         if (!opt.rescale_blocks) break;

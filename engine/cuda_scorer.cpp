@@ -1,4 +1,5 @@
-// CUDA backend: a lane (stream + cuBLAS / cuSOLVER / cuDNN handles) per host thread; each lane
+// CUDA backend, both spaces (the plans carry the shapes, the banks the space's slots): a lane
+// (stream + cuBLAS / cuSOLVER / cuDNN handles) per host thread; each lane
 // scores population slices of the list, lanes run concurrently. Per slice, the forward proxies run
 // on the population executor (engine/cuda_population.hpp: one cuDNN call per grouped convolution,
 // one segmented launch per other grouped step), and so do the NTK proxies' backward passes
@@ -6,6 +7,7 @@
 // allocator (cudaMallocAsync), allocated on produce and freed after their last use.
 #include "engine/cuda_scorer.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -42,9 +44,9 @@ namespace kg = kernels::gpu;
 struct Results {
   double naswot[2], naswot_once[2];  // log det, singular flag
   double ni;
-  double entropy_std[64 * net::kBlockOutputs];
+  double entropy_std[64 * net::kBlockOutputs];  // repeat r's block b at r * kBlockOutputs + b
   int entropy_flag[64];
-  double eseed_site[256];
+  double eseed_site[256];                        // per ReLU site of the plan
   double eig[2][64];                 // ntk, ntk_fast eigenvalues (ascending)
   int eig_info[2];
 };
@@ -86,9 +88,9 @@ class CudaScorer final : public Scorer {
         check_zico_labels(in.labels, s);
         labels_ = in.labels;
         host_images_ = img;
-        host_bank_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes));
+        host_bank_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes, 0, s.space));
       }
-      bank_default_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes));
+      bank_default_.emplace(net::WeightBank::generate(net::InitScheme::kDefault, s.score_seed, s.num_classes, 0, s.space));
       if (has(Proxy::kNi)) {
         const auto z = net::gaussian_images(s.score_seed, Purpose::kNiNoise, 0, s.batch, 0.05);
         for (size_t i = 0; i < img.size(); ++i) img[i] += z[i];
@@ -97,12 +99,14 @@ class CudaScorer final : public Scorer {
     }
     if (has(Proxy::kEntropy))
       for (int r = 0; r < s.entropy_repeats; ++r) {
-        bank_entropy_.emplace_back(net::WeightBank::generate(net::InitScheme::kEntropy, s.score_seed, s.num_classes, r));
+        bank_entropy_.emplace_back(
+            net::WeightBank::generate(net::InitScheme::kEntropy, s.score_seed, s.num_classes, r, s.space));
         entropy_inputs_.push_back(upload(net::gaussian_images(s.score_seed, Purpose::kEntropyInput, r, s.entropy_batch)));
       }
-    if (has(Proxy::kSynflow) || has(Proxy::kLogsynflow)) bank_abs_.emplace(synflow_bank(s.score_seed, s.num_classes));
+    if (has(Proxy::kSynflow) || has(Proxy::kLogsynflow)) bank_abs_.emplace(synflow_bank(s.score_seed, s.num_classes, s.space));
     if (has(Proxy::kEntropySeed)) {
-      bank_eseed_.emplace(net::WeightBank::generate(net::InitScheme::kEntropySeed, s.score_seed, s.num_classes));
+      bank_eseed_.emplace(
+          net::WeightBank::generate(net::InitScheme::kEntropySeed, s.score_seed, s.num_classes, 0, s.space));
       eseed_input_ = upload(net::gaussian_images(s.score_seed, Purpose::kEntropySeedInput, 0, s.batch));
     }
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -116,7 +120,7 @@ class CudaScorer final : public Scorer {
   void score(const std::vector<net::Arch>& archs,
              const std::function<void(size_t, ArchScore&&)>& done) override {
     HN_NVTX_RANGE("score_population");
-    require_space(archs, net::Space::kNb201);  // NB201 only for now (make_cuda_scorer refuses another space)
+    require_space(archs, s_.space);
     CUDA_CHECK(cudaSetDevice(s_.device));  // lanes' streams and handles belong to the run's device
     const size_t slice = population_slice();
     std::vector<std::pair<size_t, size_t>> slices;
@@ -165,14 +169,16 @@ class CudaScorer final : public Scorer {
   bool has(Proxy p) const { return std::find(raw_.begin(), raw_.end(), p) != raw_.end(); }
 
   // Members per population slice: --population-batch, else what half the free device memory
-  // holds across the lanes (about 12 live activations of the stem's size per member), at most
+  // holds across the lanes (about 12 live activations of the widest full-resolution tensor of
+  // the space per member: NB201's stem, NATS-SSS's widest first layer), at most
   // 1,024 and at most 2^17 images per grouped convolution (cuDNN's 32-bit element counts).
   size_t population_slice() const {
     if (s_.population_batch > 0) return static_cast<size_t>(s_.population_batch);
     size_t free_bytes = 0, total_bytes = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const int64_t images = std::max(s_.batch, s_.entropy_batch);
-    const int64_t per_member = images * net::kStemChannels * net::kImageSize * net::kImageSize * 4 * 12;
+    const int64_t per_member =
+        images * net::max_full_resolution_channels(s_.space) * net::kImageSize * net::kImageSize * 4 * 12;
     const int64_t lanes = std::max(1, s_.gpu_streams);
     const int64_t fit = static_cast<int64_t>(free_bytes / 2) / lanes / std::max<int64_t>(1, per_member);
     return static_cast<size_t>(std::clamp<int64_t>(fit, 1, std::min<int64_t>(1024, (int64_t(1) << 17) / images)));
@@ -201,6 +207,9 @@ class CudaScorer final : public Scorer {
     const std::vector<size_t>& run = rm.index;
     const std::vector<const net::Plan*>& pp = rm.members;
     if (run.empty()) return out;
+    for (const net::Plan* p : pp)
+      if (p->num_blocks > net::kBlockOutputs || p->sites.size() > sizeof(Results::eseed_site) / sizeof(double))
+        throw std::logic_error("CudaScorer: a plan with more blocks or ReLU sites than Results holds");
     const size_t P = pp.size();
     const cudaStream_t s = lane.s();
     gpu::StreamBuffer<Results> dres(P, s);
@@ -280,7 +289,7 @@ class CudaScorer final : public Scorer {
       for (int r = 0; r < s_.entropy_repeats; ++r) {
         zero = zero || res.entropy_flag[r] != 0;
         double v = std::log(64.0);
-        for (int b = 0; b < net::kBlockOutputs; ++b) v += std::log(res.entropy_std[r * net::kBlockOutputs + b]);
+        for (int b = 0; b < plan.num_blocks; ++b) v += std::log(res.entropy_std[r * net::kBlockOutputs + b]);
         total += v;
       }
       out[Proxy::kEntropy] = zero ? worst(Proxy::kEntropy, kFlagZeroVariance)
@@ -487,9 +496,6 @@ class CudaScorer final : public Scorer {
 
 std::unique_ptr<Scorer> make_cuda_scorer(const ScoreSettings& settings, const ScoreInputs& inputs) {
   settings.validate();
-  if (settings.space != net::Space::kNb201)  // its kernels and lanes assume NB201's fixed shapes
-    throw std::invalid_argument(std::string("the CUDA backend scores NB201 only for now; --space ") +
-                                net::space_name(settings.space) + " runs on --backend cpu");
   try {
     return std::make_unique<CudaScorer>(settings, inputs);
   } catch (const GpuError& e) {

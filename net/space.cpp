@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "net/plan.hpp"  // kStemChannels
+
 namespace hn::net {
 
 const char* space_name(Space s) { return s == Space::kNatsSss ? "nats-sss" : "nb201"; }
@@ -14,6 +16,8 @@ Space parse_space(const std::string& name) {
 }
 
 int64_t space_size(Space s) { return s == Space::kNatsSss ? sss::kNumArchs : kNumArchs; }
+
+int max_full_resolution_channels(Space s) { return s == Space::kNatsSss ? 8 * sss::kWidthChoices : kStemChannels; }
 
 bool Arch::operator<(const Arch& o) const {
   if (space != o.space) return space < o.space;

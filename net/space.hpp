@@ -17,6 +17,9 @@ const char* space_name(Space s);
 // "nb201" or "nats-sss"; throws std::invalid_argument naming both otherwise.
 Space parse_space(const std::string& name);
 int64_t space_size(Space s);
+// The most channels a network of the space has at full resolution (32 x 32): NB201's stem, 16;
+// NATS-SSS's widest first layer, 64. For memory estimates (activations per image).
+int max_full_resolution_channels(Space s);
 
 // One architecture of a space: genes for NB201, widths for NATS-SSS (the other field is unused).
 // Genes convert implicitly: code written for NB201 keeps working unchanged.
