@@ -1,5 +1,6 @@
 #include "cli/output.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -17,9 +18,11 @@ std::string csv_number(double v) {
   if (std::isnan(v)) throw std::logic_error("NaN reached the output");
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   if (v == 0.0) return "0";
+  // The shortest text that reads back as the same double (as the JSON lines write it): 0.1, not
+  // 0.10000000000000001.
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
 }
 
 namespace {

@@ -3,26 +3,30 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "net/text.hpp"
+
 namespace hn::net::sss {
 
-Widths parse_widths(const std::string& text) {
+Widths parse_widths(const std::string& text_in) {
+  // Messages show at most 80 bytes of the input (a long line is not echoed whole).
+  const std::string text = printable(text_in, 80), &in = text_in;
   Widths w;
   size_t pos = 0;
   for (int k = 0; k < kLayers; ++k) {
-    const size_t end = k + 1 < kLayers ? text.find(':', pos) : text.size();
+    const size_t end = k + 1 < kLayers ? in.find(':', pos) : in.size();
     if (end == std::string::npos)
       throw std::invalid_argument("NATS-SSS arch '" + text + "': expected 5 widths c1:c2:c3:c4:c5");
-    const std::string part = text.substr(pos, end - pos);
+    const std::string part = in.substr(pos, end - pos);
     if (part.find(':') != std::string::npos)
       throw std::invalid_argument("NATS-SSS arch '" + text + "': more than 5 widths");
     if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos)
-      throw std::invalid_argument("NATS-SSS arch '" + text + "': width " + std::to_string(k + 1) + " ('" + part +
+      throw std::invalid_argument("NATS-SSS arch '" + text + "': width " + std::to_string(k + 1) + " ('" + printable(part, 20) +
                                   "') is not a number");
     // Decimal, leading zeros allowed (as every number the CLI reads); anything past 64 is refused.
     const size_t first = std::min(part.find_first_not_of('0'), part.size() - 1);
     const int c = part.size() - first > 3 ? 1000 : std::stoi(part.substr(first));
     if (c < 8 || c > 64 || c % 8 != 0)
-      throw std::invalid_argument("NATS-SSS arch '" + text + "': width " + std::to_string(k + 1) + " is " + part +
+      throw std::invalid_argument("NATS-SSS arch '" + text + "': width " + std::to_string(k + 1) + " is " + printable(part, 20) +
                                   "; each must be one of 8, 16, ..., 64");
     w.c[k] = c;
     pos = end + 1;

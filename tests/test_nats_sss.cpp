@@ -38,6 +38,18 @@ TEST(NatsSss, ArchStringsRoundTripAndBadOnesAreRefused) {
     EXPECT_THROW(net::sss::parse_widths(bad), std::invalid_argument) << bad;
   EXPECT_THROW(net::sss::widths_from_index(-1), std::out_of_range);
   EXPECT_THROW(net::sss::widths_from_index(32768), std::out_of_range);
+  // A long input is not echoed whole: messages show its first 80 bytes.
+  std::string many = "8";
+  for (int k = 0; k < 2000; ++k) many += ":8";
+  for (const std::string& bad : {many, "8:8:8:8:" + std::string(5000, '9'), "8:8:8:8:8" + std::string(5000, ':')}) {
+    try {
+      net::sss::parse_widths(bad);
+      ADD_FAILURE() << "accepted a " << bad.size() << "-byte input";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_LT(std::string(e.what()).size(), 250u) << e.what();
+      EXPECT_NE(std::string(e.what()).find("..."), std::string::npos) << e.what();
+    }
+  }
 }
 
 // The shared table lists the 32,768 architectures in index order: index -> string -> index is the

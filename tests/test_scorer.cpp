@@ -102,6 +102,13 @@ TEST(Output, WorstValuesAreStringsInJsonAndNeverNaN) {
   EXPECT_EQ(cli::csv_number(-INFINITY), "-inf");
   EXPECT_EQ(cli::csv_number(INFINITY), "inf");
   EXPECT_EQ(cli::csv_number(-0.0), "0");
+  // CSV numbers are the shortest text that reads back as the same double, as JSON's are.
+  EXPECT_EQ(cli::csv_number(0.1), "0.1");
+  EXPECT_EQ(cli::csv_number(-1234.5), "-1234.5");
+  for (const double x : {1.0 / 3.0, -2.0 / 7.0, 1e-300, 6.02214076e23, 713.674, 0.1 + 0.2}) {
+    EXPECT_EQ(std::stod(cli::csv_number(x)), x) << cli::csv_number(x);
+    EXPECT_EQ(cli::csv_number(x), nlohmann::json(x).dump()) << "the JSON lines' text";
+  }
   EXPECT_THROW(cli::json_number(NAN), std::logic_error);
   // sanitize turns an unflagged NaN or infinity into the worst value, flagged nonfinite.
   const auto v = engine::sanitize(Proxy::kNaswot, {NAN, "", 0.0});
