@@ -96,7 +96,7 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
                                "less exact; reported in the settings)");
   app.add_option("--space", space,
                  "Search space: nb201 (NAS-Bench-201's 15,625 cells) or nats-sss (NATS-Bench's 32,768 "
-                 "channel widths c1:c2:c3:c4:c5; CPU backend)")
+                 "channel widths c1:c2:c3:c4:c5)")
       ->check(CLI::IsMember({"nb201", "nats-sss"}));
   app.add_option("--table", table,
                  "Benchmark table of the space (CSV with arch_index,arch_str) for indices and accuracies "

@@ -34,13 +34,19 @@ constexpr int kBusyTimeoutMs = 120000;  // how long any statement waits for othe
 
 struct Stmt {
   sqlite3_stmt* s = nullptr;
-  Stmt(sqlite3* db, const char* sql) {
+  Stmt(sqlite3* db, const char* sql, const std::string& path) {
     const int rc = sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
-    if (busy_code(rc)) throw BusyError(std::string("score cache: ") + sqlite3_errmsg(db));
-    if (rc != SQLITE_OK) throw CacheError(std::string("score cache: ") + sqlite3_errmsg(db));
+    const std::string what = "score cache '" + path + "': " + sqlite3_errmsg(db);
+    if (busy_code(rc)) throw BusyError(what);
+    if (rc != SQLITE_OK) throw CacheError(what);
   }
   ~Stmt() { sqlite3_finalize(s); }
 };
+
+// The name SQLite opens for a path: always the file of that name. SQLite reads names that begin
+// with "file:" as URIs (this library is built with URI names on) and ":memory:" as no file at all;
+// "./" before a relative path keeps them plain files.
+std::string literal_file_name(const std::string& path) { return path.empty() || path[0] == '/' ? path : "./" + path; }
 
 // Runs f again while it throws BusyError, for up to the busy timeout (then the BusyError goes
 // out): for steps where SQLite answers SQLITE_BUSY without calling the busy handler.
@@ -89,7 +95,7 @@ Identity inspect(const std::string& path) {
     if (busy) throw BusyError(what);
     throw CacheError(what);
   };
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+  if (sqlite3_open_v2(literal_file_name(path).c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
     fail("cannot open it read-only");
   sqlite3_busy_timeout(db, kBusyTimeoutMs);  // another process may be creating or writing it
   Identity id;
@@ -162,7 +168,8 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
                          "); it was left unchanged");
     }
   }
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(literal_file_name(path).c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
     const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
@@ -178,7 +185,7 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
     {
-      Stmt check(db_, "PRAGMA quick_check");
+      Stmt check(db_, "PRAGMA quick_check", path);
       const int rc = sqlite3_step(check.s);
       if (busy_code(rc)) throw BusyError("score cache '" + path + "': " + sqlite3_errmsg(db_));
       if (rc != SQLITE_ROW ||
@@ -205,7 +212,7 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
         throw;
       }
     });
-    Stmt s(db_, "SELECT value FROM meta WHERE key = 'schema'");
+    Stmt s(db_, "SELECT value FROM meta WHERE key = 'schema'", path);
     if (sqlite3_step(s.s) != SQLITE_ROW || sqlite3_column_type(s.s, 0) != SQLITE_TEXT ||
         std::string(reinterpret_cast<const char*>(sqlite3_column_text(s.s, 0))) != kSchema)
       throw CacheError("score cache '" + path + "' has another schema (expected " + kSchema + ")");
@@ -221,7 +228,7 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
 }
 
 int64_t ScoreCache::query_int(const char* sql) const {
-  Stmt q(db_, sql);
+  Stmt q(db_, sql, path_);
   const int rc = sqlite3_step(q.s);
   if (busy_code(rc)) throw BusyError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
   if (rc != SQLITE_ROW) throw CacheError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
@@ -242,8 +249,9 @@ std::map<int, ProxyValue> ScoreCache::get_many(Proxy p, const std::string& setti
   // The settings key names a space other than NB201 (engine::settings_key); only NB201 has
   // degenerate cells.
   const bool nb201 = settings.find(";space=") == std::string::npos;
-  Stmt s(db_, "SELECT value, flag, seconds FROM scores WHERE arch = ? AND proxy = ? AND "
-              "settings = ? AND score_seed = ?");
+  Stmt s(db_,
+         "SELECT value, flag, seconds FROM scores WHERE arch = ? AND proxy = ? AND settings = ? AND score_seed = ?",
+         path_);
   for (int a : archs) {
     sqlite3_reset(s.s);
     sqlite3_bind_int(s.s, 1, a);
@@ -283,7 +291,7 @@ void ScoreCache::put(const std::vector<std::pair<Key, ProxyValue>>& rows) {
   if (rows.empty()) return;
   exec("BEGIN IMMEDIATE");
   try {
-    Stmt s(db_, "INSERT OR REPLACE INTO scores VALUES(?, ?, ?, ?, ?, ?, ?)");
+    Stmt s(db_, "INSERT OR REPLACE INTO scores VALUES(?, ?, ?, ?, ?, ?, ?)", path_);
     for (const auto& [k, v] : rows) {
       sqlite3_reset(s.s);
       sqlite3_bind_int(s.s, 1, k.arch);
@@ -304,7 +312,7 @@ void ScoreCache::put(const std::vector<std::pair<Key, ProxyValue>>& rows) {
 }
 
 int64_t ScoreCache::size() const {
-  Stmt s(db_, "SELECT COUNT(*) FROM scores");
+  Stmt s(db_, "SELECT COUNT(*) FROM scores", path_);
   sqlite3_step(s.s);
   return sqlite3_column_int64(s.s, 0);
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <fcntl.h>
@@ -823,6 +824,33 @@ TEST(ScoreCacheTest, ForeignFilesAreInspectedReadOnly) {
   // A new, empty file is taken.
   d.write("empty.db", "");
   EXPECT_NO_THROW(engine::ScoreCache c(d.path() + "/empty.db"));
+}
+
+// A cache path is a file name, never an SQLite URI or ":memory:" (the system SQLite reads names
+// that begin with "file:" as URIs): "file:other.db" is a new file of that name, not another
+// program's other.db written into; ":memory:" keeps its rows in a file called that.
+TEST(ScoreCacheTest, CachePathsAreFileNamesNeverSqliteUris) {
+  hn::test::TempDir d;
+  struct Cwd {
+    std::filesystem::path was = std::filesystem::current_path();
+    ~Cwd() { std::filesystem::current_path(was); }
+  } restore;
+  std::filesystem::current_path(d.path());
+  sql("other.db", "CREATE TABLE users(name TEXT); INSERT INTO users VALUES('alice');");
+  const std::string before = hn::test::slurp("other.db");
+  const engine::ScoreCache::Key key{15624, Proxy::kNaswot, "k", 0};
+  for (const std::string name : {"file:other.db", ":memory:", "file:x.db?mode=memory"}) {
+    {
+      engine::ScoreCache c(name);
+      c.put({{key, engine::ProxyValue{1.5, "", 0.1}}});
+    }
+    EXPECT_TRUE(std::filesystem::is_regular_file(name)) << name;
+    engine::ScoreCache again(name);
+    ASSERT_TRUE(again.get(key).has_value()) << name << ": the rows were not kept";
+    EXPECT_EQ(again.get(key)->value, 1.5);
+  }
+  EXPECT_EQ(hn::test::slurp("other.db"), before) << "another program's database was written";
+  EXPECT_THROW(engine::ScoreCache c("other.db"), engine::CacheError);
 }
 
 TEST(Cli, OutputsThatAreNotRegularFilesAreRefusedAndLinksWrittenThrough) {
