@@ -30,15 +30,19 @@ struct BusyError : CacheError {
 
 bool busy_code(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
 
+// Throws the error of a failed SQLite call with result code rc: BusyError or CacheError.
+[[noreturn]] void throw_sqlite_error(int rc, const std::string& what) {
+  if (busy_code(rc)) throw BusyError(what);
+  throw CacheError(what);
+}
+
 constexpr int kBusyTimeoutMs = 120000;  // how long any statement waits for other processes' locks
 
 struct Stmt {
   sqlite3_stmt* s = nullptr;
   Stmt(sqlite3* db, const char* sql, const std::string& path) {
     const int rc = sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
-    const std::string what = "score cache '" + path + "': " + sqlite3_errmsg(db);
-    if (busy_code(rc)) throw BusyError(what);
-    if (rc != SQLITE_OK) throw CacheError(what);
+    if (rc != SQLITE_OK) throw_sqlite_error(rc, "score cache '" + path + "': " + sqlite3_errmsg(db));
   }
   ~Stmt() { sqlite3_finalize(s); }
 };
@@ -70,8 +74,7 @@ void ScoreCache::exec(const char* sql) const {
   if (rc != SQLITE_OK) {
     const std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    if (busy_code(rc)) throw BusyError("score cache '" + path_ + "': " + msg);
-    throw CacheError("score cache '" + path_ + "': " + msg);
+    throw_sqlite_error(rc, "score cache '" + path_ + "': " + msg);
   }
 }
 
@@ -90,10 +93,8 @@ Identity inspect(const std::string& path) {
     const bool busy = db && busy_code(sqlite3_extended_errcode(db));
     const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
-    const std::string what = "'" + path + "' is not a usable hybridnas score cache (" + why + ": " + msg +
-                             "); it was left unchanged";
-    if (busy) throw BusyError(what);
-    throw CacheError(what);
+    throw_sqlite_error(busy ? SQLITE_BUSY : SQLITE_ERROR, "'" + path + "' is not a usable hybridnas score cache (" +
+                                                            why + ": " + msg + "); it was left unchanged");
   };
   if (sqlite3_open_v2(literal_file_name(path).c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
     fail("cannot open it read-only");
@@ -187,7 +188,7 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
     {
       Stmt check(db_, "PRAGMA quick_check", path);
       const int rc = sqlite3_step(check.s);
-      if (busy_code(rc)) throw BusyError("score cache '" + path + "': " + sqlite3_errmsg(db_));
+      if (busy_code(rc)) throw_sqlite_error(rc, "score cache '" + path + "': " + sqlite3_errmsg(db_));
       if (rc != SQLITE_ROW ||
           std::string(reinterpret_cast<const char*>(sqlite3_column_text(check.s, 0))) != "ok")
         throw CacheError("score cache '" + path + "' is corrupt (SQLite quick_check failed)");
@@ -230,8 +231,7 @@ ScoreCache::ScoreCache(const std::string& path) : path_(path) {
 int64_t ScoreCache::query_int(const char* sql) const {
   Stmt q(db_, sql, path_);
   const int rc = sqlite3_step(q.s);
-  if (busy_code(rc)) throw BusyError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
-  if (rc != SQLITE_ROW) throw CacheError("score cache '" + path_ + "': " + sqlite3_errmsg(db_));
+  if (rc != SQLITE_ROW) throw_sqlite_error(rc, "score cache '" + path_ + "': " + sqlite3_errmsg(db_));
   return sqlite3_column_int64(q.s, 0);
 }
 
