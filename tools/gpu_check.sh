@@ -207,7 +207,7 @@ device_run() {  # [comma-separated steps]
   local only=${1:-} s name
   OUT=${OUT:-/tmp/hybridnas_out}
   DEV=${HN_DEVDATA:-$PWD/.devdata}
-  BIN=$DEV/bin
+  BIN=''
   PY=${HN_PYTHON:-python3}
   WORK=$(mktemp -d /tmp/hybridnas_run.XXXXXX)  # what results.tgz archives: logs, JSON, XML
   local lib
@@ -215,11 +215,12 @@ device_run() {  # [comma-separated steps]
   RUN_TMP=("$WORK" "$lib")
   trap 'rm -rf "${RUN_TMP[@]}"' EXIT  # everything of $WORK is in results.tgz by then
   mkdir -p "$OUT"
-  if [[ ! -f $DEV/lib.tgz ]]; then
-    echo "no $DEV/lib.tgz: run tools/gpu_prepare.sh here first, and carry .devdata" >&2
+  if [[ ! -f $DEV/lib.tgz || ! -f $DEV/bin.tgz ]]; then
+    echo "no $DEV/lib.tgz or bin.tgz: run tools/gpu_prepare.sh here first, and carry .devdata" >&2
     exit 1
   fi
   tar -C "$lib" -xzf "$DEV/lib.tgz"
+  tar -C "$lib" -xzf "$DEV/bin.tgz" && BIN=$lib/bin  # not under $WORK, which is archived to $OUT
   HN_LD=$lib
   local sites
   sites=$("$PY" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
@@ -282,8 +283,9 @@ dry_run() {
     echo "dry run: $fails failure(s)"
     return 1
   fi
-  local dev=$tmp/dev lib=$tmp/lib
-  mkdir -p "$lib" && tar -C "$lib" -xzf "$dev/lib.tgz"
+  local dev=$tmp/dev lib=$tmp/lib staged
+  staged=$(du -sb "$dev" | cut -f1)  # what travels, before unpacking here
+  mkdir -p "$lib" && tar -C "$lib" -xzf "$dev/lib.tgz" && tar -C "$dev" -xzf "$dev/bin.tgz"
 
   # 3. Every library of both binaries, recursively, resolves from the staged tree alone, the
   #    device's CUDA and the base system (tools/gpu_libs.sh); staged files are real files named by
@@ -354,9 +356,8 @@ dry_run() {
   done
 
   # 5. What travels fits the device call's 64 MiB.
-  local tree staged
+  local tree
   tree=$(git ls-files -z -co --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
-  staged=$(du -sb "$dev" | cut -f1)
   (((tree + staged) < 60 * 1024 * 1024)) && ok "working tree + .devdata: $(((tree + staged) >> 20)) MiB of 64" ||
     bad "working tree + .devdata = $(((tree + staged) >> 20)) MiB: over 60 of the call's 64 MiB"
 

@@ -2,7 +2,8 @@
 # Run HERE (no GPU needed) before a GPU session's device call: builds Release for sm_90
 # (tools/setup.sh) and stages what the device machine lacks into .devdata/ (ignored by git),
 # which the call names in `carry`:
-#   bin/hybridnas, bin/hybridnas_tests
+#   bin.tgz             bin/hybridnas, bin/hybridnas_tests (gzip -9: a third of their size, so
+#                       that the working tree and .devdata stay inside one call's 64 MiB)
 #   lib.tgz             every library the two binaries load that the device does not provide
 #                       (tools/gpu_libs.sh), found through ldd and copied under its soname
 #                       (cp -L), so the loader finds libopenblas.so.0 and not only its real name
@@ -36,9 +37,8 @@ for f in "${bins[@]}" "$data/cifar10/cifar10_sample.bin" "$data/nb201/nb201_cifa
 done
 
 mkdir -p "$dest"
-rm -rf "${dest:?}/bin" "$dest/lib.tgz" "$dest/data" "$dest"/archs_*.txt
-mkdir -p "$dest/bin" "$dest/data/cifar10" "$dest/data/nb201"
-cp "${bins[@]}" "$dest/bin/"
+rm -rf "${dest:?}/bin" "$dest/bin.tgz" "$dest/lib.tgz" "$dest/data" "$dest"/archs_*.txt
+mkdir -p "$dest/data/cifar10" "$dest/data/nb201"
 
 # Libraries: the loader's view here (ldd: the whole closure), minus what the device provides.
 tmp=$(mktemp -d)
@@ -53,6 +53,9 @@ for b in "${bins[@]}"; do
 done
 tar -C "$tmp" -czf "$dest/lib.tgz" .
 echo "staged libraries: $(cd "$tmp" && echo *)"
+mkdir "$tmp/bin_stage" "$tmp/bin_stage/bin"
+cp "${bins[@]}" "$tmp/bin_stage/bin/"
+tar -C "$tmp/bin_stage" -cf - bin | gzip -9 >"$dest/bin.tgz"
 
 cp "$data/cifar10/cifar10_sample.bin" "$dest/data/cifar10/"
 cp "$data/nb201/nb201_cifar10.csv" "$dest/data/nb201/"
