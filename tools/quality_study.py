@@ -51,7 +51,7 @@ CONFIGS = [
 # NATS-SSS: the proxies of the passes tools/sss_table.sh has finished (params and flops are the
 # baselines NATS-Bench's size space is known for).
 SSS_PASSES = {1: "params,flops,synflow,logsynflow", 2: "naswot,naswot_once,ni", 3: "meco", 4: "swap,swap_reg",
-              5: "az_expressivity,az_progressivity,az_trainability", 6: "zico", 7: "entropy,entropy_seed,ntk_fast"}
+              5: "az_expressivity,az_progressivity,az_trainability", 6: "zico", 7: "entropy,entropy_seed", 8: "ntk_fast"}
 SSS_CONFIGS = [
     ("params rank", "cpu-quick", "params", "rank", []),
     ("synflow-rank (synflow rank)", "synflow-rank", None, "rank", []),
