@@ -175,12 +175,14 @@ struct ScoreCommand {
 
   // What is already in the output (for --resume): scored architectures, and error records by
   // (line, input) so that a resume does not repeat them. A run killed mid-write leaves at most a
-  // partial last line: it is cut off so that appending starts on a fresh line.
+  // partial last line: it is cut off so that appending starts on a fresh line. Each record's index
+  // must be the one `table` gives its architecture now (null without a table): a table edited or
+  // swapped between the runs would otherwise leave one file with two index maps.
   struct Done {
     std::set<int> archs;
     std::set<std::pair<int, std::string>> errors;
   };
-  Done already_scored() const {
+  Done already_scored(const net::ArchTable* table) const {
     Done done;
     std::error_code ec;
     if (!std::filesystem::exists(out, ec)) return done;
@@ -204,7 +206,21 @@ struct ScoreCommand {
       else if (r.score.arch.space != scoring.space_value())
         throw CliError(kExitUsage, "--resume: '" + out + "' holds " + net::space_name(r.score.arch.space) +
                                        " architectures, this run scores --space " + scoring.space);
-      else done.archs.insert(static_cast<int>(net::arch_code(r.score.arch)));
+      else {
+        const std::optional<int> now = table ? table->index_of(r.score.arch) : std::nullopt;
+        if (r.index != now) {
+          const auto shown = [](const std::optional<int>& i) { return i ? std::to_string(*i) : std::string("none"); };
+          throw CliError(kExitData, "--resume: line " + std::to_string(r.line) + " of '" + out + "' gives " +
+                                         net::space_name(r.score.arch.space) + " architecture " +
+                                         net::printable(net::arch_string(r.score.arch), 120) + " index " +
+                                         shown(r.index) + ", the table of this run " +
+                                         (table ? "('" + net::printable(table->path(), 200) + "') gives " + shown(now)
+                                                : std::string("(none found) gives none")) +
+                                         ": the file was made with another table; give that one with --table, or "
+                                         "score into a new file");
+        }
+        done.archs.insert(static_cast<int>(net::arch_code(r.score.arch)));
+      }
     }
     if (f.partial_last_line) {
       std::filesystem::resize_file(out, f.complete_bytes, ec);
@@ -285,7 +301,7 @@ struct ScoreCommand {
                                   "comments and blank lines)");
     }
     Done skip;
-    if (resume) skip = already_scored();
+    if (resume) skip = already_scored(table.get());
     std::ofstream file;
     std::ostream* os = &std::cout;
     if (!out.empty()) {

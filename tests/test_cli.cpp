@@ -155,6 +155,41 @@ TEST(Cli, ResumeScoresOnlyWhatIsMissing) {
   EXPECT_EQ(idx3, 1);
 }
 
+// A record's index comes from the table: resuming with a table that numbers the architectures
+// otherwise (or with none) would leave one file with two index maps, so it is refused.
+TEST(Cli, ResumeRefusesAnotherIndexTable) {
+  hn::test::TempDir d;
+  const std::string out = d.path() + "/s.jsonl", edited = d.path() + "/edited.csv";
+  auto r = run_cli("score --index 1 --index 2" + kQuick + data() + "--proxies params --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The shared table with the architectures of indices 1 and 2 swapped.
+  std::istringstream in(hn::test::slurp(hn::test::data_path("nb201/nb201_cifar10.csv")));
+  std::vector<std::string> rows;
+  for (std::string l; std::getline(in, l);) rows.push_back(l);
+  ASSERT_GT(rows.size(), 3u);
+  const auto field = [](const std::string& row, int k) {
+    size_t a = 0;
+    for (int i = 0; i < k; ++i) a = row.find(',', a) + 1;
+    return row.substr(a, row.find(',', a) - a);
+  };
+  const std::string s1 = field(rows[2], 1), s2 = field(rows[3], 1);
+  rows[2].replace(rows[2].find(s1), s1.size(), s2);
+  rows[3].replace(rows[3].find(s2), s2.size(), s1);
+  {
+    std::ofstream f(edited);
+    for (const auto& l : rows) f << l << "\n";
+  }
+  const std::string before = hn::test::slurp(out);
+  r = run_cli("score --index 3" + kQuick + data() + "--proxies params --resume --table " + edited + " --out " + out);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("another table"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 1"), std::string::npos) << r.err;
+  EXPECT_EQ(hn::test::slurp(out), before) << "nothing appended";
+  // The table it was made with resumes as before.
+  r = run_cli("score --index 3" + kQuick + data() + "--proxies params --resume --out " + out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 // SIGKILL in the middle of a GA search, then the same command again: it resumes from the
 // checkpoint and ends with the answer of an uninterrupted run.
 TEST(Cli, SearchKilledAndResumedEndsWithTheUninterruptedAnswer) {
