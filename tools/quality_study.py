@@ -60,6 +60,8 @@ SSS_CONFIGS = [
     ("naswot rank", "cpu-quick", "naswot", "rank", []),
     ("meco rank", "cpu-quick", "meco", "rank", []),
     ("swap_reg rank", "cpu-quick", "swap_reg", "rank", []),
+    ("zico rank", "cpu-quick", "zico", "rank", []),
+    ("entropy rank", "cpu-quick", "entropy", "rank", []),
     ("ninaswot (naswot, ni) z", "cpu-quick", "naswot,ni", "z", []),
     ("az (three) + flops logrank", "cpu-quick", "az_expressivity,az_progressivity,az_trainability,flops", "logrank", []),
 ]
@@ -67,7 +69,9 @@ SSS_EVAL_SETS = ["params,flops", "params,synflow", "params,logsynflow", "synflow
                  "params,meco", "synflow,meco", "params,synflow,meco", "params,swap_reg", "synflow,swap_reg",
                  "naswot,ni", "params,synflow,naswot", "params,synflow,meco,swap_reg",
                  AZ_SSS := "az_expressivity,az_progressivity,az_trainability,flops", AZ_SSS + ",meco",
-                 AZ_SSS + ",synflow", AZ_SSS + ",meco,synflow", AZ_SSS + ",zico", AZ_SSS + ",meco,zico"]
+                 AZ_SSS + ",synflow", AZ_SSS + ",meco,synflow", AZ_SSS + ",zico", AZ_SSS + ",meco,zico",
+                 "params,zico", "synflow,zico", "params,synflow,zico", "naswot,entropy", "params,entropy",
+                 "synflow,entropy"]
 
 # Proxy sets whose z / rank / logrank fitness `hybridnas eval` also scores over the whole table.
 AZ = "az_expressivity,az_progressivity,az_trainability,flops"
