@@ -182,6 +182,19 @@ struct ScoreCommand {
     std::set<int> archs;
     std::set<std::pair<int, std::string>> errors;
   };
+  void require_table_index(const engine::ScoreRecord& r, const net::ArchTable* table) const {
+    const std::optional<int> now = table ? table->index_of(r.score.arch) : std::nullopt;
+    if (r.index == now) return;
+    const auto shown = [](const std::optional<int>& i) { return i ? std::to_string(*i) : std::string("none"); };
+    throw CliError(kExitData, "--resume: line " + std::to_string(r.line) + " of '" + out + "' gives " +
+                                  net::space_name(r.score.arch.space) + " architecture " +
+                                  net::printable(net::arch_string(r.score.arch), 120) + " index " + shown(r.index) +
+                                  ", the table of this run " +
+                                  (table ? "('" + net::printable(table->path(), 200) + "') gives " + shown(now)
+                                         : std::string("(none found) gives none")) +
+                                  ": the file was made with another table; give that one with --table, or score "
+                                  "into a new file");
+  }
   Done already_scored(const net::ArchTable* table) const {
     Done done;
     std::error_code ec;
@@ -207,18 +220,7 @@ struct ScoreCommand {
         throw CliError(kExitUsage, "--resume: '" + out + "' holds " + net::space_name(r.score.arch.space) +
                                        " architectures, this run scores --space " + scoring.space);
       else {
-        const std::optional<int> now = table ? table->index_of(r.score.arch) : std::nullopt;
-        if (r.index != now) {
-          const auto shown = [](const std::optional<int>& i) { return i ? std::to_string(*i) : std::string("none"); };
-          throw CliError(kExitData, "--resume: line " + std::to_string(r.line) + " of '" + out + "' gives " +
-                                         net::space_name(r.score.arch.space) + " architecture " +
-                                         net::printable(net::arch_string(r.score.arch), 120) + " index " +
-                                         shown(r.index) + ", the table of this run " +
-                                         (table ? "('" + net::printable(table->path(), 200) + "') gives " + shown(now)
-                                                : std::string("(none found) gives none")) +
-                                         ": the file was made with another table; give that one with --table, or "
-                                         "score into a new file");
-        }
+        require_table_index(r, table);
         done.archs.insert(static_cast<int>(net::arch_code(r.score.arch)));
       }
     }

@@ -207,7 +207,6 @@ device_run() {  # [comma-separated steps]
   local only=${1:-} s name
   OUT=${OUT:-/tmp/hybridnas_out}
   DEV=${HN_DEVDATA:-$PWD/.devdata}
-  BIN=''
   PY=${HN_PYTHON:-python3}
   WORK=$(mktemp -d /tmp/hybridnas_run.XXXXXX)  # what results.tgz archives: logs, JSON, XML
   local lib
@@ -220,7 +219,8 @@ device_run() {  # [comma-separated steps]
     exit 1
   fi
   tar -C "$lib" -xzf "$DEV/lib.tgz"
-  tar -C "$lib" -xzf "$DEV/bin.tgz" && BIN=$lib/bin  # not under $WORK, which is archived to $OUT
+  tar -C "$lib" -xzf "$DEV/bin.tgz"
+  BIN=$lib/bin  # not under $WORK, which is archived to $OUT
   HN_LD=$lib
   local sites
   sites=$("$PY" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null)
