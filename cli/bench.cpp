@@ -75,7 +75,8 @@ void BenchCommand::add_to(CLI::App& app) {
   app.add_option("--max-seconds", max_seconds,
                  "Stop timing a proxy after this many seconds (at least one timed pass) (120)")
       ->transform(real_range(0, 1e6));
-  app.add_flag("--presets", presets, "Also time the presets hybrid, seed, cpu-quick, az-nas and az-meco-zico as wholes");
+  app.add_flag("--presets", presets, "Also time the presets hybrid, seed, cpu-quick, az-nas, az-meco-zico and synflow-rank as "
+               "wholes (az-meco-zico's zico needs --data)");
   app.add_option("--repeat-archs", repeat_archs,
                  "Score each architecture this many times per pass (fills a GPU's streams) (1)")
       ->transform(int_range(1, 100000));
@@ -102,17 +103,20 @@ int BenchCommand::run() {
     check_distinct({{"--json", json}, {"--archs", archs.archs_file == "-" ? "" : archs.archs_file},
                     {"--data", scoring.data}, {"--table", scoring.table}});
   }
-  // --population-sizes is checked before anything is timed: whole numbers 1..15625, no repeats.
+  // --population-sizes is checked before anything is timed: whole numbers 1..the space's size, no
+  // repeats.
+  const int64_t space_archs = net::space_size(base.space);
   std::vector<int> sizes;
   for (size_t from = 0; !population_sizes.empty() && from <= population_sizes.size();) {
     const size_t comma = std::min(population_sizes.find(',', from), population_sizes.size());
     const std::string item = population_sizes.substr(from, comma - from);
     const bool digits = !item.empty() && item.size() <= 5 && item.find_first_not_of("0123456789") == std::string::npos;
     const int v = digits ? std::stoi(item) : 0;
-    if (!digits || v < 1 || v > net::kNumArchs)
+    if (!digits || v < 1 || v > space_archs)
       throw CliError(kExitUsage, "--population-sizes: '" + net::printable(item, 40) +
-                                     "' is not a population size (a whole number 1..15625; give a "
-                                     "comma-separated list such as 1,10,100)");
+                                     "' is not a population size (a whole number 1.." +
+                                     std::to_string(space_archs) +
+                                     "; give a comma-separated list such as 1,10,100)");
     if (std::find(sizes.begin(), sizes.end(), v) != sizes.end())
       throw CliError(kExitUsage, "--population-sizes: " + item + " is given twice");
     sizes.push_back(v);
@@ -159,7 +163,7 @@ int BenchCommand::run() {
     cases.push_back(c);
   }
   if (presets)
-    for (const char* name : {"hybrid", "seed", "cpu-quick", "az-nas", "az-meco-zico"}) {
+    for (const char* name : {"hybrid", "seed", "cpu-quick", "az-nas", "az-meco-zico", "synflow-rank"}) {
       const auto& pre = engine::run_preset(name);
       Case c{std::string("preset:") + name, base};
       c.settings.proxies = engine::parse_proxy_list(pre.proxies);
@@ -172,6 +176,18 @@ int BenchCommand::run() {
   if (cases.empty())
     throw CliError(kExitUsage, "nothing to time: bench times the raw proxies (ninaswot is naswot + ni: "
                                "--proxies naswot,ni times both and their pair)");
+  // Every case is checked before anything is timed: a run does not fail part-way.
+  for (const Case& c : cases) {
+    try {
+      c.settings.validate();
+    } catch (const std::invalid_argument& e) {
+      throw CliError(kExitUsage, c.name + ": " + e.what());
+    }
+    const auto raw = engine::raw_proxies(c.settings.proxies);
+    if (c.settings.gaussian_input && std::find(raw.begin(), raw.end(), Proxy::kZico) != raw.end())
+      throw CliError(kExitUsage, c.name + ": zico needs labelled images (a cross-entropy loss): give --data "
+                                 "FILE|DIR (without it bench uses Gaussian input)");
+  }
 
   std::string device = cpu_model_name();
   double peak_tflops = 0.0;

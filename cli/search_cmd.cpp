@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "engine/cluster.hpp"
@@ -38,7 +39,7 @@ void SearchCommand::add_to(CLI::App& app) {
   app.add_option("--mutation", mutation, "GA mutation probability per pair (0.1)")->transform(real_range(0, 1));
   app.add_option("--stall", stall, "GA: stop after this many generations without a new architecture (20)")
       ->transform(int_range(1, 1000000));
-  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25)")->transform(space_range(1, &scoring.space));
+  app.add_option("--rea-tournament", rea_tournament, "REA tournament size (25; one larger than --population takes the whole population)")->transform(space_range(1, &scoring.space));
   app.add_option("--rea-batch", rea_batch,
                  "REA children bred from the same population and scored together per step, then the as many "
                  "oldest retired (1 = sequential REA; more feeds the scorer populations)")
@@ -77,11 +78,18 @@ std::string stop_explanation(const std::string& reason, const engine::SearchConf
   return reason;
 }
 
+// The benchmark index: NATS-SSS's is a formula (no table needed); NB201's comes from the table.
+std::optional<int64_t> arch_index(const net::Arch& g, const net::ArchTable* table) {
+  if (!g.is_nb201()) return net::arch_code(g);
+  if (table)
+    if (const auto idx = table->index_of(g)) return *idx;
+  return std::nullopt;
+}
+
 std::string arch_label(const net::Arch& g, const net::ArchTable* table) {
   std::string s = net::arch_string(g);
-  if (table)
-    if (const auto idx = table->index_of(g))
-      s += std::string(g.is_nb201() ? " (NB201 " : " (NATS-SSS ") + std::to_string(*idx) + ")";
+  if (const auto idx = arch_index(g, table))
+    s += std::string(g.is_nb201() ? " (NB201 " : " (NATS-SSS ") + std::to_string(*idx) + ")";
   return s;
 }
 }  // namespace
@@ -254,9 +262,9 @@ int SearchCommand::run() {
                            {"preset", preset_name},
                            {"fitness", engine::fitness_mode_name(cfg.fitness.mode)},
                            {"proxies", engine::proxy_list_string(s.proxies)},
-                           {"log_ntk", cfg.fitness.log_ntk},
                            {"backend", backend},
-                           {"budget", cfg.budget},
+                           {"budget", cfg.strategy == engine::Strategy::kExhaustive ? nlohmann::json(nullptr)
+                                                                                    : nlohmann::json(cfg.budget)},
                            {"settings",
                             {{"batch", s.batch},
                              {"entropy_batch", s.entropy_batch},
@@ -266,6 +274,22 @@ int SearchCommand::run() {
                              {"precision", engine::precision_name(s.precision)},
                              {"input", inputs.identity}}},
                            {"runs", nlohmann::json::array()}};
+  // What else the answer depends on: the NTK's transform where an NTK proxy is in the fitness, and
+  // the strategy's own parameters.
+  const auto raw = engine::raw_proxies(s.proxies);
+  if (std::find(raw.begin(), raw.end(), Proxy::kNtk) != raw.end() ||
+      std::find(raw.begin(), raw.end(), Proxy::kNtkFast) != raw.end())
+    result["log_ntk"] = cfg.fitness.log_ntk;
+  if (cfg.strategy == engine::Strategy::kGa) {
+    result["population"] = cfg.population;
+    result["generations"] = cfg.generations;
+    result["crossover"] = cfg.ga.crossover;
+    result["mutation"] = cfg.ga.mutation;
+  } else if (cfg.strategy == engine::Strategy::kRea) {
+    result["population"] = cfg.population;
+    result["rea_tournament"] = std::min(cfg.rea_tournament, cfg.population);
+    result["rea_batch"] = cfg.rea_batch;
+  }
   // Every setting a proxy's value depends on (the score cache's keys: swap's repeats, swap_reg's
   // mu and sigma, the az_* images, ...), as `score` records them.
   nlohmann::json keys = nlohmann::json::object();
@@ -362,14 +386,16 @@ int SearchCommand::run() {
       for (const auto& c : counts) networks += std::stoll(c);
       jr["network_evaluations"] = cached ? networks : static_cast<int64_t>(scored - res.restored);
     }
+    if (const auto idx = arch_index(res.best, table.get())) jr["index"] = *idx;
     if (table) {
-      if (const auto idx = table->index_of(res.best)) {
-        jr["index"] = *idx;
-        const double acc = table->column(column)[*idx];
-        if (std::isfinite(acc)) {
-          jr["accuracy"] = acc;
-          accuracies.push_back(acc);
-        }
+      const auto row = table->index_of(res.best);
+      const double acc = row ? table->column(column)[*row] : std::nan("");
+      if (std::isfinite(acc)) {
+        jr["accuracy"] = acc;
+        accuracies.push_back(acc);
+      } else if (job.rank == 0) {
+        std::fprintf(stderr, "%s note: the table has no %s for %s: no accuracy reported\n", tag.c_str(),
+                     column.c_str(), net::arch_string(res.best).c_str());
       }
     }
     if (cfg.strategy != engine::Strategy::kExhaustive && res.stop_reason != "budget" && job.rank == 0) {
@@ -414,7 +440,7 @@ void EvalCommand::add_to(CLI::App& app) {
       ->check(CLI::IsMember({"nb201", "nats-sss"}));
   app.add_option("--table", table, "Table of the space with accuracies (default: the build's)");
   app.add_option("--column", column, "Accuracy column (cifar10_test)");
-  app.add_option("--out", out, "Write the JSON result here (default: stdout)");
+  app.add_option("--out", out, "Also write the JSON result here (stdout gets the text table)");
   app.add_option("--fitness-proxies", fitness_proxies,
                  "Also evaluate z / rank / logrank fitness over this proxy set (repeatable; t = log "
                  "for ntk and synflow)");

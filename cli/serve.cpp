@@ -93,6 +93,7 @@ class Server {
               {"version", HYBRIDNAS_VERSION},
               {"backend", backend_},
               {"device", device},
+              {"space", net::space_name(s_.space)},
               {"proxies", proxies},
               {"input", inputs_.identity},
               {"settings", score_settings_json(s_, inputs_, stats_)},

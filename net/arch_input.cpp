@@ -146,6 +146,9 @@ ArchRef parse_sss_input(std::string_view t) {
       throw ArchInputError("NATS-SSS index " + shown + " is out of range: indices are 0..32767");
     r.arch = Arch(sss::widths_from_index(idx));
   } else {
+    if (t[0] == '|' || t[0] == '[' || t[0] == '(')
+      throw ArchInputError("'" + shown + "' is an NB201 cell, and this is the NATS-SSS space (--space nb201 selects "
+                           "NB201; " + kSssFormats + ")");
     if (t.find_first_not_of("0123456789:") != std::string_view::npos)
       throw ArchInputError("'" + shown + "' is not a NATS-SSS architecture (" + kSssFormats + ")");
     try {
@@ -187,6 +190,9 @@ ArchRef parse_arch_input(std::string_view text, const ArchTable* table, Space sp
     for (size_t i = signed_number ? 1 : 0; i < t.size(); ++i)
       all_digits = all_digits && std::isdigit(static_cast<unsigned char>(t[i]));
     if (all_digits) return parse_index(t, table);
+    if (t.find_first_not_of("0123456789:") == std::string_view::npos)
+      refuse(t, "it looks like NATS-SSS widths c1:c2:c3:c4:c5, and this is the NB201 space (--space nats-sss "
+                "selects the size space)");
     refuse(t, "an NB201 index is a whole number 0..15624");
   }
   if (t[0] == '[' || t[0] == '(') return parse_list(t, table);

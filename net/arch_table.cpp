@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -32,6 +33,9 @@ std::vector<std::string> split_csv_line(const std::string& line) {
 }  // namespace
 
 ArchTable ArchTable::load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error("architecture table '" + path + "' is a directory, not a CSV file");
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open architecture table '" + path + "'");
   ArchTable t;

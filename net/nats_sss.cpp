@@ -10,6 +10,10 @@ namespace hn::net::sss {
 Widths parse_widths(const std::string& text_in) {
   // Messages show at most 80 bytes of the input (a long line is not echoed whole).
   const std::string text = printable(text_in, 80), &in = text_in;
+  const auto fields = std::count(in.begin(), in.end(), ':') + 1;
+  if (fields != kLayers)
+    throw std::invalid_argument("NATS-SSS arch '" + text + "': " + std::to_string(fields) + " colon-separated " +
+                                (fields == 1 ? "field" : "fields") + ", expected 5 widths c1:c2:c3:c4:c5");
   Widths w;
   size_t pos = 0;
   for (int k = 0; k < kLayers; ++k) {

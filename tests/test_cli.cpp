@@ -11,6 +11,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "net/space.hpp"
 #include "test_util.hpp"
 
 using hn::test::run_cli;
@@ -408,6 +409,21 @@ TEST(Cli, TheSizeSpaceThroughEveryCommand) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["proxies"], "synflow");
   r = run_cli("search --dedup-isomorphic --budget 40 --population 10 --proxies params --fitness rank -q" + sss);
   EXPECT_EQ(r.exit_code, 2);
+  // The answer's index is the benchmark's formula even where the table lacks the row; the missing
+  // accuracy is said, not silently dropped.
+  const std::string one_row = d.write("one_row.csv", "arch_index,arch_str,cifar10_test\n0,8:8:8:8:8,50.0\n");
+  r = run_cli("search --strategy random --budget 40 --proxies params --fitness rank --table " + one_row + sss);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto found = nlohmann::json::parse(r.out)["runs"][0];
+  EXPECT_EQ(found["index"].get<int64_t>(), hn::net::arch_code(hn::net::Arch(hn::net::sss::parse_widths(found["arch"].get<std::string>()))));
+  EXPECT_FALSE(found.contains("accuracy"));
+  EXPECT_NE(r.err.find("the table has no cifar10_test for " + found["arch"].get<std::string>()), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("(NATS-SSS " + std::to_string(found["index"].get<int64_t>()) + ")"), std::string::npos) << r.err;
+  // bench: population sizes up to the space's size, checked before anything is timed.
+  r = run_cli("bench --proxies params --runs 1 --warmup 0 --population-sizes 32769" + sss);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("1..32768"), std::string::npos) << r.err;
   // The CUDA backend runs this space too (GpuSizeSpace.CudaScorerMatchesTheCpuScorer); without a GPU
   // it is unavailable, exit 4.
   r = run_cli("search --backend cuda --space nats-sss --budget 40 --population 10 --proxies params -q");

@@ -328,6 +328,24 @@ TEST(NatsSssInput, ArchInputsTableAndScoreFiles) {
   } catch (const net::ArchInputError& e) {
     EXPECT_NE(std::string(e.what()).find("0..32767"), std::string::npos) << "the message names the formats";
   }
+  // The likeliest mistake, the other space's encoding, is named with the option that fixes it; a
+  // wrong count of widths is reported as a count.
+  const auto message = [](const char* text, net::Space space) -> std::string {
+    try {
+      net::parse_arch_input(text, nullptr, space);
+    } catch (const net::ArchInputError& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  EXPECT_NE(message("8:8:8:8:8", net::Space::kNb201).find("--space nats-sss"), std::string::npos);
+  EXPECT_NE(message("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", net::Space::kNatsSss)
+                .find("--space nb201"),
+            std::string::npos);
+  EXPECT_NE(message("[1, 2, 3, 4, 5, 0]", net::Space::kNatsSss).find("--space nb201"), std::string::npos);
+  EXPECT_NE(message("8:8:8:8:8:", net::Space::kNatsSss).find("6 colon-separated fields"), std::string::npos);
+  EXPECT_NE(message("0:0", net::Space::kNatsSss).find("2 colon-separated fields"), std::string::npos);
+  EXPECT_EQ(message("8:8:8:8:8", net::Space::kNatsSss), "accepted");
   const auto table = net::ArchTable::load(test::data_path("nats_sss/nats_sss_cifar10.csv"));
   EXPECT_EQ(table.space(), net::Space::kNatsSss);
   EXPECT_EQ(table.size(), 32768u);

@@ -118,4 +118,10 @@ TEST(Nb201, TableErrorsNameFileAndLine) {
   const auto noheader = dir.write("h.csv", "index,arch\n0,x\n");
   EXPECT_THROW(ArchTable::load(noheader), std::runtime_error);
   EXPECT_THROW(ArchTable::load(dir.path() + "/missing.csv"), std::runtime_error);
+  try {
+    ArchTable::load(dir.path());
+    ADD_FAILURE() << "a directory was read as a table";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
+  }
 }

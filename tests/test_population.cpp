@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <tuple>
@@ -207,4 +208,11 @@ TEST(Population, BenchReportsScheduleCountsAndThroughputPerPopulationSize) {
     EXPECT_EQ(bad.exit_code, 2) << list << ": " << bad.err;
     EXPECT_EQ(bad.out, "") << list;
   }
+  // --presets without --data: az-meco-zico's zico needs labelled images, refused before timing.
+  const auto no_data = test::run_cli("bench --warmup 0 --runs 1 --proxies params --presets --backend cpu --arch 17 "
+                                     "--json " + d.path() + "/p.json");
+  EXPECT_EQ(no_data.exit_code, 2) << no_data.err;
+  EXPECT_EQ(no_data.out, "");
+  EXPECT_NE(no_data.err.find("preset:az-meco-zico: zico needs labelled images"), std::string::npos) << no_data.err;
+  EXPECT_FALSE(std::filesystem::exists(d.path() + "/p.json")) << "nothing was timed";
 }

@@ -79,11 +79,13 @@ step_memcheck() {
     --gtest_filter='GpuKernels.*:GpuPopulation.SegmentedKernelsMatchTheCpuPerMember:-GpuKernels.ConvolutionsThroughCudnnMatchTheCpu'
 }
 
-# bench TAG N ARGS...: N architectures; the JSON is rewritten after every case.
+# bench TAG N ARGS...: N architectures on the CIFAR-10 sample (az-meco-zico's zico needs labelled
+# images; bench refuses it on Gaussian input); the JSON is rewritten after every case.
 bench() {
   local tag=$1 n=$2
   shift 2
-  hn "$BIN/hybridnas" bench --backend cuda --archs "$DEV/archs_$n.txt" --json "$WORK/bench_$tag.json" "$@"
+  hn "$BIN/hybridnas" bench --backend cuda --archs "$DEV/archs_$n.txt" --data "$DEV/data/cifar10/cifar10_sample.bin" \
+    --json "$WORK/bench_$tag.json" "$@"
 }
 # *_fwd: the forward-only proxies (and naswot+ni, which bench adds); *_ntk: the NTK proxies and
 # the presets, which contain one. Cases run in this order, the cheap ones first.
@@ -134,7 +136,7 @@ for tag, label in (("tf32_off", "torch off"), ("default", "torch def")):
     cols[label] = {k: v.get("archs_per_s") for k, v in j.get("proxies", {}).items()}
 order = ["naswot", "naswot_once", "ni", "naswot+ni", "entropy", "entropy_seed", "ntk_fast", "ntk_fast_vmap",
          "ntk", "preset:hybrid", "preset:seed", "preset:cpu-quick", "preset:az-nas",
-         "preset:az-meco-zico"]
+         "preset:az-meco-zico", "preset:synflow-rank"]
 cases = [c for c in order if any(c in v for v in cols.values())]
 cases += sorted({c for v in cols.values() for c in v} - set(cases))
 print("device:", device or "no bench JSON")

@@ -62,6 +62,8 @@ SSS_CONFIGS = [
     ("swap_reg rank", "cpu-quick", "swap_reg", "rank", []),
     ("zico rank", "cpu-quick", "zico", "rank", []),
     ("entropy rank", "cpu-quick", "entropy", "rank", []),
+    ("ntk_fast rank", "cpu-quick", "ntk_fast", "rank", []),
+    ("cpu-quick (naswot, ni, ntk_fast, entropy) z", "cpu-quick", "naswot,ni,ntk_fast,entropy", "z", []),
     ("ninaswot (naswot, ni) z", "cpu-quick", "naswot,ni", "z", []),
     ("az (three) + flops logrank", "cpu-quick", "az_expressivity,az_progressivity,az_trainability,flops", "logrank", []),
 ]
@@ -71,7 +73,8 @@ SSS_EVAL_SETS = ["params,flops", "params,synflow", "params,logsynflow", "synflow
                  AZ_SSS := "az_expressivity,az_progressivity,az_trainability,flops", AZ_SSS + ",meco",
                  AZ_SSS + ",synflow", AZ_SSS + ",meco,synflow", AZ_SSS + ",zico", AZ_SSS + ",meco,zico",
                  "params,zico", "synflow,zico", "params,synflow,zico", "naswot,entropy", "params,entropy",
-                 "synflow,entropy"]
+                 "synflow,entropy", "entropy,ntk_fast", "synflow,ntk_fast", "params,ntk_fast",
+                 "naswot,entropy,ntk_fast", "naswot,ni,ntk_fast,entropy"]
 
 # Proxy sets whose z / rank / logrank fitness `hybridnas eval` also scores over the whole table.
 AZ = "az_expressivity,az_progressivity,az_trainability,flops"

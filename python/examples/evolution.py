@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A small evolutionary search written in Python, scoring through ``hybridnas serve``.
 
-Regularized evolution (Real et al., 2019) over NAS-Bench-201 cells: a population of arch strings,
-tournament selection, one-edge mutation, the oldest member removed. The fitness is one training-free
-proxy (NASWOT by default) computed by the hybridnas server; the search loop is plain Python, as in
-any NAS framework that calls hybridnas as its scorer.
+Regularized evolution (Real et al., 2019) over the server's space: a population of arch strings,
+tournament selection, a mutation that changes one gene (an NB201 cell's edge operation, or one
+NATS-SSS layer width), the oldest member removed. The fitness is one training-free proxy (NASWOT by
+default) computed by the hybridnas server; the search loop is plain Python, as in any NAS framework
+that calls hybridnas as its scorer.
 
     python3 python/examples/evolution.py --budget 60 -- --preset cpu-quick --proxies naswot
+    python3 python/examples/evolution.py --proxy synflow -- --space nats-sss --preset synflow-rank
 
 Arguments after ``--`` go to ``hybridnas serve`` (data, batch sizes, backend, cache, ...).
 """
@@ -21,17 +23,26 @@ from hybridnas import Client  # noqa: E402
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 EDGES = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]  # (to node, from node), arch-string order
+WIDTHS = [8, 16, 24, 32, 40, 48, 56, 64]  # NATS-SSS: five layers, each one of these
 
 
-def arch_string(ops):
-    e = ["%s~%d" % (op, src) for op, (_, src) in zip(ops, EDGES)]
-    return "|%s|+|%s|%s|+|%s|%s|%s|" % tuple(e)
+# A genome is a tuple of genes: NB201, the six edges' operations; NATS-SSS, the five layer widths.
+def genes_of(space):
+    return (OPS, len(EDGES)) if space == "nb201" else (WIDTHS, 5)
 
 
-def mutate(ops, rng):
-    child = list(ops)
+def arch_string(genome, space):
+    if space == "nb201":
+        e = ["%s~%d" % (op, src) for op, (_, src) in zip(genome, EDGES)]
+        return "|%s|+|%s|%s|+|%s|%s|%s|" % tuple(e)
+    return ":".join(map(str, genome))
+
+
+def mutate(genome, space, rng):
+    choices, _ = genes_of(space)
+    child = list(genome)
     i = rng.randrange(len(child))
-    child[i] = rng.choice([o for o in OPS if o != child[i]])
+    child[i] = rng.choice([g for g in choices if g != child[i]])
     return child
 
 
@@ -63,27 +74,35 @@ def main():
             sys.exit("the server does not compute %s (it computes %s): pass --proxies" %
                      (a.proxy, ", ".join(hn.ready["proxies"])))
 
+        space = hn.space
+        if space not in ("nb201", "nats-sss"):
+            sys.exit("this example knows the nb201 and nats-sss spaces, not the server's %s" % space)
+        choices, length = genes_of(space)
+
         def evaluate(batch):
-            fresh = [b for b in dict.fromkeys(map(arch_string, batch)) if b not in seen]
+            fresh = [b for b in dict.fromkeys(arch_string(g, space) for g in batch) if b not in seen]
             if fresh:  # one request per generation: the server scores it as one population
                 for rec in hn.score(fresh, proxies=[a.proxy]):
+                    if "error" in rec:
+                        sys.exit("the server refused %s: %s" % (rec.get("input"), rec["error"]))
                     seen[rec["arch"]] = (fitness(rec, a.proxy), rec.get("index"))
-            return [seen[arch_string(b)][0] for b in batch]
+            return [seen[arch_string(g, space)][0] for g in batch]
 
-        population = [[rng.choice(OPS) for _ in EDGES] for _ in range(a.population)]
+        population = [[rng.choice(choices) for _ in range(length)] for _ in range(a.population)]
         scores = evaluate(population)
         while len(seen) < a.budget:
             children = []
             for _ in range(max(1, min(a.population // 4, a.budget - len(seen)))):
                 contenders = rng.sample(range(len(population)), a.sample)
                 parent = population[max(contenders, key=lambda i: scores[i])]
-                children.append(mutate(parent, rng))
+                children.append(mutate(parent, space, rng))
             child_scores = evaluate(children)
             population = population[len(children):] + children  # the oldest leave
             scores = scores[len(children):] + child_scores
         best = max(seen.items(), key=lambda kv: kv[1][0])
-        print("scored %d architectures; best by %s: %s (NB201 index %s, %s %.4g)" %
-              (len(seen), a.proxy, best[0], best[1][1], a.proxy, best[1][0]))
+        print("scored %d architectures; best by %s: %s (%s index %s, %s %.4g)" %
+              (len(seen), a.proxy, best[0], "NB201" if space == "nb201" else "NATS-SSS", best[1][1],
+               a.proxy, best[1][0]))
 
 
 if __name__ == "__main__":

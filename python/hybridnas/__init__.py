@@ -66,8 +66,8 @@ def _arch_json(a: Any) -> Union[str, int, list]:
     if isinstance(a, (bytes, bytearray)):
         return a.decode("utf-8")
     if isinstance(a, bool) or a is None or isinstance(a, (dict, set, frozenset)):
-        raise TypeError("an architecture is an arch string, an NB201 index or a list of NASLib numbers, "
-                        "not %r" % (a,))
+        raise TypeError("an architecture is an arch string (an NB201 cell, or NATS-SSS widths "
+                        "c1:c2:c3:c4:c5), a benchmark index or a list of NASLib numbers, not %r" % (a,))
     try:
         return operator.index(a)  # int, numpy integer
     except TypeError:
@@ -75,14 +75,14 @@ def _arch_json(a: Any) -> Union[str, int, list]:
     if isinstance(a, float):
         if a.is_integer():
             return int(a)
-        raise TypeError("an NB201 index is an integer, not %r" % (a,))
+        raise TypeError("a benchmark index is an integer, not %r" % (a,))
     if hasattr(a, "tolist"):  # a numpy array
         a = a.tolist()
     try:
         items = list(a)
     except TypeError:
-        raise TypeError("an architecture is an arch string, an NB201 index or a list of NASLib numbers, "
-                        "not %r" % (a,)) from None
+        raise TypeError("an architecture is an arch string (an NB201 cell, or NATS-SSS widths "
+                        "c1:c2:c3:c4:c5), a benchmark index or a list of NASLib numbers, not %r" % (a,)) from None
     out = []
     for v in items:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -121,8 +121,9 @@ class Client:
     may share it). ``timeout`` (seconds, None for no limit) bounds the wait for the server to become
     ready and for each response.
 
-    Attributes: ``ready`` is the server's ready record (version, backend, device, proxies,
-    settings, input hash).
+    Attributes: ``ready`` is the server's ready record (version, backend, device, space, proxies,
+    settings, input hash); ``space`` is the search space the server scores, ``"nb201"`` or
+    ``"nats-sss"`` (its ``--space``).
     """
 
     def __init__(self, args: Iterable[str] = (), binary: Optional[str] = None,
@@ -157,6 +158,7 @@ class Client:
             self.close()
             raise
         self.ready = ready
+        self.space = ready.get("space", "nb201")
 
     @classmethod
     def connect(cls, path: str, timeout: Optional[float] = 600.0) -> "Client":
@@ -172,12 +174,15 @@ class Client:
     # -- requests ---------------------------------------------------------------------------
 
     def score(self, archs: Sequence[Arch], proxies: Optional[Sequence[str]] = None) -> List[dict]:
-        """Scores ``archs`` (NB201 arch strings, NB201 indices, NASLib op-index lists or one-hot
-        lists) and returns one record per item, in order, exactly as ``hybridnas score`` writes
-        them: ``arch``, ``index``, a value per proxy (``"-inf"``/``"+inf"`` for flagged worst
-        values), ``flags``, ``seconds``; an item that names no architecture gives a record with
-        ``input`` and ``error`` instead. ``proxies``: a subset of the server's (default: all).
-        Raises ServerError when the server refuses the request."""
+        """Scores ``archs`` and returns one record per item, in order, exactly as ``hybridnas
+        score`` writes them: ``arch``, ``index``, a value per proxy (``"-inf"``/``"+inf"`` for
+        flagged worst values), ``flags``, ``seconds``; an item that names no architecture gives a
+        record with ``input`` and ``error`` instead. ``proxies``: a subset of the server's (default: all).
+        Raises ServerError when the server refuses the request.
+
+        Architectures, in the server's space: NB201 arch strings, NB201 indices (0..15624, through
+        its table), NASLib op-index lists or one-hot lists; NATS-SSS width strings
+        ``c1:c2:c3:c4:c5`` (each of 8, 16, ..., 64) or NATS-SSS indices (0..32767)."""
         if isinstance(archs, (str, bytes, dict)) or not hasattr(archs, "__iter__"):
             raise TypeError("score() takes a list of architectures; wrap a single one in [...]")
         req = {"archs": [_arch_json(a) for a in archs]}

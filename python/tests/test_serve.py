@@ -412,6 +412,35 @@ class PythonClient(unittest.TestCase):
         self.assertIn("scored 30 architectures", r.stdout)
         self.assertIn("best by naswot", r.stdout)
 
+    def test_size_space(self):
+        """NATS-Bench's size space through the client and the example: width strings and indices,
+        the space in the ready record, the other space's encodings as error records."""
+        args = ["--space", "nats-sss", "--backend", "cpu", "--proxies", "params,naswot", "--batch", "8", "-q",
+                "--data", SAMPLE]
+        with Client(args) as c:
+            self.assertEqual(c.space, "nats-sss")
+            self.assertEqual(c.ready["space"], "nats-sss")
+            recs = c.score(["16:32:48:24:56", 5974, 0, A, "8:8:8:8:9"])
+            self.assertEqual(recs[0]["index"], 5974)
+            self.assertEqual(recs[0]["arch"], recs[1]["arch"])
+            self.assertEqual(recs[0]["naswot"], recs[1]["naswot"])
+            self.assertEqual(recs[2]["arch"], "8:8:8:8:8")
+            self.assertAlmostEqual(recs[2]["params"], 0.011714)
+            self.assertIn("--space nb201", recs[3]["error"])
+            self.assertIn("error", recs[4])
+        with Client(QUICK) as c:
+            self.assertEqual(c.space, "nb201")
+            self.assertIn("--space nats-sss", c.score(["16:32:48:24:56"])[0]["error"])
+        ex = os.path.join(os.path.dirname(__file__), "..", "examples", "evolution.py")
+        r = subprocess.run([sys.executable, ex, "--budget", "20", "--population", "8", "--proxy", "params", "--",
+                            *args], capture_output=True, text=True, env=dict(os.environ, HYBRIDNAS_BIN=BIN),
+                           timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("scored 20 architectures", r.stdout)
+        self.assertIn("NATS-SSS index", r.stdout)
+        best = r.stdout.split("best by params: ")[1].split()[0]
+        self.assertEqual(len(best.split(":")), 5, r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()
