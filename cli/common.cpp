@@ -78,8 +78,8 @@ void ScoringOptions::add_to(CLI::App& app, bool with_preset) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   if (with_preset)
     app.add_option("--preset", preset,
-                   "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, az-nas, az-meco-zico, synflow-rank, or auto (cpu-quick on the CPU "
-                   "backend; full for score and hybrid for search on CUDA); flags override it");
+                   "Preset: full, hybrid, hybrid-logrank, seed, cpu-quick, az-nas, az-meco-zico, synflow-rank, or auto (NB201: cpu-quick on the CPU "
+                   "backend, full for score and hybrid for search on CUDA; NATS-SSS: synflow-rank); flags override it");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->transform(int_range(0, 4096));
   app.add_option("--population-batch", population_batch,
                  "Architectures run together as one population (0 = sized from memory); scores "
@@ -163,7 +163,10 @@ engine::ScoreSettings ScoringOptions::settings(std::string* backend_out,
   s.space = space_value();
   const std::string be = select_backend(backend);
   std::string pname = preset;
-  if (pname == "auto") pname = be == "cpu" ? "cpu-quick" : gpu_auto_preset;
+  // auto: the size space's recommended preset (README, search quality on NATS-SSS); on NB201
+  // cpu-quick on the CPU and the command's GPU preset on CUDA.
+  if (pname == "auto")
+    pname = s.space == net::Space::kNatsSss ? "synflow-rank" : be == "cpu" ? "cpu-quick" : gpu_auto_preset;
   const engine::RunPreset* pre = nullptr;
   try {
     pre = &engine::run_preset(pname);

@@ -277,7 +277,7 @@ TEST(Cli, ConcurrentProcessesShareOneCache) {
   EXPECT_EQ(lines(r.out).size(), 6u);
 }
 
-TEST(Cli, AutoPresetIsCpuQuickWithoutAGpu) {
+TEST(Cli, AutoPresetIsCpuQuickWithoutAGpuAndSynflowRankOnNatsSss) {
   const auto r = run_cli("score --arch " + kGood + " --backend auto" + data());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto recs = lines(r.out);
@@ -285,6 +285,18 @@ TEST(Cli, AutoPresetIsCpuQuickWithoutAGpu) {
   for (const char* p : {"naswot", "ni", "ntk_fast", "entropy"}) EXPECT_TRUE(recs[0].contains(p)) << p;
   EXPECT_FALSE(recs[0].contains("ntk"));
   EXPECT_NE(r.err.find("batch 32, entropy 16x2"), std::string::npos) << r.err;
+  // In the size space auto is its recommended synflow-rank (no images needed), on either backend.
+  auto sss = run_cli("score --space nats-sss --arch 8:8:8:8:8 --backend auto");
+  ASSERT_EQ(sss.exit_code, 0) << sss.err;
+  const auto rec = lines(sss.out).at(0);
+  EXPECT_TRUE(rec.contains("synflow"));
+  EXPECT_FALSE(rec.contains("naswot"));
+  sss = run_cli("search --space nats-sss --budget 40 --population 10 -q --backend auto");
+  ASSERT_EQ(sss.exit_code, 0) << sss.err;
+  const auto j = nlohmann::json::parse(sss.out);
+  EXPECT_EQ(j["preset"], "synflow-rank");
+  EXPECT_EQ(j["fitness"], "rank");
+  EXPECT_EQ(j["proxies"], "synflow");
 }
 
 TEST(Cli, SearchDedupIsomorphicAndStrategies) {
