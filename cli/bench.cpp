@@ -103,9 +103,11 @@ int BenchCommand::run() {
     check_distinct({{"--json", json}, {"--archs", archs.archs_file == "-" ? "" : archs.archs_file},
                     {"--data", scoring.data}, {"--table", scoring.table}});
   }
-  // --population-sizes is checked before anything is timed: whole numbers 1..the space's size, no
-  // repeats.
-  const int64_t space_archs = net::space_size(base.space);
+  // --population-sizes is checked before anything is timed: whole numbers 1..the space's runnable
+  // (non-degenerate) architectures, which the populations are drawn from; no repeats.
+  int64_t space_archs = 0;
+  for (int64_t c = 0; c < net::space_size(base.space); ++c)
+    space_archs += !net::is_degenerate(net::arch_from_code(base.space, c));
   std::vector<int> sizes;
   for (size_t from = 0; !population_sizes.empty() && from <= population_sizes.size();) {
     const size_t comma = std::min(population_sizes.find(',', from), population_sizes.size());
@@ -116,7 +118,8 @@ int BenchCommand::run() {
       throw CliError(kExitUsage, "--population-sizes: '" + net::printable(item, 40) +
                                      "' is not a population size (a whole number 1.." +
                                      std::to_string(space_archs) +
-                                     "; give a comma-separated list such as 1,10,100)");
+                                     ", the space's non-degenerate architectures; give a "
+                                     "comma-separated list such as 1,10,100)");
     if (std::find(sizes.begin(), sizes.end(), v) != sizes.end())
       throw CliError(kExitUsage, "--population-sizes: " + item + " is given twice");
     sizes.push_back(v);

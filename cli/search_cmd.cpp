@@ -300,7 +300,9 @@ int SearchCommand::run() {
     std::cerr << "[search] " << (s.space == net::Space::kNb201 ? "" : "space nats-sss, ") << engine::strategy_name(cfg.strategy)
               << ", preset " << preset_name
               << ", " << engine::fitness_mode_name(cfg.fitness.mode) << " fitness over "
-              << engine::proxy_list_string(s.proxies) << ", budget " << cfg.budget << ", backend "
+              << engine::proxy_list_string(s.proxies) << ", budget "
+              << (cfg.strategy == engine::Strategy::kExhaustive ? std::string("the whole space") : std::to_string(cfg.budget))
+              << ", backend "
               << backend << ", batch " << s.batch << ", entropy " << s.entropy_batch << "x"
               << s.entropy_repeats << "\n";
   std::vector<double> accuracies;
@@ -423,8 +425,13 @@ int SearchCommand::run() {
     result["accuracy_column"] = column;
     result["accuracy_mean"] = m;
     result["accuracy_std"] = sd;
-    if (!scoring.quiet && runs > 1)
-      std::fprintf(stderr, "[search] %d runs: %s %.2f +- %.2f (mean +- std)\n", runs, column.c_str(), m, sd);
+    result["accuracy_runs"] = accuracies.size();  // the runs whose answer has an accuracy in the table
+    if (!scoring.quiet && runs > 1) {
+      std::fprintf(stderr, "[search] %d runs: %s %.2f +- %.2f (mean +- std", runs, column.c_str(), m, sd);
+      if (static_cast<int>(accuracies.size()) < runs)
+        std::fprintf(stderr, " over the %zu runs whose answer has one", accuracies.size());
+      std::fprintf(stderr, ")\n");
+    }
   }
   if (job.rank != 0) return kExitOk;  // islands: island 0 reports the answer
   if (out.empty()) std::cout << result.dump(1) << "\n";

@@ -146,9 +146,12 @@ ArchRef parse_sss_input(std::string_view t) {
       throw ArchInputError("NATS-SSS index " + shown + " is out of range: indices are 0..32767");
     r.arch = Arch(sss::widths_from_index(idx));
   } else {
-    if (t[0] == '|' || t[0] == '[' || t[0] == '(')
-      throw ArchInputError("'" + shown + "' is an NB201 cell, and this is the NATS-SSS space (--space nb201 selects "
-                           "NB201; " + kSssFormats + ")");
+    if (t[0] == '|')
+      throw ArchInputError("'" + shown + "' is written as an NB201 cell, and this is the NATS-SSS space (--space "
+                           "nb201 selects NB201; " + kSssFormats + ")");
+    if (t[0] == '[' || t[0] == '(')
+      throw ArchInputError("'" + shown + "' is a list: lists are NB201's NASLib encodings (--space nb201), and "
+                           "NATS-SSS widths are written c1:c2:c3:c4:c5 (" + kSssFormats + ")");
     if (t.find_first_not_of("0123456789:") != std::string_view::npos)
       throw ArchInputError("'" + shown + "' is not a NATS-SSS architecture (" + kSssFormats + ")");
     try {

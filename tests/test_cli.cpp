@@ -432,6 +432,19 @@ TEST(Cli, TheSizeSpaceThroughEveryCommand) {
   EXPECT_NE(r.err.find("the table has no cifar10_test for " + found["arch"].get<std::string>()), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("(NATS-SSS " + std::to_string(found["index"].get<int64_t>()) + ")"), std::string::npos) << r.err;
+  // Over several runs the mean accuracy says how many answers it covers.
+  const std::string answer_row = d.write("answer_row.csv", "arch_index,arch_str,cifar10_test\n" +
+                                                               std::to_string(found["index"].get<int64_t>()) + "," +
+                                                               found["arch"].get<std::string>() + ",77.0\n");
+  r = run_cli("search --strategy random --budget 40 --runs 2 --proxies params --fitness rank --table " + answer_row + sss);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto two_runs = nlohmann::json::parse(r.out);
+  const bool same = two_runs["runs"][1]["arch"] == found["arch"];
+  EXPECT_EQ(two_runs["accuracy_runs"], same ? 2 : 1);
+  EXPECT_DOUBLE_EQ(two_runs["accuracy_mean"].get<double>(), 77.0);
+  if (!same) {
+    EXPECT_NE(r.err.find("over the 1 runs whose answer has one"), std::string::npos) << r.err;
+  }
   // bench: population sizes up to the space's size, checked before anything is timed.
   r = run_cli("bench --proxies params --runs 1 --warmup 0 --population-sizes 32769" + sss);
   EXPECT_EQ(r.exit_code, 2);

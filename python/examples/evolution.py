@@ -19,7 +19,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from hybridnas import Client  # noqa: E402
+from hybridnas import Client, HybridnasError  # noqa: E402
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 EDGES = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]  # (to node, from node), arch-string order
@@ -54,6 +54,13 @@ def fitness(record, proxy):
 
 
 def main():
+    try:
+        search()
+    except HybridnasError as e:  # the server refused to start or refused a request: its words
+        sys.exit("hybridnas: %s" % e)
+
+
+def search():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget", type=int, default=100, help="architectures to score (100)")
     ap.add_argument("--population", type=int, default=20, help="population size (20)")
@@ -78,6 +85,9 @@ def main():
         if space not in ("nb201", "nats-sss"):
             sys.exit("this example knows the nb201 and nats-sss spaces, not the server's %s" % space)
         choices, length = genes_of(space)
+        if a.budget > len(choices) ** length:
+            sys.exit("--budget %d is more than the %d architectures of the %s space" %
+                     (a.budget, len(choices) ** length, space))
 
         def evaluate(batch):
             fresh = [b for b in dict.fromkeys(arch_string(g, space) for g in batch) if b not in seen]

@@ -182,13 +182,32 @@ class Client:
 
         Architectures, in the server's space: NB201 arch strings, NB201 indices (0..15624, through
         its table), NASLib op-index lists or one-hot lists; NATS-SSS width strings
-        ``c1:c2:c3:c4:c5`` (each of 8, 16, ..., 64) or NATS-SSS indices (0..32767)."""
+        ``c1:c2:c3:c4:c5`` (each of 8, 16, ..., 64; a sequence or array of 5 integers is taken as
+        one) or NATS-SSS indices (0..32767)."""
         if isinstance(archs, (str, bytes, dict)) or not hasattr(archs, "__iter__"):
             raise TypeError("score() takes a list of architectures; wrap a single one in [...]")
-        req = {"archs": [_arch_json(a) for a in archs]}
+        req = {"archs": [self._widths_string(a) or _arch_json(a) for a in archs]}
         if proxies is not None:
             req["proxies"] = list(proxies) if not isinstance(proxies, str) else [proxies]
         return self._call(req)["results"]
+
+    def _widths_string(self, a: Any) -> Optional[str]:
+        """In the NATS-SSS space, a sequence of 5 integers (a list, tuple or numpy array of layer
+        widths) as the width string c1:c2:c3:c4:c5; None for anything else."""
+        if self.space != "nats-sss" or isinstance(a, (str, bytes, bytearray, dict)):
+            return None
+        if hasattr(a, "tolist"):
+            a = a.tolist()
+        try:
+            items = list(a)
+        except TypeError:
+            return None
+        if len(items) != 5 or any(isinstance(v, bool) for v in items):
+            return None
+        try:
+            return ":".join(str(operator.index(v)) for v in items)
+        except TypeError:  # floats and the like: the server names the formats
+            return None
 
     def info(self) -> dict:
         """The server's description and counters (requests, archs_scored, uptime_s, ...)."""

@@ -428,6 +428,9 @@ class PythonClient(unittest.TestCase):
             self.assertAlmostEqual(recs[2]["params"], 0.011714)
             self.assertIn("--space nb201", recs[3]["error"])
             self.assertIn("error", recs[4])
+            widths = c.score([[16, 32, 48, 24, 56], (8, 8, 8, 8, 8), [8, 8, 8, 8]])
+            self.assertEqual([w.get("index") for w in widths[:2]], [5974, 0])
+            self.assertIn("is a list", widths[2]["error"])
         with Client(QUICK) as c:
             self.assertEqual(c.space, "nb201")
             self.assertIn("--space nats-sss", c.score(["16:32:48:24:56"])[0]["error"])
@@ -440,6 +443,14 @@ class PythonClient(unittest.TestCase):
         self.assertIn("NATS-SSS index", r.stdout)
         best = r.stdout.split("best by params: ")[1].split()[0]
         self.assertEqual(len(best.split(":")), 5, r.stdout)
+        # A server that cannot start, and a budget past the space: one line, no traceback.
+        for extra, words in (([], "input images"), (["--budget", "40000"], "32768 architectures")):
+            bad = args[:-2] if not extra else args
+            r = subprocess.run([sys.executable, ex, "--proxy", "naswot" if not extra else "params", *extra, "--", *bad],
+                               capture_output=True, text=True, env=dict(os.environ, HYBRIDNAS_BIN=BIN), timeout=600)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(words, r.stderr)
+            self.assertNotIn("Traceback", r.stderr)
 
 
 if __name__ == "__main__":
