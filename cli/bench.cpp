@@ -105,9 +105,7 @@ int BenchCommand::run() {
   }
   // --population-sizes is checked before anything is timed: whole numbers 1..the space's runnable
   // (non-degenerate) architectures, which the populations are drawn from; no repeats.
-  int64_t space_archs = 0;
-  for (int64_t c = 0; c < net::space_size(base.space); ++c)
-    space_archs += !net::is_degenerate(net::arch_from_code(base.space, c));
+  const int64_t space_archs = static_cast<int64_t>(net::runnable_archs(base.space).size());
   std::vector<int> sizes;
   for (size_t from = 0; !population_sizes.empty() && from <= population_sizes.size();) {
     const size_t comma = std::min(population_sizes.find(',', from), population_sizes.size());
@@ -179,17 +177,14 @@ int BenchCommand::run() {
   if (cases.empty())
     throw CliError(kExitUsage, "nothing to time: bench times the raw proxies (ninaswot is naswot + ni: "
                                "--proxies naswot,ni times both and their pair)");
-  // Every case is checked before anything is timed: a run does not fail part-way.
+  // Every case is checked before anything is timed (zico on bench's Gaussian input without --data,
+  // ...): a run does not fail part-way.
   for (const Case& c : cases) {
     try {
       c.settings.validate();
     } catch (const std::invalid_argument& e) {
       throw CliError(kExitUsage, c.name + ": " + e.what());
     }
-    const auto raw = engine::raw_proxies(c.settings.proxies);
-    if (c.settings.gaussian_input && std::find(raw.begin(), raw.end(), Proxy::kZico) != raw.end())
-      throw CliError(kExitUsage, c.name + ": zico needs labelled images (a cross-entropy loss): give --data "
-                                 "FILE|DIR (without it bench uses Gaussian input)");
   }
 
   std::string device = cpu_model_name();

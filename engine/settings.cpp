@@ -13,6 +13,15 @@ namespace hn::engine {
 
 const char* precision_name(Precision p) { return p == Precision::kFp32 ? "fp32" : "fp64"; }
 
+namespace {
+// zico's cross-entropy loss needs labels, which Gaussian input has not: refused by validate() (so
+// that bench checks it before timing) and by load_inputs() (for callers that skip validate).
+void require_labels_for_zico(const std::vector<Proxy>& raw, bool gaussian_input) {
+  if (gaussian_input && std::find(raw.begin(), raw.end(), Proxy::kZico) != raw.end())
+    throw std::invalid_argument("zico needs labelled images (a cross-entropy loss): give --data (Gaussian input has no labels)");
+}
+}  // namespace
+
 void ScoreSettings::validate() const {
   auto bad = [](const std::string& m) { throw std::invalid_argument(m); };
   if (proxies.empty()) bad("no proxies requested (--proxies)");
@@ -30,6 +39,7 @@ void ScoreSettings::validate() const {
   if (tf32 && precision == Precision::kFp64) bad("--tf32 and --precision fp64 exclude each other");
   for (Proxy p : raw_proxies(proxies))
     if (p == Proxy::kZico && batch < 4) bad("zico needs --batch >= 4 (its two mini-batches are the halves of the batch)");
+  require_labels_for_zico(raw_proxies(proxies), gaussian_input);
   if (swap_repeats < 1 || swap_repeats > 1000) bad("--swap-repeats must be in 1..1000, got " + std::to_string(swap_repeats));
   // Bounded so that (params - mu)^2 and mu^2 stay finite.
   if (!(swap_mu >= 0.0 && swap_mu <= 1e12)) bad("--swap-mu must be in 0..1e12 thousand parameters (0: the default)");
@@ -86,8 +96,7 @@ ScoreInputs load_inputs(const ScoreSettings& s) {
     return in;
   }
   if (s.gaussian_input) {
-    if (zico)
-      throw std::invalid_argument("zico needs labelled images (a cross-entropy loss): give --data, not --gaussian-input");
+    require_labels_for_zico(raw, true);
     const auto g = net::gaussian_images(s.score_seed, Purpose::kGaussianInput, 0, s.batch);
     in.images.assign(g.begin(), g.end());
     in.identity = "gaussian";

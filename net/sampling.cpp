@@ -14,13 +14,22 @@ std::vector<Genes> sample_distinct(int count, uint64_t search_seed, Purpose purp
   return out;
 }
 
+std::vector<Arch> runnable_archs(Space space) {
+  std::vector<Arch> out;
+  out.reserve(static_cast<size_t>(space_size(space)));
+  for (int64_t c = 0; c < space_size(space); ++c)
+    if (Arch g = arch_from_code(space, c); !is_degenerate(g)) out.push_back(g);
+  return out;
+}
+
 std::vector<Arch> sample_distinct(Space space, int count, uint64_t search_seed, Purpose purpose,
                                   bool exclude_degenerate, uint32_t stream) {
   std::vector<Arch> pool;
-  pool.reserve(static_cast<size_t>(space_size(space)));
-  for (int64_t c = 0; c < space_size(space); ++c) {
-    const Arch g = arch_from_code(space, c);
-    if (!exclude_degenerate || !is_degenerate(g)) pool.push_back(g);
+  if (exclude_degenerate) {
+    pool = runnable_archs(space);
+  } else {
+    pool.reserve(static_cast<size_t>(space_size(space)));
+    for (int64_t c = 0; c < space_size(space); ++c) pool.push_back(arch_from_code(space, c));
   }
   if (count < 0 || count > static_cast<int>(pool.size()))
     throw std::invalid_argument("cannot draw " + std::to_string(count) + " distinct architectures from " +

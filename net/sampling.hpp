@@ -9,6 +9,10 @@
 
 namespace hn::net {
 
+// Every architecture of the space a network is run for (NB201: all but the degenerate cells), in
+// code order.
+std::vector<Arch> runnable_archs(Space space);
+
 // `count` distinct architectures uniformly without replacement, optionally excluding degenerate
 // cells: a partial Fisher-Yates shuffle of the candidates in genes-code order, draw i from Philox
 // counter (i, 0, purpose, stream). Throws std::invalid_argument if count exceeds the candidates.
